@@ -1,0 +1,89 @@
+"""The paper's networks: the Permuted-MNIST MLP and the CIFAR-style ResNet-18.
+
+Both expose ``features(x)`` (penultimate representation) and ``classifier`` (the last
+``nn.Linear``), which is what the feature store records.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class MLP(nn.Module):
+    """784 -> hidden... -> classes with ReLU after each hidden layer.
+
+    Weights Kaiming-uniform with the ReLU gain, biases zero, as in the paper's code.
+    Penultimate features are the output of the last hidden ReLU.
+    """
+
+    def __init__(self, in_features: int = 784, hidden_sizes=(100, 100, 100), num_classes: int = 10):
+        super().__init__()
+        sizes = [in_features, *hidden_sizes]
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.classifier = nn.Linear(sizes[-1], num_classes)
+        for layer in [*self.hidden, self.classifier]:
+            nn.init.kaiming_uniform_(layer.weight, nonlinearity="relu")
+            nn.init.zeros_(layer.bias)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.flatten(1)
+        for layer in self.hidden:
+            h = torch.relu(layer(h))
+        return h
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """CIFAR-style ResNet-18 as in the paper's code: 3x3 stride-1 stem, then a 3x3 stride-2
+    max-pool, four stages of two basic blocks, global average pooling.
+
+    ``width`` is the first stage's channel count (64 in the paper); the penultimate
+    features are ``8 * width`` wide (512 in the paper).
+    """
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, width: int = 64):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2, 1),
+        )
+        layers, in_planes = [], width
+        for i, stride in enumerate([1, 2, 2, 2]):
+            planes = width * 2**i
+            layers += [BasicBlock(in_planes, planes, stride), BasicBlock(planes, planes, 1)]
+            in_planes = planes
+        self.layers = nn.Sequential(*layers)
+        self.feature_dim = in_planes
+        self.classifier = nn.Linear(in_planes, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.layers(self.stem(x)), 1), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))

@@ -1,0 +1,72 @@
+"""Tab-separated tables: the one reader and writer every stage uses (no pandas needed)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def _format(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return "nan" if math.isnan(value) else repr(value)
+    return str(value)
+
+
+def write_tsv(
+    path: str | os.PathLike, rows: Iterable[Mapping], columns: Sequence[str] | None = None
+) -> None:
+    """Write rows (dicts) as a TSV with a header; missing values are written empty.
+
+    Columns default to the union of the rows' keys in first-seen order. The file is written
+    to a temporary name and renamed, so a reader never sees half a table.
+    """
+    rows = list(rows)
+    if columns is None:
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as fh:
+        fh.write("\t".join(columns) + "\n")
+        for row in rows:
+            fh.write("\t".join(_format(row.get(col)) for col in columns) + "\n")
+    os.replace(tmp, path)
+
+
+def _parse(text: str):
+    if text == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def read_tsv(path: str | os.PathLike) -> list[dict]:
+    """Read a TSV written by :func:`write_tsv` into a list of dicts (ints, floats, strings,
+    None for empty cells)."""
+    with open(path) as fh:
+        header = fh.readline().rstrip("\n").split("\t")
+        return [
+            dict(zip(header, (_parse(cell) for cell in line.rstrip("\n").split("\t"))))
+            for line in fh
+            if line.strip()
+        ]
+
+
+def column(rows: Sequence[Mapping], name: str, dtype=float) -> np.ndarray:
+    """One column of a table as an array (None -> nan for float columns)."""
+    if dtype is float:
+        return np.array([np.nan if r.get(name) is None else r[name] for r in rows], dtype=float)
+    return np.array([r[name] for r in rows], dtype=dtype)

@@ -1,0 +1,2 @@
+# Rules of this stage.
+EXPERIMENT_TARGETS["permuted_mnist"] = lambda: []

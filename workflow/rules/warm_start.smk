@@ -1,0 +1,2 @@
+# Rules of this stage.
+EXPERIMENT_TARGETS["warm_start"] = lambda: []
