@@ -1,1 +1,7 @@
-# Rules of this stage.
+# Rules of this stage: tables and correlations, one section per experiment.
+
+
+# --- Permuted MNIST ---
+
+
+# --- Warm starting ---

@@ -25,3 +25,9 @@ def config_json(section):
 
 def dataset_file(name):
     return f"results/data/{name}.npz"
+
+
+wildcard_constraints:
+    experiment="permuted_mnist|warm_start",
+    run="[^/]+",
+    dataset="mnist5k|mnist|cifar10",

@@ -1,1 +1,7 @@
-# Rules of this stage.
+# Figure rules (PDF + PNG, registered with report()), one section per experiment.
+
+
+# --- Permuted MNIST ---
+
+
+# --- Warm starting ---
