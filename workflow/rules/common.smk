@@ -1,7 +1,14 @@
 # Helpers shared by every stage: run ids, targets, resources.
 
 import json
+import os
 
+# Jobs import the package from this checkout, also inside `--sdm conda` environments (which
+# carry only third-party dependencies) and on cluster nodes that re-read this file.
+_SRC = os.path.join(workflow.basedir, "src")
+_PYTHONPATH = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+if _SRC not in _PYTHONPATH:
+    os.environ["PYTHONPATH"] = os.pathsep.join([_SRC, *_PYTHONPATH])
 
 TRAIN_ENV = "../../envs/train.yaml"
 ANALYSIS_ENV = "../../envs/analysis.yaml"
