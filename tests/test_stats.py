@@ -1,0 +1,174 @@
+import math
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from ncplasticity.stats import (
+    bootstrap_correlation,
+    correlation_test,
+    partial_correlation,
+    pearson,
+    per_group_correlation,
+    sliding_window_correlation,
+    spearman,
+)
+
+
+@pytest.fixture
+def no_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
+
+def test_perfect_linear_relations_give_plus_and_minus_one():
+    x = np.linspace(-3, 7, 25)
+    assert pearson(x, 2.5 * x + 1) == pytest.approx(1.0, abs=1e-12)
+    assert pearson(x, -0.1 * x + 4) == pytest.approx(-1.0, abs=1e-12)
+    assert spearman(x, -0.1 * x + 4) == -1.0
+
+
+def test_monotone_nonlinear_relation_is_spearman_one_but_not_pearson_one():
+    x = np.linspace(0, 5, 30)
+    y = np.exp(2 * x)
+    assert spearman(x, y) == 1.0
+    assert pearson(x, y) < 0.9
+
+
+def test_matches_scipy_on_random_data_with_ties():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 5, 60).astype(float)  # many ties: Spearman uses average ranks
+    y = x + rng.normal(size=60)
+    assert pearson(x, y) == pytest.approx(sps.pearsonr(x, y).statistic, abs=1e-12)
+    assert spearman(x, y) == pytest.approx(sps.spearmanr(x, y).statistic, abs=1e-12)
+    r, p, n = correlation_test(x, y, "spearman")
+    assert (r, n) == (pytest.approx(sps.spearmanr(x, y).statistic, abs=1e-12), 60)
+    assert p == pytest.approx(sps.spearmanr(x, y).pvalue, rel=1e-9)
+
+
+def test_nan_and_inf_pairs_are_dropped(no_warnings):
+    x = np.array([1.0, 2.0, np.nan, 4.0, 5.0, 6.0])
+    y = np.array([2.0, 1.0, 3.0, np.inf, 7.0, 6.5])
+    keep = [0, 1, 4, 5]
+    assert pearson(x, y) == pytest.approx(pearson(x[keep], y[keep]), abs=1e-15)
+    assert correlation_test(x, y)[2] == 4
+
+
+def test_undefined_correlations_are_nan_without_warnings(no_warnings):
+    assert math.isnan(pearson([1.0, 2.0], [3.0, 5.0]))  # fewer than 3 points
+    assert math.isnan(pearson([1.0, 2.0, np.nan, 4.0], [1.0, 2.0, 3.0, np.nan]))
+    assert math.isnan(spearman([0.1] * 5, [1.0, 2.0, 3.0, 4.0, 5.0]))  # constant
+    r, p, n = correlation_test([0.1] * 5, [1.0, 2.0, 3.0, 4.0, 5.0])
+    assert math.isnan(r) and math.isnan(p) and n == 5
+
+
+def test_bad_arguments_are_rejected():
+    with pytest.raises(ValueError, match="method"):
+        correlation_test([1, 2, 3], [1, 2, 3], "kendall")
+    with pytest.raises(ValueError, match="one length"):
+        pearson([1, 2, 3], [1, 2])
+    with pytest.raises(ValueError, match="groups"):
+        bootstrap_correlation([[1, 2, 3]], [[1, 2, 3], [4, 5, 6]])
+
+
+def test_partial_correlation_matches_closed_form():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=200)
+    x = 0.8 * z + rng.normal(size=200)
+    y = -0.5 * z + 0.3 * x + rng.normal(size=200)
+    rxy, rxz, ryz = pearson(x, y), pearson(x, z), pearson(y, z)
+    closed_form = (rxy - rxz * ryz) / math.sqrt((1 - rxz**2) * (1 - ryz**2))
+    assert partial_correlation(x, y, z) == pytest.approx(closed_form, abs=1e-12)
+
+
+def test_partial_correlation_removes_a_shared_cause():
+    # x and y share z; their remaining parts are e and -e exactly (e is orthogonal to [1, z]),
+    # so the raw correlation is strongly positive but the partial one is exactly -1.
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=50)
+    design = np.column_stack([np.ones(50), z])
+    e = rng.normal(size=50)
+    e -= design @ np.linalg.lstsq(design, e, rcond=None)[0]
+    e *= 0.2
+    x, y = 3 * z + e, 3 * z - e
+    assert pearson(x, y) > 0.9
+    assert partial_correlation(x, y, z) == pytest.approx(-1.0, abs=1e-12)
+
+
+def test_partial_spearman_is_invariant_to_monotone_transforms_and_drops_nan_rows():
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=40)
+    x = z + rng.normal(size=40)
+    y = z + rng.normal(size=40)
+    expected = partial_correlation(x, y, z, "spearman")
+    assert partial_correlation(np.exp(x), y**3, 2 * z + 1, "spearman") == pytest.approx(
+        expected, abs=1e-12
+    )
+    with_nan = partial_correlation(np.append(x, np.nan), np.append(y, 0.0), np.append(z, 1.0))
+    assert with_nan == pytest.approx(partial_correlation(x, y, z), abs=1e-12)
+    assert math.isnan(partial_correlation(x[:3], y[:3], z[:3]))  # 3 rows, 1 covariate
+
+
+def test_bootstrap_ci_contains_r_and_is_deterministic_for_a_seed():
+    rng = np.random.default_rng(4)
+    xs = [np.arange(20.0) for _ in range(5)]
+    ys = [-0.05 * x + rng.normal(scale=0.2, size=20) + rng.normal() for x in xs]
+    first = bootstrap_correlation(xs, ys, n_boot=500, seed=7)
+    assert first == bootstrap_correlation(xs, ys, n_boot=500, seed=7)
+    assert first["r"] == pytest.approx(pearson(np.concatenate(xs), np.concatenate(ys)))
+    assert first["ci_low"] <= first["r"] <= first["ci_high"]
+    assert first["ci_low"] < first["ci_high"]
+    assert (first["n_groups"], first["n_points"]) == (5, 100)
+    other = bootstrap_correlation(xs, ys, n_boot=500, seed=8)
+    assert (other["ci_low"], other["ci_high"]) != (first["ci_low"], first["ci_high"])
+
+
+def test_bootstrap_of_perfect_groups_and_of_a_single_group():
+    xs = [np.arange(5.0), np.arange(5.0) + 10, np.arange(7.0)]
+    ys = [2 * x for x in xs]
+    result = bootstrap_correlation(xs, ys, method="spearman", n_boot=200)
+    assert result["r"] == result["ci_low"] == result["ci_high"] == 1.0
+    single = bootstrap_correlation(xs[:1], ys[:1])
+    assert single["r"] == pytest.approx(1.0)
+    assert math.isnan(single["ci_low"]) and math.isnan(single["ci_high"])
+
+
+def test_sliding_window_convention_and_values():
+    epochs = np.arange(5, 105, 5)  # checkpoints every 5 epochs, 5..100
+    x = np.where(epochs <= 50, epochs, 100 - epochs).astype(float)  # rises, then falls
+    y = epochs * 2.0
+    ends, r = sliding_window_correlation(epochs, x, y, window=25)
+    np.testing.assert_array_equal(ends, np.arange(25, 105, 5))
+    assert ends.dtype.kind == "i"
+    # the window ending at 25 holds epochs 5..25 (5 checkpoints, 0 < t <= 25)
+    assert r[0] == pytest.approx(1.0)
+    assert r[ends.tolist().index(50)] == pytest.approx(1.0)
+    assert r[ends.tolist().index(80)] == pytest.approx(-1.0)  # epochs 60..80
+    assert -1 < r[ends.tolist().index(60)] < 1  # straddles the peak
+
+
+def test_sliding_window_with_too_few_points_is_nan():
+    ends, r = sliding_window_correlation([2, 4], [1.0, 2.0], [3.0, 1.0], window=2)
+    np.testing.assert_array_equal(ends, [2, 4])
+    assert np.isnan(r).all()
+
+
+def test_per_group_correlation_over_table_rows():
+    rows = []
+    for run, first_epochs in enumerate([1, 2, 4, 8]):
+        for task in range(3):
+            pl = 0.01 * first_epochs * (task + 1) if task != 2 else 0.05 - 0.01 * first_epochs
+            rows.append({"run": run, "task": task, "epochs": first_epochs, "pl": pl})
+    rows.append({"run": 9, "task": None, "epochs": 3, "pl": 1.0})  # no group: skipped
+    rows.append({"run": 9, "task": 1, "epochs": 3, "pl": None})  # missing value: dropped
+    table = per_group_correlation(rows, "task", "epochs", "pl")
+    assert [row["task"] for row in table] == [0, 1, 2]
+    assert [row["n"] for row in table] == [4, 4, 4]
+    assert table[0]["r"] == pytest.approx(1.0) and table[0]["p"] < 1e-6
+    assert table[2]["r"] == pytest.approx(-1.0)
+    spearman_table = per_group_correlation(rows, "task", "epochs", "pl", method="spearman")
+    assert spearman_table[1]["r"] == 1.0
+    with pytest.raises(ValueError, match="no column 'nc1'"):
+        per_group_correlation(rows, "task", "nc1", "pl")
