@@ -208,6 +208,35 @@ def test_ties_go_to_the_lowest_class():
     assert result["nc4"] == 0.25  # sample 1 is nearest to mean 1, predicted 0
 
 
+def test_ties_are_exact_when_means_are_not_representable():
+    # Means 1/3 and -1 are inexact in binary; rearranged scores broke these exact ties.
+    logit_tie = collapse_metrics(
+        np.array([[0.0], [-1.0], [2.0], [0.0]]),
+        np.array([0, 1, 0, 0]),
+        np.array([[0.0], [-1.0]]),
+        np.array([-1.0, -1.0]),
+    )
+    assert logit_tie["accuracy"] == 1.0 and logit_tie["nc4"] == 0.0
+    # h = 0 is equidistant from the means 1 and -1: nearest is class 0 (lowest index).
+    mean_tie = collapse_metrics(
+        np.array([[0.0], [-1.0], [2.0], [2.0]]),
+        np.array([0, 1, 2, 0]),
+        np.array([[0.0], [-1.0], [1.0]]),
+        np.array([1.0, 0.0, 0.0]),
+    )
+    assert mean_tie["nc4"] == 0.25
+
+
+def test_tiny_but_nonzero_between_class_spread_is_not_nan():
+    # Class means differ by 1e-12 on an offset of 1: Sigma_B is small, not zero.
+    features = np.array([[1 - 1e-13], [1 + 1e-13], [1 + 1e-12 - 1e-13], [1 + 1e-12 + 1e-13]])
+    result = collapse_metrics(
+        features, np.array([0, 0, 1, 1]), np.array([[1.0], [-1.0]]), np.zeros(2)
+    )
+    assert result["nc1"] == pytest.approx(0.02, rel=1e-2)
+    assert result["nc1_trace_ratio"] == pytest.approx(0.04, rel=1e-2)
+
+
 @pytest.mark.parametrize(
     "mutate, message",
     [

@@ -6,16 +6,16 @@ its class mean, ``R = h - mu_y``, and adds ``R.T @ R`` to the within-class scatt
 a collapsed network are tiny deviations on top of a large common offset; the one-pass
 ``E[hh^T] - mu mu^T`` (worse in float32) cancels that offset catastrophically. The same second
 pass gives each class's sum of squared deviations (for CDNV), the classifier's prediction
-``argmax(W h + b) = argmax(W R + (W mu_y + b))`` and the nearest class mean
-``argmin ||mu~_c||^2 - 2 (R . mu~_c + mu~_y . mu~_c)`` (mu~ centred on the global mean), so
-no uncentred product of raw features is ever formed. Memory is O(D^2 + C D + block).
+``argmax(W h + b)`` and the nearest class mean ``argmin_c ||h - mu_c||^2``, both evaluated as
+written (not rearranged), so that exact ties go to the lowest index as the definitions say.
+Memory is O(D^2 + C D + block).
 
 Sigma_B^+ is rank-aware: the eigenpairs of Sigma_B = M~^T M~ / C come from the SVD of the
 C x D matrix M~ (exact and cheap, O(C^2 D)); only the at most C-1 largest with eigenvalue above
 1e-10 of the largest are inverted, and tr(Sigma_W Sigma_B^+) = sum_k v_k^T Sigma_W v_k / l_k.
 Inverting the round-off eigenvalues of the rank-deficient Sigma_B is what makes other
 implementations return huge or negative NC1. Sigma_B counts as zero (nc1 and nc1_trace_ratio
-NaN) when ||M~||_F <= 1e-12 ||M||_F, i.e. the class means agree to float64 round-off.
+NaN) when ||M~||_F <= 16 eps ||M||_F, i.e. the class means agree to float64 round-off.
 
 ``collapse_metrics`` (arrays in memory) and the command line (HDF5 chunks) share one code
 path, :func:`streaming_collapse_metrics`. Command line::
@@ -59,7 +59,8 @@ METRIC_KEYS = (
     "accuracy",
 )
 EIGENVALUE_CUTOFF = 1e-10  # relative to the largest eigenvalue of Sigma_B
-ZERO_BETWEEN_CLASS = 1e-12  # ||M~||_F / ||M||_F at or below this: class means coincide
+# ||M~||_F / ||M||_F at or below this: the class means coincide up to float64 round-off.
+ZERO_BETWEEN_CLASS = 16 * np.finfo(np.float64).eps
 
 _BLOCK_ELEMENTS = 1 << 22  # in-memory block: 4M features (32 MB as float64)
 
@@ -98,9 +99,7 @@ def streaming_collapse_metrics(chunks: Chunks, weight, bias) -> dict[str, float]
     counts, sums = _class_sums(chunks(), weight.shape)
     means = sums / counts[:, None]
     centred_means = means - means.mean(axis=0)
-    scatter, sq_dev, disagree, correct = _within_class_pass(
-        chunks(), means, centred_means, weight, bias
-    )
+    scatter, sq_dev, disagree, correct = _within_class_pass(chunks(), means, weight, bias)
     return _metrics(counts, means, centred_means, scatter, sq_dev, disagree, correct, weight)
 
 
@@ -170,26 +169,25 @@ def _class_sums(blocks, shape) -> tuple[np.ndarray, np.ndarray]:
     return counts, sums
 
 
-def _within_class_pass(blocks, means, centred_means, weight, bias):
+def _within_class_pass(blocks, means, weight, bias):
     """Second pass: within-class scatter, per-class squared deviations, and the counts of
     samples where classifier and nearest class mean disagree, and where the classifier is right."""
     c, d = weight.shape
-    projection = np.ascontiguousarray(np.concatenate([weight, centred_means]).T)  # [D, 2C]
-    # Per true class y: the part of the logits and of the nearest-mean score not depending on R.
-    logit_offset = means @ weight.T + bias
-    mean_gram = centred_means @ centred_means.T
-    score_offset = np.diag(mean_gram)[None, :] - 2.0 * mean_gram
     scatter = np.zeros((d, d))
     sq_dev = np.zeros(c)
     disagree = correct = 0
     for features, labels in blocks:
         labels = _checked(features, labels, weight.shape)
-        centred = np.subtract(features, means[labels], dtype=np.float64)
+        features = features.astype(np.float64, copy=False)
+        centred = features - means[labels]
         scatter += centred.T @ centred
         sq_dev += np.bincount(labels, np.einsum("ij,ij->i", centred, centred), minlength=c)
-        projected = centred @ projection
-        predicted = np.argmax(projected[:, :c] + logit_offset[labels], axis=1)
-        nearest = np.argmin(score_offset[labels] - 2.0 * projected[:, c:], axis=1)
+        predicted = np.argmax(features @ weight.T + bias, axis=1)
+        distances = np.empty((len(labels), c))
+        for k in range(c):
+            offset = features - means[k]
+            distances[:, k] = np.einsum("ij,ij->i", offset, offset)
+        nearest = np.argmin(distances, axis=1)
         disagree += int(np.count_nonzero(predicted != nearest))
         correct += int(np.count_nonzero(predicted == labels))
     return scatter, sq_dev, disagree, correct
@@ -232,8 +230,8 @@ def _metrics(counts, means, centred_means, scatter, sq_dev, disagree, correct, w
             trace_ratio = float(np.trace(sigma_w) / eigenvalues.sum())
 
         mean_gram = centred_means @ centred_means.T
-        sq_norms = np.diag(mean_gram)
-        distances = np.maximum(sq_norms[:, None] + sq_norms[None, :] - 2.0 * mean_gram, 0.0)
+        # Differences formed directly: the expanded |a|^2 + |b|^2 - 2ab cancels for close means.
+        distances = np.square(means[:, None, :] - means[None, :, :]).sum(axis=2)
         variances = sq_dev / counts
         first, second = np.triu_indices(c, 1)
         cdnv = float(
