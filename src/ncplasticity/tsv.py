@@ -56,13 +56,19 @@ def _parse(text: str):
 def read_tsv(path: str | os.PathLike) -> list[dict]:
     """Read a TSV written by :func:`write_tsv` into a list of dicts (ints, floats, strings,
     None for empty cells)."""
+    rows = []
     with open(path) as fh:
         header = fh.readline().rstrip("\n").split("\t")
-        return [
-            dict(zip(header, (_parse(cell) for cell in line.rstrip("\n").split("\t"))))
-            for line in fh
-            if line.strip()
-        ]
+        for number, line in enumerate(fh, start=2):
+            if not line.strip():
+                continue
+            cells = line.rstrip("\n").split("\t")
+            if len(cells) != len(header):
+                raise ValueError(
+                    f"{path}: line {number} has {len(cells)} cells, the header {len(header)}"
+                )
+            rows.append(dict(zip(header, map(_parse, cells), strict=True)))
+    return rows
 
 
 def column(rows: Sequence[Mapping], name: str, dtype=float) -> np.ndarray:

@@ -4,4 +4,115 @@
 # --- Permuted MNIST ---
 
 
+rule permuted_mnist_collapse_figure:
+    input:
+        permuted_mnist_tables(),
+    output:
+        pdf="results/permuted_mnist/figures/collapse_over_tasks.pdf",
+        png=report(
+            "results/permuted_mnist/figures/collapse_over_tasks.png",
+            caption="../report/permuted_mnist_collapse_over_tasks.rst",
+            category="Permuted MNIST",
+        ),
+    log:
+        "results/logs/permuted_mnist_collapse_figure/collapse_over_tasks.log",
+    conda:
+        ANALYSIS_ENV
+    threads: 1
+    resources:
+        runtime=5,
+        mem_mb=2000,
+    params:
+        analysis_tasks=PMNIST.get("analysis_tasks", PMNIST["num_tasks"]),
+        panels="collapse",
+    script:
+        "../scripts/permuted_mnist_over_tasks_figure.py"
+
+
+rule permuted_mnist_plasticity_figure:
+    input:
+        permuted_mnist_tables(),
+    output:
+        pdf="results/permuted_mnist/figures/plasticity_over_tasks.pdf",
+        png=report(
+            "results/permuted_mnist/figures/plasticity_over_tasks.png",
+            caption="../report/permuted_mnist_plasticity_over_tasks.rst",
+            category="Permuted MNIST",
+        ),
+    log:
+        "results/logs/permuted_mnist_plasticity_figure/plasticity_over_tasks.log",
+    conda:
+        ANALYSIS_ENV
+    threads: 1
+    resources:
+        runtime=5,
+        mem_mb=2000,
+    params:
+        analysis_tasks=PMNIST.get("analysis_tasks", PMNIST["num_tasks"]),
+        panels="plasticity",
+    script:
+        "../scripts/permuted_mnist_over_tasks_figure.py"
+
+
+rule permuted_mnist_sweep_figure:
+    input:
+        "results/permuted_mnist/analysis/sweep_correlations.tsv",
+    output:
+        pdf="results/permuted_mnist/figures/sweep_correlations.pdf",
+        png=report(
+            "results/permuted_mnist/figures/sweep_correlations.png",
+            caption="../report/permuted_mnist_sweep_correlations.rst",
+            category="Permuted MNIST",
+        ),
+    log:
+        "results/logs/permuted_mnist_sweep_figure/sweep_correlations.log",
+    conda:
+        ANALYSIS_ENV
+    threads: 1
+    resources:
+        runtime=5,
+        mem_mb=2000,
+    script:
+        "../scripts/permuted_mnist_sweep_figure.py"
+
+
 # --- Warm starting ---
+
+
+def warm_start_figure_inputs(figure):
+    variants = WARM_START["variants"]
+    if figure == "warmup_accuracy":
+        own = dict.fromkeys(warmup_variant(v) for v in variants)
+        return expand("results/warm_start/logs/{run}.tsv", run=warm_start_runs(own))
+    if figure == "sliding_correlation":
+        return ["results/warm_start/correlations.tsv"]
+    return expand("results/warm_start/tables/{run}.tsv", run=warm_start_runs(variants))
+
+
+# One rule per figure (warm_start_figure_<name>); ncplasticity.plots.WARM_START_FIGURES draws it.
+for warm_start_figure in WARM_START_FIGURE_NAMES:
+
+    rule:
+        name:
+            f"warm_start_figure_{warm_start_figure}"
+        input:
+            warm_start_figure_inputs(warm_start_figure),
+        output:
+            pdf=f"results/warm_start/figures/{warm_start_figure}.pdf",
+            png=report(
+                f"results/warm_start/figures/{warm_start_figure}.png",
+                caption=f"../report/warm_start_{warm_start_figure}.rst",
+                category="Warm starting",
+            ),
+        log:
+            f"results/logs/warm_start_figure/{warm_start_figure}.log",
+        conda:
+            ANALYSIS_ENV
+        threads: 1
+        resources:
+            runtime=10,
+            mem_mb=2000,
+        params:
+            figure=warm_start_figure,
+        script:
+            "../scripts/warm_start_figure.py"

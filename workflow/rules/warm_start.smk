@@ -1,2 +1,120 @@
-# Rules of this stage.
-EXPERIMENT_TARGETS["warm_start"] = lambda: []
+# Warm starting (DESIGN §3): warm-up per (variant, seed) with a checkpoint every k epochs,
+# then one fine-tune job per checkpoint (so a cluster runs them in parallel) and a fresh-init
+# reference per seed. shrink_perturb fine-tunes plain's checkpoints; the other variants warm up
+# themselves. Jobs keep their in-progress state under results/warm_start/partial/ (not an
+# output, so it survives a killed job) and resume from it when rerun.
+
+from ncplasticity.warm_start_protocol import VARIANTS, checkpoint_epochs, warmup_variant
+
+WARM_START = config["warm_start"]
+WARM_START_EPOCHS = checkpoint_epochs(WARM_START)
+WARM_START_PARTIAL = "results/warm_start/partial"
+WARM_START_FIGURE_NAMES = [
+    "nc_metrics",
+    "finetune_accuracy",
+    "warmup_accuracy",
+    "sliding_correlation",
+]
+WARM_START_DEVICE = config["device"]
+
+
+wildcard_constraints:
+    variant="|".join(VARIANTS),
+    seed=r"\d+",
+    epoch=r"\d{4}",
+
+
+def warm_start_checkpoint(wildcards):
+    variant = warmup_variant(wildcards.variant)
+    return f"results/warm_start/checkpoints/{variant}_s{wildcards.seed}/epoch{wildcards.epoch}.pt"
+
+
+rule warm_start_warmup:
+    input:
+        dataset=dataset_file(WARM_START["dataset"]),
+    output:
+        features="results/warm_start/features/{variant}_s{seed}.h5",
+        log_tsv="results/warm_start/logs/{variant}_s{seed}.tsv",
+        checkpoints=expand(
+            "results/warm_start/checkpoints/{{variant}}_s{{seed}}/epoch{epoch:04d}.pt",
+            epoch=WARM_START_EPOCHS,
+        ),
+    log:
+        "results/logs/warm_start_warmup/{variant}_s{seed}.log",
+    benchmark:
+        "results/benchmarks/warm_start_warmup/{variant}_s{seed}.tsv"
+    conda:
+        TRAIN_ENV
+    threads: WARM_START["threads"]
+    resources:
+        runtime=WARM_START["runtime_warmup"],
+        mem_mb=WARM_START["mem_mb"],
+        gpu=WARM_START["gpus"],
+    params:
+        cfg=WARM_START,
+        device=WARM_START_DEVICE,
+        partial_root=WARM_START_PARTIAL,
+        checkpoint_dir=lambda wildcards: f"results/warm_start/checkpoints/{wildcards.variant}_s{wildcards.seed}",
+    script:
+        "../scripts/warm_start_warmup.py"
+
+
+rule warm_start_finetune:
+    input:
+        dataset=dataset_file(WARM_START["dataset"]),
+        checkpoint=warm_start_checkpoint,
+    output:
+        "results/warm_start/finetune/{variant}_s{seed}/epoch{epoch}.tsv",
+    log:
+        "results/logs/warm_start_finetune/{variant}_s{seed}_epoch{epoch}.log",
+    benchmark:
+        "results/benchmarks/warm_start_finetune/{variant}_s{seed}_epoch{epoch}.tsv"
+    conda:
+        TRAIN_ENV
+    threads: WARM_START["threads"]
+    resources:
+        runtime=WARM_START["runtime_finetune"],
+        mem_mb=WARM_START["mem_mb"],
+        gpu=WARM_START["gpus"],
+    params:
+        cfg=WARM_START,
+        variant=lambda wildcards: wildcards.variant,
+        device=WARM_START_DEVICE,
+        partial_root=WARM_START_PARTIAL,
+    script:
+        "../scripts/warm_start_finetune.py"
+
+
+rule warm_start_fresh:
+    input:
+        dataset=dataset_file(WARM_START["dataset"]),
+    output:
+        "results/warm_start/finetune/fresh_s{seed}.tsv",
+    log:
+        "results/logs/warm_start_fresh/fresh_s{seed}.log",
+    benchmark:
+        "results/benchmarks/warm_start_fresh/fresh_s{seed}.tsv"
+    conda:
+        TRAIN_ENV
+    threads: WARM_START["threads"]
+    resources:
+        runtime=WARM_START["runtime_finetune"],
+        mem_mb=WARM_START["mem_mb"],
+        gpu=WARM_START["gpus"],
+    params:
+        cfg=WARM_START,
+        variant="fresh",
+        device=WARM_START_DEVICE,
+        partial_root=WARM_START_PARTIAL,
+    script:
+        "../scripts/warm_start_finetune.py"
+
+
+EXPERIMENT_TARGETS["warm_start"] = lambda: [
+    "results/warm_start/correlations.tsv",
+    *expand(
+        "results/warm_start/figures/{figure}.{ext}",
+        figure=WARM_START_FIGURE_NAMES,
+        ext=["pdf", "png"],
+    ),
+]

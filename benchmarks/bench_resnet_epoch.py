@@ -1,0 +1,136 @@
+"""Images per second of one warm-start training epoch: our loop vs a DataLoader loop.
+
+Ours (``ncplasticity.warm_start.train_epoch``): the dataset sits on the device as uint8 and is
+normalised per batch. The reference is what the paper's code does: a torchvision-style Dataset
+that turns each image into a PIL image, applies ``ToTensor`` and ``Normalize``, batched by a
+``DataLoader`` (shuffle, batch 128) and copied to the device batch by batch. Same ResNet-18,
+same SGD step, one run each after a warm-up epoch; prints both rates and their ratio.
+
+    python benchmarks/bench_resnet_epoch.py                       # mnist5k, width 8, CPU/auto
+    python benchmarks/bench_resnet_epoch.py --dataset results/data/cifar10.npz --width 64 \
+        --precision bfloat16 --channels-last --num-workers 4     # the paper's scale, on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision import transforms
+
+from ncplasticity.data import load_prepared, prepare_dataset
+from ncplasticity.warm_start import DeviceData, build_model, resolve_device, train_epoch
+
+
+class PILDataset(torch.utils.data.Dataset):
+    """Images through PIL + torchvision transforms one at a time, like torchvision's CIFAR10."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, mean, std):
+        self.images = images.transpose(0, 2, 3, 1)  # N, H, W, C as torchvision stores them
+        self.labels = labels
+        self.transform = transforms.Compose(
+            [transforms.ToTensor(), transforms.Normalize(mean.tolist(), std.tolist())]
+        )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        image = self.images[i]
+        image = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
+        return self.transform(image), int(self.labels[i])
+
+
+def dataloader_epoch(model, optimizer, loader, device, precision) -> None:
+    model.train()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
+    for x, y in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast:
+            loss = F.cross_entropy(model(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+
+def timed(device, run) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    run()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="results/data/mnist5k.npz")
+    parser.add_argument("--width", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--channels-last", action="store_true")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    if not Path(args.dataset).exists():
+        prepare_dataset(Path(args.dataset).stem, "data", args.dataset)
+    dataset = load_prepared(args.dataset)
+    device = resolve_device(args.device)
+    data = DeviceData(dataset, device, args.channels_last)
+    cfg = {"width": args.width}
+    n = len(dataset.y_train)
+    print(
+        f"{dataset.name}: {n} training images, ResNet-18 width {args.width}, {device}, "
+        f"{args.threads} threads, {args.precision}, channels_last={args.channels_last}"
+    )
+
+    def ours(model, optimizer, epoch):
+        train_epoch(
+            model,
+            optimizer,
+            data,
+            torch.arange(n),
+            batch_size=args.batch_size,
+            generator_seed=epoch,
+            precision=args.precision,
+        )
+
+    loader = torch.utils.data.DataLoader(
+        PILDataset(dataset.x_train, dataset.y_train, dataset.mean, dataset.std),
+        batch_size=args.batch_size,
+        shuffle=True,
+        num_workers=args.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=args.num_workers > 0,
+    )
+
+    def reference(model, optimizer, epoch):
+        dataloader_epoch(model, optimizer, loader, device, args.precision)
+
+    rates = {}
+    for name, run_epoch in (
+        ("ours (tensors on device)", ours),
+        ("DataLoader + PIL transforms", reference),
+    ):
+        model = build_model(cfg, data, 0)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        run_epoch(model, optimizer, 0)  # warm-up: allocator, cuDNN autotuning, worker start
+        seconds = timed(device, partial(run_epoch, model, optimizer, 1))
+        rates[name] = n / seconds
+        print(f"{name:>30}: {rates[name]:9.0f} images/s  ({seconds:.2f} s per epoch)")
+    ours_rate, reference_rate = rates.values()
+    print(f"{'speed-up':>30}: {ours_rate / reference_rate:9.2f}x")
+
+
+if __name__ == "__main__":
+    main()
