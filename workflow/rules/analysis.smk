@@ -1,4 +1,12 @@
-# Rules of this stage: tables and correlations, one section per experiment.
+# Tables and correlations, one section per experiment.
+
+
+# Light work: on a cluster these run on the submitting node instead of waiting in the queue.
+localrules:
+    permuted_mnist_correlations,
+    permuted_mnist_sweep_correlations,
+    warm_start_table,
+    warm_start_correlations,
 
 
 # --- Permuted MNIST ---
@@ -43,23 +51,6 @@ rule permuted_mnist_sweep_correlations:
 
 
 # --- Warm starting ---
-
-
-def warm_start_runs(variants):
-    return [f"{v}_s{s}" for v in variants for s in WARM_START["seeds"]]
-
-
-def warm_start_table_inputs(wildcards):
-    warmup_run = f"{warmup_variant(wildcards.variant)}_s{wildcards.seed}"
-    return {
-        "metrics": f"results/warm_start/metrics/{warmup_run}.tsv",
-        "warmup_log": f"results/warm_start/logs/{warmup_run}.tsv",
-        "finetune": [
-            f"results/warm_start/finetune/{wildcards.variant}_s{wildcards.seed}/epoch{e:04d}.tsv"
-            for e in WARM_START_EPOCHS
-        ],
-        "fresh": f"results/warm_start/finetune/fresh_s{wildcards.seed}.tsv",
-    }
 
 
 rule warm_start_table:

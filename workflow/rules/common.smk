@@ -1,14 +1,18 @@
-# Helpers shared by every stage: run ids, targets, resources.
+# Helpers shared by every stage: import path, environments, targets, run ids and inputs.
 
-import json
 import os
+import sys
 
 # Jobs import the package from this checkout, also inside `--sdm conda` environments (which
 # carry only third-party dependencies) and on cluster nodes that re-read this file.
 _SRC = os.path.join(workflow.basedir, "src")
 _PYTHONPATH = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
 if _SRC not in _PYTHONPATH:
-    os.environ["PYTHONPATH"] = os.pathsep.join([_SRC, *_PYTHONPATH])
+    os.environ.update(PYTHONPATH=os.pathsep.join([_SRC, *_PYTHONPATH]))
+if _SRC not in sys.path:
+    sys.path.insert(0, _SRC)
+
+from ncplasticity.warm_start_protocol import VARIANTS, checkpoint_epochs, warmup_variant
 
 TRAIN_ENV = "../../envs/train.yaml"
 ANALYSIS_ENV = "../../envs/analysis.yaml"
@@ -25,11 +29,6 @@ def all_targets(wildcards):
     ]
 
 
-def config_json(section):
-    """The experiment's config section as canonical JSON (stored in every HDF5 file)."""
-    return json.dumps(config[section], sort_keys=True)
-
-
 def dataset_file(name):
     return f"results/data/{name}.npz"
 
@@ -38,3 +37,75 @@ wildcard_constraints:
     experiment="permuted_mnist|warm_start",
     run="[^/]+",
     dataset="mnist5k|mnist|cifar10",
+
+
+# --- Permuted MNIST ---
+
+PMNIST = config["permuted_mnist"]
+
+
+def permuted_mnist_runs():
+    """Run ids: s{seed}_e{epochs} and s{seed}_nc{tau} (parsed by ncplasticity.permuted_mnist)."""
+    first = PMNIST["first_task"]
+    settings = [f"e{epochs}" for epochs in first.get("epochs", [])]
+    settings += [f"nc{tau:g}" for tau in first.get("nc1_thresholds", [])]
+    return [f"s{seed}_{setting}" for seed in PMNIST["seeds"] for setting in settings]
+
+
+def permuted_mnist_runtime():
+    """Minutes for a training job, generously: batch-1 SGD takes 5-30 us a step on one core
+    (benchmarks/bench_online_sgd.py), plus about a second per epoch for features, test
+    accuracy and the checkpoint."""
+    samples = 4000 if PMNIST["dataset"] == "mnist5k" else 60000
+    epochs = PMNIST["num_tasks"] + PMNIST["first_task"].get("max_epochs", 100)
+    return 10 + int(epochs * (samples * 30e-6 + 1) / 60)
+
+
+def permuted_mnist_tables():
+    return expand("results/permuted_mnist/tables/{run}.tsv", run=permuted_mnist_runs())
+
+
+# --- Warm starting ---
+
+WARM_START = config["warm_start"]
+WARM_START_EPOCHS = checkpoint_epochs(WARM_START)
+WARM_START_PARTIAL = "results/warm_start/partial"
+WARM_START_FIGURE_NAMES = [
+    "nc_metrics",
+    "finetune_accuracy",
+    "warmup_accuracy",
+    "sliding_correlation",
+]
+WARM_START_DEVICE = config["device"]
+
+
+def warm_start_checkpoint(wildcards):
+    variant = warmup_variant(wildcards.variant)
+    return f"results/warm_start/checkpoints/{variant}_s{wildcards.seed}/epoch{wildcards.epoch}.pt"
+
+
+def warm_start_runs(variants):
+    return [f"{v}_s{s}" for v in variants for s in WARM_START["seeds"]]
+
+
+def warm_start_table_inputs(wildcards):
+    warmup_run = f"{warmup_variant(wildcards.variant)}_s{wildcards.seed}"
+    return {
+        "metrics": f"results/warm_start/metrics/{warmup_run}.tsv",
+        "warmup_log": f"results/warm_start/logs/{warmup_run}.tsv",
+        "finetune": [
+            f"results/warm_start/finetune/{wildcards.variant}_s{wildcards.seed}/epoch{e:04d}.tsv"
+            for e in WARM_START_EPOCHS
+        ],
+        "fresh": f"results/warm_start/finetune/fresh_s{wildcards.seed}.tsv",
+    }
+
+
+def warm_start_figure_inputs(figure):
+    variants = WARM_START["variants"]
+    if figure == "warmup_accuracy":
+        own = dict.fromkeys(warmup_variant(v) for v in variants)
+        return expand("results/warm_start/logs/{run}.tsv", run=warm_start_runs(own))
+    if figure == "sliding_correlation":
+        return ["results/warm_start/correlations.tsv"]
+    return expand("results/warm_start/tables/{run}.tsv", run=warm_start_runs(variants))

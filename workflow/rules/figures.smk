@@ -1,6 +1,17 @@
 # Figure rules (PDF + PNG, registered with report()), one section per experiment.
 
 
+# Light work: on a cluster these run on the submitting node instead of waiting in the queue.
+localrules:
+    permuted_mnist_collapse_figure,
+    permuted_mnist_plasticity_figure,
+    permuted_mnist_sweep_figure,
+    warm_start_figure_nc_metrics,
+    warm_start_figure_finetune_accuracy,
+    warm_start_figure_warmup_accuracy,
+    warm_start_figure_sliding_correlation,
+
+
 # --- Permuted MNIST ---
 
 
@@ -77,16 +88,6 @@ rule permuted_mnist_sweep_figure:
 
 
 # --- Warm starting ---
-
-
-def warm_start_figure_inputs(figure):
-    variants = WARM_START["variants"]
-    if figure == "warmup_accuracy":
-        own = dict.fromkeys(warmup_variant(v) for v in variants)
-        return expand("results/warm_start/logs/{run}.tsv", run=warm_start_runs(own))
-    if figure == "sliding_correlation":
-        return ["results/warm_start/correlations.tsv"]
-    return expand("results/warm_start/tables/{run}.tsv", run=warm_start_runs(variants))
 
 
 # One rule per figure (warm_start_figure_<name>); ncplasticity.plots.WARM_START_FIGURES draws it.

@@ -1,29 +1,6 @@
 # Permuted-MNIST continual learning: one training job per (seed, first-task setting), then a
 # per-run plasticity table joining the job's log with its NC metrics (metrics.smk).
 
-PMNIST = config["permuted_mnist"]
-
-
-def permuted_mnist_runs():
-    """Run ids: s{seed}_e{epochs} and s{seed}_nc{tau} (parsed by ncplasticity.permuted_mnist)."""
-    first = PMNIST["first_task"]
-    settings = [f"e{epochs}" for epochs in first.get("epochs", [])]
-    settings += [f"nc{tau:g}" for tau in first.get("nc1_thresholds", [])]
-    return [f"s{seed}_{setting}" for seed in PMNIST["seeds"] for setting in settings]
-
-
-def permuted_mnist_runtime():
-    """Minutes for a training job, generously: batch-1 SGD takes 5-30 us a step on one core
-    (benchmarks/bench_online_sgd.py), plus about a second per epoch for features, test
-    accuracy and the checkpoint."""
-    samples = 4000 if PMNIST["dataset"] == "mnist5k" else 60000
-    epochs = PMNIST["num_tasks"] + PMNIST["first_task"].get("max_epochs", 100)
-    return 10 + int(epochs * (samples * 30e-6 + 1) / 60)
-
-
-def permuted_mnist_tables():
-    return expand("results/permuted_mnist/tables/{run}.tsv", run=permuted_mnist_runs())
-
 
 rule permuted_mnist_train:
     input:
@@ -47,6 +24,10 @@ rule permuted_mnist_train:
         device=config["device"],
     script:
         "../scripts/permuted_mnist_train.py"
+
+
+localrules:
+    permuted_mnist_table,
 
 
 rule permuted_mnist_table:

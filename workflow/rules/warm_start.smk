@@ -4,29 +4,11 @@
 # themselves. Jobs keep their in-progress state under results/warm_start/partial/ (not an
 # output, so it survives a killed job) and resume from it when rerun.
 
-from ncplasticity.warm_start_protocol import VARIANTS, checkpoint_epochs, warmup_variant
-
-WARM_START = config["warm_start"]
-WARM_START_EPOCHS = checkpoint_epochs(WARM_START)
-WARM_START_PARTIAL = "results/warm_start/partial"
-WARM_START_FIGURE_NAMES = [
-    "nc_metrics",
-    "finetune_accuracy",
-    "warmup_accuracy",
-    "sliding_correlation",
-]
-WARM_START_DEVICE = config["device"]
-
 
 wildcard_constraints:
     variant="|".join(VARIANTS),
     seed=r"\d+",
     epoch=r"\d{4}",
-
-
-def warm_start_checkpoint(wildcards):
-    variant = warmup_variant(wildcards.variant)
-    return f"results/warm_start/checkpoints/{variant}_s{wildcards.seed}/epoch{wildcards.epoch}.pt"
 
 
 rule warm_start_warmup:
