@@ -77,7 +77,7 @@ rule warm_start_correlations:
             run=warm_start_runs(WARM_START["variants"]),
         ),
     output:
-        "results/warm_start/correlations.tsv",
+        "results/warm_start/analysis/correlations.tsv",
     log:
         "results/logs/warm_start_correlations/correlations.log",
     conda:

@@ -107,5 +107,5 @@ def warm_start_figure_inputs(figure):
         own = dict.fromkeys(warmup_variant(v) for v in variants)
         return expand("results/warm_start/logs/{run}.tsv", run=warm_start_runs(own))
     if figure == "sliding_correlation":
-        return ["results/warm_start/correlations.tsv"]
+        return ["results/warm_start/analysis/correlations.tsv"]
     return expand("results/warm_start/tables/{run}.tsv", run=warm_start_runs(variants))

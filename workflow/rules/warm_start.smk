@@ -93,7 +93,7 @@ rule warm_start_fresh:
 
 
 EXPERIMENT_TARGETS["warm_start"] = lambda: [
-    "results/warm_start/correlations.tsv",
+    "results/warm_start/analysis/correlations.tsv",
     *expand(
         "results/warm_start/figures/{figure}.{ext}",
         figure=WARM_START_FIGURE_NAMES,
