@@ -227,6 +227,22 @@ def test_ties_are_exact_when_means_are_not_representable():
     assert mean_tie["nc4"] == 0.25
 
 
+def test_prediction_and_nearest_mean_match_direct_evaluation_on_tie_prone_integers():
+    # Small integer features and classifiers make exact ties common.
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        c = int(rng.integers(2, 5))
+        labels = np.concatenate([np.arange(c), rng.integers(0, c, 8)])
+        features = rng.integers(-2, 3, (len(labels), 2)).astype(float) + 100.0
+        weight = rng.integers(-1, 2, (c, 2)).astype(float)
+        bias = rng.integers(-1, 2, c).astype(float)
+        result = collapse_metrics(features, labels, weight, bias)
+        with np.errstate(invalid="ignore", divide="ignore"):  # zero rows: NC2 undefined
+            expected = reference_metrics(features, labels, weight, bias)
+        assert result["nc4"] == expected["nc4"]
+        assert result["accuracy"] == expected["accuracy"]
+
+
 def test_tiny_but_nonzero_between_class_spread_is_not_nan():
     # Class means differ by 1e-12 on an offset of 1: Sigma_B is small, not zero.
     features = np.array([[1 - 1e-13], [1 + 1e-13], [1 + 1e-12 - 1e-13], [1 + 1e-12 + 1e-13]])

@@ -6,9 +6,10 @@ its class mean, ``R = h - mu_y``, and adds ``R.T @ R`` to the within-class scatt
 a collapsed network are tiny deviations on top of a large common offset; the one-pass
 ``E[hh^T] - mu mu^T`` (worse in float32) cancels that offset catastrophically. The same second
 pass gives each class's sum of squared deviations (for CDNV), the classifier's prediction
-``argmax(W h + b)`` and the nearest class mean ``argmin_c ||h - mu_c||^2``, both evaluated as
-written (not rearranged), so that exact ties go to the lowest index as the definitions say.
-Memory is O(D^2 + C D + block).
+``argmax(W h + b)`` (evaluated as written) and the nearest class mean, scored from R and the
+centred class means (one small matrix product, no large offset to cancel); rows whose two best
+scores lie within round-off are decided again from ``||h - mu_c||^2`` itself, so exact ties go
+to the lowest index as the definitions say. Memory is O(D^2 + C D + block).
 
 Sigma_B^+ is rank-aware: the eigenpairs of Sigma_B = M~^T M~ / C come from the SVD of the
 C x D matrix M~ (exact and cheap, O(C^2 D)); only the at most C-1 largest with eigenvalue above
@@ -63,6 +64,7 @@ EIGENVALUE_CUTOFF = 1e-10  # relative to the largest eigenvalue of Sigma_B
 ZERO_BETWEEN_CLASS = 16 * np.finfo(np.float64).eps
 
 _BLOCK_ELEMENTS = 1 << 22  # in-memory block: 4M features (32 MB as float64)
+_CONVERT_ONCE_BYTES = 1 << 30  # in-memory features up to this size are converted once
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,8 @@ def collapse_metrics(features, labels, weight, bias) -> dict[str, float]:
             f"features must be [N, D] and labels [N]; got {features.shape} and {labels.shape}"
         )
     weight, bias = _classifier(weight, bias)
+    if features.size * 8 <= _CONVERT_ONCE_BYTES and features.dtype.kind in "fiu":
+        features = features.astype(np.float64, copy=False)  # once, for both passes
     # Blocks of ~4M features; the first pass's one-hot block is rows x C, so C bounds it too.
     rows = max(1, _BLOCK_ELEMENTS // max(features.shape[1], len(weight)))
 
@@ -99,7 +103,9 @@ def streaming_collapse_metrics(chunks: Chunks, weight, bias) -> dict[str, float]
     counts, sums = _class_sums(chunks(), weight.shape)
     means = sums / counts[:, None]
     centred_means = means - means.mean(axis=0)
-    scatter, sq_dev, disagree, correct = _within_class_pass(chunks(), means, weight, bias)
+    scatter, sq_dev, disagree, correct = _within_class_pass(
+        chunks(), means, centred_means, weight, bias
+    )
     return _metrics(counts, means, centred_means, scatter, sq_dev, disagree, correct, weight)
 
 
@@ -169,10 +175,13 @@ def _class_sums(blocks, shape) -> tuple[np.ndarray, np.ndarray]:
     return counts, sums
 
 
-def _within_class_pass(blocks, means, weight, bias):
+def _within_class_pass(blocks, means, centred_means, weight, bias):
     """Second pass: within-class scatter, per-class squared deviations, and the counts of
     samples where classifier and nearest class mean disagree, and where the classifier is right."""
     c, d = weight.shape
+    # ||mu_y - mu_k||^2 for every (y, k), from direct differences.
+    mean_distances = np.square(means[:, None, :] - means[None, :, :]).sum(axis=2)
+    largest_mean = float(np.sqrt(np.square(centred_means).sum(axis=1).max()))
     scatter = np.zeros((d, d))
     sq_dev = np.zeros(c)
     disagree = correct = 0
@@ -181,13 +190,23 @@ def _within_class_pass(blocks, means, weight, bias):
         features = features.astype(np.float64, copy=False)
         centred = features - means[labels]
         scatter += centred.T @ centred
-        sq_dev += np.bincount(labels, np.einsum("ij,ij->i", centred, centred), minlength=c)
+        row_sq = np.einsum("ij,ij->i", centred, centred)
+        sq_dev += np.bincount(labels, row_sq, minlength=c)
         predicted = np.argmax(features @ weight.T + bias, axis=1)
-        distances = np.empty((len(labels), c))
-        for k in range(c):
-            offset = features - means[k]
-            distances[:, k] = np.einsum("ij,ij->i", offset, offset)
-        nearest = np.argmin(distances, axis=1)
+        # ||h - mu_k||^2 - ||R||^2 = ||mu_y - mu_k||^2 - 2 R.(mu~_k - mu~_y): small terms only
+        # (R and the centred means), so no large offset cancels. Rows whose best two scores lie
+        # within round-off of each other are decided again from the distances themselves, so
+        # that exact ties go to the lowest index as the definition says.
+        projected = centred @ centred_means.T
+        rows = np.arange(len(labels))
+        scores = mean_distances[labels] - 2.0 * (projected - projected[rows, labels][:, None])
+        nearest = np.argmin(scores, axis=1)
+        best = scores[rows, nearest]
+        scale = row_sq + 2.0 * np.sqrt(row_sq) * largest_mean + mean_distances[labels].max(axis=1)
+        close = np.count_nonzero(scores <= (best + 1e-9 * scale)[:, None], axis=1) > 1
+        if close.any():
+            offsets = features[close][:, None, :] - means[None, :, :]
+            nearest[close] = np.argmin(np.square(offsets).sum(axis=2), axis=1)
         disagree += int(np.count_nonzero(predicted != nearest))
         correct += int(np.count_nonzero(predicted == labels))
     return scatter, sq_dev, disagree, correct
