@@ -60,3 +60,9 @@ def test_stable_penalty_is_zero_above_target_and_pushes_nc1_up_below_it():
     penalty.backward()
     assert penalty.item() == pytest.approx(0.1 * math.log(2.0))
     assert below.grad.item() == pytest.approx(-0.1 / 0.5)  # descent raises NC1
+
+
+def test_stable_penalty_is_finite_when_class_means_coincide():
+    # Dead features: every class mean equal, batch NC1 = 0; the pull stays finite.
+    penalty = stable_nc_penalty(torch.zeros((), dtype=torch.float64), lam=0.1, target=1.0)
+    assert torch.isfinite(penalty) and penalty.item() > 0

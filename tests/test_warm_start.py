@@ -70,17 +70,19 @@ def test_shrink_perturb_mixes_parameters_and_keeps_buffers():
 
 
 @pytest.mark.parametrize(
-    ("loss", "accuracy", "best", "diverged"),
+    ("loss", "accuracy", "best", "regularizer", "diverged"),
     [
-        (float("nan"), 0.9, 0.9, True),
-        (float("inf"), 0.9, 0.0, True),
-        (0.5, 0.2, 0.9, True),  # collapse below half the best
-        (0.5, 0.5, 0.9, False),
-        (2.3, 0.1, 0.3, False),  # never learnt: not a collapse
+        (float("nan"), 0.9, 0.9, float("nan"), True),
+        (float("inf"), 0.9, 0.0, float("nan"), True),
+        (0.5, 0.2, 0.9, float("nan"), True),  # collapse below half the best
+        (0.5, 0.5, 0.9, float("nan"), False),  # NaN regulariser: the variant has none
+        (2.3, 0.1, 0.3, float("nan"), False),  # never learnt: not a collapse
+        (0.5, 0.9, 0.9, float("inf"), True),  # the penalty blew up
+        (0.5, 0.9, 0.9, -0.4, False),
     ],
 )
-def test_divergence_rule(loss, accuracy, best, diverged):
-    row = {"train_loss": loss, "train_accuracy": accuracy}
+def test_divergence_rule(loss, accuracy, best, regularizer, diverged):
+    row = {"train_loss": loss, "train_accuracy": accuracy, "regularizer": regularizer}
     assert warm_start._diverged(row, best) is diverged
 
 

@@ -43,7 +43,7 @@ import numpy as np
 from ncplasticity import stats
 from ncplasticity.nc import METRIC_KEYS, collapse_metrics
 from ncplasticity.plasticity import dead_fraction, effective_rank, plasticity_loss, weight_norm
-from ncplasticity.tsv import read_tsv, write_tsv
+from ncplasticity.tsv import column, read_tsv, write_tsv
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ def _task_done(task: int, progress: dict, spec: RunSpec, cfg: dict) -> bool:
         return epochs >= 1
     if spec.epochs is not None:
         return epochs >= spec.epochs
-    max_epochs = cfg["first_task"].get("max_epochs", 100)
+    max_epochs = cfg["first_task"]["max_epochs"]
     nc1 = progress["nc1"]
     return epochs >= max_epochs or (nc1 is not None and nc1 < spec.nc1_threshold)
 
@@ -428,9 +428,9 @@ def correlations(
     for setting, runs in sorted(_read_tables(table_paths, analysis_tasks).items()):
         for metric in CORRELATED:
             for method in stats.METHODS:
-                xs = [_col(run, x) for run in runs]
-                ys = [_col(run, metric) for run in runs]
-                steps = [_col(run, "total_steps") for run in runs]
+                xs = [column(run, x) for run in runs]
+                ys = [column(run, metric) for run in runs]
+                steps = [column(run, "total_steps") for run in runs]
                 for run, xv, yv, sv in zip(runs, xs, ys, steps, strict=True):
                     r, p, n = stats.correlation_test(xv, yv, method)
                     rows.append(
@@ -503,9 +503,9 @@ def sweep_correlations(table_paths, out_path, analysis_tasks: int) -> None:
         for nc1_row, epochs_row in zip(by_nc1, by_epochs, strict=True):
             members = [p for p in points if p["task"] == nc1_row["task"]]
             partial = stats.partial_correlation(
-                _col(members, "first_nc1"),
-                _col(members, "pl"),
-                _col(members, "first_steps"),
+                column(members, "first_nc1"),
+                column(members, "pl"),
+                column(members, "first_steps"),
                 method,
             )
             rows.append(
@@ -521,10 +521,6 @@ def sweep_correlations(table_paths, out_path, analysis_tasks: int) -> None:
                 }
             )
     write_tsv(out_path, rows)
-
-
-def _col(rows, name) -> np.ndarray:
-    return np.array([np.nan if row.get(name) is None else row[name] for row in rows], dtype=float)
 
 
 # --- Figures ------------------------------------------------------------------------------
@@ -558,11 +554,11 @@ def over_tasks_figure(table_paths, pdf, png, analysis_tasks: int, panels: str) -
     for setting, runs in sorted(_read_tables(table_paths, analysis_tasks).items()):
         n = min(len(run) for run in runs)
         values = {}
-        for column, _ in FIGURE_PANELS[panels]:
-            if column == "nc4_agreement":
-                values[column] = 1 - np.array([_col(run[:n], "nc4") for run in runs])
+        for name, _ in FIGURE_PANELS[panels]:
+            if name == "nc4_agreement":
+                values[name] = 1 - np.array([column(run[:n], "nc4") for run in runs])
             else:
-                values[column] = np.array([_col(run[:n], column) for run in runs])
+                values[name] = np.array([column(run[:n], name) for run in runs])
         curves[setting] = (np.arange(n), values)
     permuted_mnist_over_tasks(curves, FIGURE_PANELS[panels], pdf, png)
 

@@ -53,4 +53,6 @@ def stable_nc_penalty(nc1: torch.Tensor, lam: float, target: float) -> torch.Ten
     scale and cannot outweigh the cross-entropy by shrinking the class-mean distances (which
     is how the paper's unbounded −λ·NC1 reward destroys warm-up accuracy).
     """
+    # NC1 is 0 when all class means coincide (e.g. dead features): a finite, maximal pull.
+    nc1 = nc1.clamp_min(1e-12)
     return lam * torch.relu(torch.log(torch.as_tensor(target, dtype=nc1.dtype)) - torch.log(nc1))

@@ -4,7 +4,8 @@ One training loop (:func:`fit`) serves the warm-up, the fine-tuning of a checkpo
 fresh-init reference. Data sit on the device as uint8 tensors and are normalised per batch
 (no DataLoader, no per-image transforms); each epoch's shuffle comes from a generator seeded
 by (seed, phase, epoch), and the loop saves its whole state after every epoch, so a killed
-job that is rerun continues bitwise identically (the resumable-training convention).
+job that is rerun continues bitwise identically on CPU (the resumable-training convention; on
+CUDA, cuDNN's algorithm choice can make the continuation differ in the last bits).
 
 Run ids are ``{variant}_s{seed}``. Warm-up checkpoints are taken at epochs ``checkpoint_every,
 2·checkpoint_every, …, warmup_epochs`` (no epoch-0 snapshot: fine-tuning the epoch-0 model is
@@ -213,7 +214,8 @@ def _save_atomic(obj, path: Path) -> None:
 
 
 def _diverged(row: dict, best_train_accuracy: float) -> bool:
-    if not math.isfinite(row["train_loss"]):
+    # A non-finite penalty (regularised variants; NaN when there is none) diverges the run too.
+    if not math.isfinite(row["train_loss"]) or math.isinf(row["regularizer"]):
         return True
     return (
         best_train_accuracy >= COLLAPSE_MIN_BEST
@@ -348,7 +350,9 @@ def run_warmup(
     state_path = partial / "state.pt"
     resuming = state_path.exists()
     n_snapshots = (
-        torch.load(state_path, weights_only=False)["extra"]["n_snapshots"] if resuming else 0
+        torch.load(state_path, map_location="cpu", weights_only=False)["extra"]["n_snapshots"]
+        if resuming
+        else 0
     )
     with FeatureWriter(
         partial_features,

@@ -26,7 +26,7 @@ rule permuted_mnist_correlations:
         runtime=10,
         mem_mb=1000,
     params:
-        analysis_tasks=PMNIST.get("analysis_tasks", PMNIST["num_tasks"]),
+        analysis_tasks=PMNIST_ANALYSIS_TASKS,
     script:
         "../scripts/permuted_mnist_correlations.py"
 
@@ -45,7 +45,7 @@ rule permuted_mnist_sweep_correlations:
         runtime=5,
         mem_mb=1000,
     params:
-        analysis_tasks=PMNIST.get("analysis_tasks", PMNIST["num_tasks"]),
+        analysis_tasks=PMNIST_ANALYSIS_TASKS,
     script:
         "../scripts/permuted_mnist_sweep_correlations.py"
 

@@ -42,6 +42,15 @@ wildcard_constraints:
 # --- Permuted MNIST ---
 
 PMNIST = config["permuted_mnist"]
+# What a training job is given (and stores in its feature file): the section without the keys
+# that only choose runs or analyses, so that adding a seed, a first-task setting or changing
+# `analysis_tasks` does not rerun finished jobs (Snakemake reruns jobs whose params changed).
+PMNIST_TRAINING = {
+    key: value
+    for key, value in PMNIST.items()
+    if key not in ("seeds", "analysis_tasks", "threads")
+} | {"first_task": {"max_epochs": PMNIST["first_task"]["max_epochs"]}}
+PMNIST_ANALYSIS_TASKS = PMNIST.get("analysis_tasks", PMNIST["num_tasks"])
 
 
 def permuted_mnist_runs():
@@ -57,7 +66,7 @@ def permuted_mnist_runtime():
     (benchmarks/bench_online_sgd.py), plus about a second per epoch for features, test
     accuracy and the checkpoint."""
     samples = 4000 if PMNIST["dataset"] == "mnist5k" else 60000
-    epochs = PMNIST["num_tasks"] + PMNIST["first_task"].get("max_epochs", 100)
+    epochs = PMNIST["num_tasks"] + PMNIST["first_task"]["max_epochs"]
     return 10 + int(epochs * (samples * 30e-6 + 1) / 60)
 
 
@@ -68,6 +77,23 @@ def permuted_mnist_tables():
 # --- Warm starting ---
 
 WARM_START = config["warm_start"]
+# What a training job is given (and stores): the section without the keys that only choose
+# runs, analyses or cluster resources (see PMNIST_TRAINING).
+WARM_START_TRAINING = {
+    key: value
+    for key, value in WARM_START.items()
+    if key
+    not in (
+        "seeds",
+        "variants",
+        "correlation_window",
+        "threads",
+        "gpus",
+        "runtime_warmup",
+        "runtime_finetune",
+        "mem_mb",
+    )
+}
 WARM_START_EPOCHS = checkpoint_epochs(WARM_START)
 WARM_START_PARTIAL = "results/warm_start/partial"
 WARM_START_FIGURE_NAMES = [
@@ -77,6 +103,29 @@ WARM_START_FIGURE_NAMES = [
     "sliding_correlation",
 ]
 WARM_START_DEVICE = config["device"]
+
+
+# Keys that only one variant or one phase reads. A job is given the training settings without
+# the other variants' and the other phase's keys, so that changing, say, nc_reg.lam or
+# finetune.max_epochs reruns only the jobs that read it.
+WARM_START_VARIANT_KEYS = ("nc_reg", "nc_reg_stable", "l2", "shrink_perturb")
+WARM_START_PHASE_KEYS = {
+    "warmup": ("warmup_fraction", "warmup_epochs", "checkpoint_every", "feature_dtype"),
+    "finetune": ("finetune",),
+}
+
+
+def warm_start_settings(phase):
+    """params function: the settings a `phase` job of the wildcards' variant reads."""
+
+    def settings(wildcards):
+        variant = wildcards.get("variant", "fresh")
+        other_phases = [p for p in WARM_START_PHASE_KEYS if p != phase]
+        excluded = {key for key in WARM_START_VARIANT_KEYS if key != variant}
+        excluded.update(key for p in other_phases for key in WARM_START_PHASE_KEYS[p])
+        return {k: v for k, v in WARM_START_TRAINING.items() if k not in excluded}
+
+    return settings
 
 
 def warm_start_checkpoint(wildcards):

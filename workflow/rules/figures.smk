@@ -34,7 +34,7 @@ rule permuted_mnist_collapse_figure:
         runtime=5,
         mem_mb=2000,
     params:
-        analysis_tasks=PMNIST.get("analysis_tasks", PMNIST["num_tasks"]),
+        analysis_tasks=PMNIST_ANALYSIS_TASKS,
         panels="collapse",
     script:
         "../scripts/permuted_mnist_over_tasks_figure.py"
@@ -59,7 +59,7 @@ rule permuted_mnist_plasticity_figure:
         runtime=5,
         mem_mb=2000,
     params:
-        analysis_tasks=PMNIST.get("analysis_tasks", PMNIST["num_tasks"]),
+        analysis_tasks=PMNIST_ANALYSIS_TASKS,
         panels="plasticity",
     script:
         "../scripts/permuted_mnist_over_tasks_figure.py"

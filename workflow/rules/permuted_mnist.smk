@@ -19,7 +19,7 @@ rule permuted_mnist_train:
         runtime=permuted_mnist_runtime(),
         mem_mb=4000,
     params:
-        cfg=PMNIST,
+        cfg=PMNIST_TRAINING,
         partial="results/permuted_mnist/partial/{run}",
         device=config["device"],
     script:

@@ -33,7 +33,7 @@ rule warm_start_warmup:
         mem_mb=WARM_START["mem_mb"],
         gpu=WARM_START["gpus"],
     params:
-        cfg=WARM_START,
+        cfg=warm_start_settings("warmup"),
         device=WARM_START_DEVICE,
         partial_root=WARM_START_PARTIAL,
         checkpoint_dir=lambda wildcards: f"results/warm_start/checkpoints/{wildcards.variant}_s{wildcards.seed}",
@@ -59,7 +59,7 @@ rule warm_start_finetune:
         mem_mb=WARM_START["mem_mb"],
         gpu=WARM_START["gpus"],
     params:
-        cfg=WARM_START,
+        cfg=warm_start_settings("finetune"),
         variant=lambda wildcards: wildcards.variant,
         device=WARM_START_DEVICE,
         partial_root=WARM_START_PARTIAL,
@@ -84,7 +84,7 @@ rule warm_start_fresh:
         mem_mb=WARM_START["mem_mb"],
         gpu=WARM_START["gpus"],
     params:
-        cfg=WARM_START,
+        cfg=warm_start_settings("finetune"),
         variant="fresh",
         device=WARM_START_DEVICE,
         partial_root=WARM_START_PARTIAL,
