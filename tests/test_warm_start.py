@@ -189,7 +189,7 @@ def test_finetune_rows_for_checkpoint_fresh_and_diverged_marker(tiny_dataset, tm
     )
     assert (sp["variant"], sp["warmup_epoch"], fresh["warmup_epoch"]) == ("shrink_perturb", 2, 0)
     assert 1 <= sp["epochs"] <= 3 and 0.0 <= sp["test_accuracy"] <= 1.0
-    assert diverged["diverged"] == "True" and diverged["epochs"] == 0
+    assert diverged["diverged"] is True and diverged["epochs"] == 0
     assert diverged["test_accuracy"] is not None and math.isnan(diverged["test_accuracy"])
 
 
@@ -262,7 +262,7 @@ def test_run_table_and_sliding_correlations(tmp_path):
     assert [r["epoch"] for r in rows] == epochs
     assert rows[0]["gap_to_fresh"] == pytest.approx(0.95 - 0.88)
     assert rows[0]["nc1"] == 8.0 and rows[3]["nc1"] is None  # no snapshot after divergence
-    assert [r["diverged"] for r in rows] == ["False", "False", "False", "True"]
+    assert [r["diverged"] for r in rows] == [False, False, False, True]
 
     sliding_correlations(tables, 6, tmp_path / "corr.tsv", metrics=["nc1"])
     (window_6, window_8) = read_tsv(tmp_path / "corr.tsv")

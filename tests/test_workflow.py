@@ -58,11 +58,11 @@ def test_smoke_run_is_complete_and_consistent(smoke_run):
     assert not list((smoke_run / "results").glob("*/partial/*")), "partial state left behind"
 
 
-def _kill_once_checkpointed(workdir, target, partial_dir, timeout=300):
+def _kill_once_checkpointed(workdir, target, config, partial_dir, timeout=300):
     """Build `target` and SIGTERM the whole process group (Snakemake and the training job, as
     SLURM does on pre-emption) once the job has saved its first checkpoint."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", target, "--cores", "1", "--configfile", SMOKE_CONFIG],
+        [sys.executable, "-m", "snakemake", target, "--cores", "1", "--configfile", config],
         cwd=workdir,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -92,11 +92,17 @@ def test_killed_training_job_resumes_to_identical_features(experiment, smoke_run
     target = next(name for name in feature_files(smoke_run) if f"/{experiment}/" in name)
     run = os.path.basename(target).removesuffix(".h5")
     workdir = scratch_copy(tmp_path / "repo")
+    # The smoke run's 4 tasks pass in a fraction of a second: more tasks after the first
+    # checkpoint, so the kill surely lands mid-run.
+    config = yaml.safe_load((workdir / SMOKE_CONFIG).read_text())
+    config["permuted_mnist"]["num_tasks"] = config["permuted_mnist"]["analysis_tasks"] = 40
+    kill_config = "kill.yaml"
+    (workdir / kill_config).write_text(yaml.safe_dump(config))
     # The prepared dataset comes along, so the first job is the training job itself.
     shutil.copytree(smoke_run / "results" / "data", workdir / "results" / "data")
     partial_dir = workdir / "results" / experiment / "partial" / run
 
-    _kill_once_checkpointed(workdir, target, partial_dir)
+    _kill_once_checkpointed(workdir, target, kill_config, partial_dir)
     assert not (workdir / target).exists()
     partial_features = list(partial_dir.glob("*.h5"))
     assert partial_features, f"no partial features in {partial_dir} after the kill"
@@ -104,13 +110,19 @@ def test_killed_training_job_resumes_to_identical_features(experiment, smoke_run
         assert reader.snapshots(), "the killed job kept no snapshot"
 
     result = snakemake(
-        workdir, target, "--rerun-incomplete", "--cores", "1", "--configfile", SMOKE_CONFIG
+        workdir, target, "--rerun-incomplete", "--cores", "1", "--configfile", kill_config
     )
     check_success(result)
     job_log = re.search(r"^    log: (\S+)", result.stdout, re.MULTILINE).group(1)
     assert "resum" in (workdir / job_log).read_text().lower(), "the rerun did not resume"
-    assert_same_features(smoke_run / target, workdir / target)
     assert not partial_dir.exists()
+
+    resumed = tmp_path / "resumed.h5"
+    shutil.copy(workdir / target, resumed)
+    check_success(
+        snakemake(workdir, target, "--force", "--cores", "1", "--configfile", kill_config)
+    )
+    assert_same_features(workdir / target, resumed)
 
 
 @pytest.mark.parametrize(
@@ -138,6 +150,32 @@ def test_invalid_config_is_a_schema_error_naming_the_key(path, value, repo_copy)
     assert result.returncode != 0
     assert "ValidationError" in result.stdout, result.stdout[-2000:]
     assert f"'{key}'" in result.stdout, result.stdout[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("warm_start", "checkpoint_every"), 99, "warm_start.checkpoint_every (99) exceeds"),
+        (("permuted_mnist", "analysis_tasks"), 99, "permuted_mnist.analysis_tasks (99) exceeds"),
+        (("permuted_mnist", "first_task", "nc1_thresholds"), [], "permuted_mnist.first_task"),
+    ],
+)
+def test_inconsistent_config_is_an_error_naming_the_keys(path, value, message, repo_copy):
+    config = yaml.safe_load((repo_copy / SMOKE_CONFIG).read_text())
+    config["permuted_mnist"]["first_task"]["epochs"] = []
+    config["permuted_mnist"]["first_task"]["nc1_thresholds"] = [0.5]
+    *sections, key = path
+    section = config
+    for name in sections:
+        section = section[name]
+    section[key] = value
+    bad_config = repo_copy / f"inconsistent_{'_'.join(path)}.yaml"
+    bad_config.write_text(yaml.safe_dump(config))
+
+    result = snakemake(repo_copy, "-n", "--configfile", bad_config.name)
+
+    assert result.returncode != 0
+    assert message in result.stdout, result.stdout[-2000:]
 
 
 def test_lint_is_clean(repo_copy):

@@ -170,7 +170,7 @@ def _not_found_message(name, cls, data_root, download, err) -> str:
         f"torchvision said: {err}).\n"
         f"Place these files ({origin}):\n{listing}"
         "or let torchvision download them (needs network): set `download: true` in the config "
-        "or pass `--config download=true` to snakemake."
+        "or pass `--config download=True` to snakemake."
     )
 
 

@@ -20,12 +20,11 @@ Choices and why:
   after every snapshot, so a killed writer leaves every earlier snapshot readable. A group
   without ``order`` is a half-written snapshot: readers skip it, and reopening for append
   removes it.
-* File locking is "best-effort": HDF5 takes its usual lock where the filesystem supports it
-  (a second writer or a reader of a file being written is refused rather than seeing a
-  half-updated file), and carries on without a lock on NFS/Lustre mounts whose lock calls
-  fail (HDF5's default would refuse to open any file there). This is safe because each file
-  has exactly one writer, the training job, and the workflow reads it only after that job
-  finished.
+* File locking is off. HDF5's default lock fails to open any file on NFS without lockd
+  (ENOLCK), on some Lustre mounts and on GPFS/Cray DVS, and its "best-effort" mode only
+  tolerates ENOSYS; locks buy nothing here, since each file has exactly one writer (the
+  training job, which Snakemake never runs twice at once) and the workflow reads it only after
+  that job finished.
 * HDF5 does not reclaim the space of deleted snapshots (``truncate`` after a resume), so a
   resumed run's file can be somewhat larger than an uninterrupted one; its content is the same.
 """
@@ -49,7 +48,7 @@ FEATURE_DTYPES = ("float16", "float32")
 _CHUNK_BYTES = 1 << 20  # storage chunk: ~1 MiB of feature rows
 _READ_ELEMENTS = 1 << 20  # iter_chunks block: ~1M features (8 MB once converted to float64)
 _CACHE_BYTES = 4 << 20  # chunk cache per open dataset
-_LOCKING = "best-effort"
+_LOCKING = False
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 log = logging.getLogger(__name__)

@@ -10,6 +10,9 @@ import sys
 def log_to_file(path: str | os.PathLike) -> None:
     """Route logging (INFO and above), ``print`` output and tracebacks to ``path``."""
     stream = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the job
+    # File descriptors too, so output of compiled code (numba, HDF5, torch) lands there as well.
+    os.dup2(stream.fileno(), 1)
+    os.dup2(stream.fileno(), 2)
     sys.stdout = sys.stderr = stream
     logging.basicConfig(
         stream=stream,

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import stats as sps
 
+from ncplasticity.tsv import column
+
 METHODS = ("pearson", "spearman")
 MIN_POINTS = 3
 
@@ -165,13 +167,9 @@ def per_group_correlation(
     table = []
     for value in values:
         members = [row for row in rows if row.get(group) == value]
-        r, p, n = correlation_test(_column(members, x), _column(members, y), method)
+        r, p, n = correlation_test(column(members, x), column(members, y), method)
         table.append({group: value, "r": r, "p": p, "n": n})
     return table
-
-
-def _column(rows, name) -> np.ndarray:
-    return np.array([np.nan if row.get(name) is None else row[name] for row in rows], dtype=float)
 
 
 def _check_method(method: str) -> str:

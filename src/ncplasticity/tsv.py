@@ -42,9 +42,14 @@ def write_tsv(
     os.replace(tmp, path)
 
 
+_BOOLEANS = {"True": True, "False": False}
+
+
 def _parse(text: str):
     if text == "":
         return None
+    if text in _BOOLEANS:
+        return _BOOLEANS[text]
     for kind in (int, float):
         try:
             return kind(text)
@@ -54,8 +59,8 @@ def _parse(text: str):
 
 
 def read_tsv(path: str | os.PathLike) -> list[dict]:
-    """Read a TSV written by :func:`write_tsv` into a list of dicts (ints, floats, strings,
-    None for empty cells)."""
+    """Read a TSV written by :func:`write_tsv` into a list of dicts (ints, floats, booleans,
+    strings, None for empty cells)."""
     rows = []
     with open(path) as fh:
         header = fh.readline().rstrip("\n").split("\t")

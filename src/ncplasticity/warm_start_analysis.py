@@ -48,7 +48,7 @@ def run_table(metrics_path, warmup_log_path, finetune_paths, fresh_path, out_pat
         row["finetune_test_accuracy"] = finetuned["test_accuracy"]
         row["finetune_train_accuracy"] = finetuned["train_accuracy"]
         row["finetune_epochs"] = finetuned["epochs"]
-        row["diverged"] = finetuned["diverged"] == "True" or logged.get("diverged") == "True"
+        row["diverged"] = finetuned["diverged"] or bool(logged.get("diverged"))
         row["fresh_test_accuracy"] = fresh["test_accuracy"]
         row["gap_to_fresh"] = _difference(fresh["test_accuracy"], finetuned["test_accuracy"])
         rows.append(row)

@@ -151,9 +151,17 @@ def _stop_pidfile(pidfile: Path, timeout: float = 20) -> None:
 
 def stop() -> None:
     """Cancel remaining jobs and stop the daemons started by `start`; remove our config."""
-    if shutil.which("scancel") and _node_state():
-        _run("scancel", "--full", "--user", "root", check=False)
-        _wait_for(lambda: not _run("squeue", "--noheader", check=False).stdout.strip(), 30, "jobs")
+    try:
+        if shutil.which("scancel") and _node_state():
+            _run("scancel", "--full", "--user", "root", check=False)
+            _wait_for(
+                lambda: not _run("squeue", "--noheader", check=False).stdout.strip(), 30, "jobs"
+            )
+    finally:
+        _stop_daemons()
+
+
+def _stop_daemons() -> None:
     _stop_pidfile(STATE_DIR / "slurmd.pid")
     _stop_pidfile(STATE_DIR / "slurmctld.pid")
     munged_flag = STATE_DIR / "munged.started"

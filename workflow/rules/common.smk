@@ -128,6 +128,32 @@ def warm_start_settings(phase):
     return settings
 
 
+def check_config():
+    """Cross-field rules the JSON schema cannot express, named by their keys."""
+    problems = []
+    if "permuted_mnist" in config["experiments"]:
+        first = PMNIST["first_task"]
+        if not first.get("epochs") and not first.get("nc1_thresholds"):
+            problems.append(
+                "permuted_mnist.first_task: give at least one of `epochs`, `nc1_thresholds`"
+            )
+        if PMNIST_ANALYSIS_TASKS > PMNIST["num_tasks"]:
+            problems.append(
+                f"permuted_mnist.analysis_tasks ({PMNIST_ANALYSIS_TASKS}) exceeds num_tasks "
+                f"({PMNIST['num_tasks']})"
+            )
+    if "warm_start" in config["experiments"] and not WARM_START_EPOCHS:
+        problems.append(
+            f"warm_start.checkpoint_every ({WARM_START['checkpoint_every']}) exceeds "
+            f"warmup_epochs ({WARM_START['warmup_epochs']}): no checkpoint would be taken"
+        )
+    if problems:
+        raise ValueError("invalid configuration: " + "; ".join(problems))
+
+
+check_config()
+
+
 def warm_start_checkpoint(wildcards):
     variant = warmup_variant(wildcards.variant)
     return f"results/warm_start/checkpoints/{variant}_s{wildcards.seed}/epoch{wildcards.epoch}.pt"
