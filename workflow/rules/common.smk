@@ -66,7 +66,8 @@ def permuted_mnist_runtime():
     (benchmarks/bench_online_sgd.py), plus about a second per epoch for features, test
     accuracy and the checkpoint."""
     samples = 4000 if PMNIST["dataset"] == "mnist5k" else 60000
-    epochs = PMNIST["num_tasks"] + PMNIST["first_task"]["max_epochs"]
+    first = PMNIST["first_task"]
+    epochs = PMNIST["num_tasks"] - 1 + max([first["max_epochs"], *first.get("epochs", [])])
     return 10 + int(epochs * (samples * 30e-6 + 1) / 60)
 
 
