@@ -141,6 +141,26 @@ def test_interrupted_run_resumes_bitwise(dataset, tmp_path, monkeypatch, run_id,
     _assert_same_run(reference, _train(dataset, tmp_path / "resumed", run_id))
 
 
+def test_run_killed_while_publishing_its_files_publishes_them_when_rerun(
+    dataset, tmp_path, monkeypatch
+):
+    reference = _train(dataset, tmp_path / "ref", "s1_e1")
+    real_publish = pm.publish
+
+    def killed_after_first_file(files, partial_dir):
+        files = list(files)
+        real_publish(files[:1], tmp_path / "scratch")  # links the features, then "dies"
+        raise KeyboardInterrupt("killed")
+
+    (tmp_path / "scratch").mkdir()
+    monkeypatch.setattr(pm, "publish", killed_after_first_file)
+    with pytest.raises(KeyboardInterrupt):
+        _train(dataset, tmp_path / "rerun", "s1_e1")
+    (tmp_path / "rerun" / "s1_e1.h5").unlink()  # Snakemake removes a killed job's outputs
+    monkeypatch.setattr(pm, "publish", real_publish)
+    _assert_same_run(reference, _train(dataset, tmp_path / "rerun", "s1_e1"))
+
+
 def test_state_of_another_config_is_not_resumed(dataset, tmp_path):
     partial = tmp_path / "partial" / "s1_e1"
     partial.mkdir(parents=True)

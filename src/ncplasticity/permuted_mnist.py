@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from ncplasticity import stats
+from ncplasticity.jobstate import publish, save_atomic
 from ncplasticity.nc import METRIC_KEYS, collapse_metrics
 from ncplasticity.plasticity import dead_fraction, effective_rank, plasticity_loss, weight_norm
 from ncplasticity.tsv import column, read_tsv, write_tsv
@@ -273,11 +274,7 @@ def train_run(
                 " ".join(f"{k}={_short(v)}" for k, v in row.items() if k != "task"),
             )
     write_tsv(partial / "log.tsv", state["rows"], LOG_COLUMNS)
-    Path(features_path).parent.mkdir(parents=True, exist_ok=True)
-    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-    os.replace(partial_features, features_path)
-    os.replace(partial / "log.tsv", log_path)
-    shutil.rmtree(partial)
+    publish([(partial_features, features_path), (partial / "log.tsv", log_path)], partial)
     try:
         partial.parent.rmdir()  # the last run to finish removes the empty partial/ folder
     except OSError:
@@ -363,11 +360,7 @@ def _load_state(path: Path, run_id: str, config_text: str) -> dict | None:
 
 
 def _save_state(path: Path, state: dict, model) -> None:
-    import torch
-
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({**state, "model": model.state_dict()}, tmp)
-    os.replace(tmp, path)
+    save_atomic({**state, "model": model.state_dict()}, path)
 
 
 def _short(value) -> str:

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from ncplasticity.data import load_prepared
 from ncplasticity.features import FeatureWriter
+from ncplasticity.jobstate import publish, save_atomic
 from ncplasticity.models import ResNet18
 from ncplasticity.regularizers import batch_nc1, paper_nc_penalty, stable_nc_penalty
 from ncplasticity.tsv import write_tsv
@@ -207,12 +208,6 @@ def features_and_accuracy(model, data: DeviceData, x_uint8, labels):
     return torch.cat(chunks).numpy(), correct / len(x_uint8)
 
 
-def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _diverged(row: dict, best_train_accuracy: float) -> bool:
     # A non-finite penalty (regularised variants; NaN when there is none) diverges the run too.
     if not math.isfinite(row["train_loss"]) or math.isinf(row["regularizer"]):
@@ -285,7 +280,7 @@ def fit(
         log.info("epoch %d: %s", epoch, " ".join(f"{k}={row[k]:.4g}" for k in LOG_COLUMNS[1:]))
         if at_epoch_end is not None:
             extra = at_epoch_end(epoch, row)
-        _save_atomic(
+        save_atomic(
             {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -368,12 +363,12 @@ def run_warmup(
         def at_epoch_end(epoch, row):
             if row["diverged"]:
                 for marker_epoch in (e for e in epochs if e >= epoch):
-                    _save_atomic(
+                    save_atomic(
                         {"epoch": marker_epoch, "diverged": True},
                         partial / f"epoch{marker_epoch:04d}.pt",
                     )
             elif epoch in epochs:
-                _save_atomic(
+                save_atomic(
                     {"epoch": epoch, "diverged": False, "model": model.state_dict()},
                     partial / f"epoch{epoch:04d}.pt",
                 )
@@ -404,14 +399,12 @@ def run_warmup(
             at_epoch_end=at_epoch_end,
         )
     write_tsv(partial / "log.tsv", rows, LOG_COLUMNS)
-    Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
-    Path(features_path).parent.mkdir(parents=True, exist_ok=True)
-    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-    for epoch in epochs:
-        os.replace(partial / f"epoch{epoch:04d}.pt", Path(checkpoint_dir) / f"epoch{epoch:04d}.pt")
-    os.replace(partial_features, features_path)
-    os.replace(partial / "log.tsv", log_path)
-    shutil.rmtree(partial)
+    checkpoints = [
+        (partial / f"epoch{epoch:04d}.pt", Path(checkpoint_dir) / f"epoch{epoch:04d}.pt")
+        for epoch in epochs
+    ]
+    files = [*checkpoints, (partial_features, features_path), (partial / "log.tsv", log_path)]
+    publish(files, partial)
 
 
 def run_finetune(
@@ -488,5 +481,6 @@ def run_finetune(
             wall_seconds=sum(r["wall_seconds"] for r in rows),
             diverged=last["diverged"],
         )
-        shutil.rmtree(partial)
     write_tsv(out_path, [result], FINETUNE_COLUMNS)
+    if not diverged_checkpoint:
+        shutil.rmtree(partial)  # after the output: a kill in between reruns from the state
