@@ -125,6 +125,20 @@ def test_killed_training_job_resumes_to_identical_features(experiment, smoke_run
     assert_same_features(workdir / target, resumed)
 
 
+def _dry_run_with(repo_copy, path, value, first_task=None):
+    """Dry-run the smoke config with config[path] = value (and first_task keys replaced)."""
+    config = yaml.safe_load((repo_copy / SMOKE_CONFIG).read_text())
+    config["permuted_mnist"]["first_task"].update(first_task or {})
+    *sections, key = path
+    section = config
+    for name in sections:
+        section = section[name]
+    section[key] = value
+    bad_config = repo_copy / f"bad_{'_'.join(path)}.yaml"
+    bad_config.write_text(yaml.safe_dump(config))
+    return snakemake(repo_copy, "-n", "--configfile", bad_config.name)
+
+
 @pytest.mark.parametrize(
     ("path", "value"),
     [
@@ -136,20 +150,11 @@ def test_killed_training_job_resumes_to_identical_features(experiment, smoke_run
     ],
 )
 def test_invalid_config_is_a_schema_error_naming_the_key(path, value, repo_copy):
-    config = yaml.safe_load((repo_copy / SMOKE_CONFIG).read_text())
-    *sections, key = path
-    section = config
-    for name in sections:
-        section = section[name]
-    section[key] = value
-    bad_config = repo_copy / f"bad_{'_'.join(path)}.yaml"
-    bad_config.write_text(yaml.safe_dump(config))
-
-    result = snakemake(repo_copy, "-n", "--configfile", bad_config.name)
+    result = _dry_run_with(repo_copy, path, value)
 
     assert result.returncode != 0
     assert "ValidationError" in result.stdout, result.stdout[-2000:]
-    assert f"'{key}'" in result.stdout, result.stdout[-2000:]
+    assert f"'{path[-1]}'" in result.stdout, result.stdout[-2000:]
 
 
 @pytest.mark.parametrize(
@@ -161,18 +166,9 @@ def test_invalid_config_is_a_schema_error_naming_the_key(path, value, repo_copy)
     ],
 )
 def test_inconsistent_config_is_an_error_naming_the_keys(path, value, message, repo_copy):
-    config = yaml.safe_load((repo_copy / SMOKE_CONFIG).read_text())
-    config["permuted_mnist"]["first_task"]["epochs"] = []
-    config["permuted_mnist"]["first_task"]["nc1_thresholds"] = [0.5]
-    *sections, key = path
-    section = config
-    for name in sections:
-        section = section[name]
-    section[key] = value
-    bad_config = repo_copy / f"inconsistent_{'_'.join(path)}.yaml"
-    bad_config.write_text(yaml.safe_dump(config))
-
-    result = snakemake(repo_copy, "-n", "--configfile", bad_config.name)
+    result = _dry_run_with(
+        repo_copy, path, value, first_task={"epochs": [], "nc1_thresholds": [0.5]}
+    )
 
     assert result.returncode != 0
     assert message in result.stdout, result.stdout[-2000:]
