@@ -163,6 +163,7 @@ def test_invalid_config_is_a_schema_error_naming_the_key(path, value, repo_copy)
         (("warm_start", "checkpoint_every"), 99, "warm_start.checkpoint_every (99) exceeds"),
         (("permuted_mnist", "analysis_tasks"), 99, "permuted_mnist.analysis_tasks (99) exceeds"),
         (("permuted_mnist", "first_task", "nc1_thresholds"), [], "permuted_mnist.first_task"),
+        (("permuted_mnist", "first_task", "nc1_thresholds"), [0.1234567], "6 significant"),
     ],
 )
 def test_inconsistent_config_is_an_error_naming_the_keys(path, value, message, repo_copy):

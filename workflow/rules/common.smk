@@ -67,7 +67,9 @@ def permuted_mnist_runtime():
     accuracy and the checkpoint."""
     samples = 4000 if PMNIST["dataset"] == "mnist5k" else 60000
     first = PMNIST["first_task"]
-    epochs = PMNIST["num_tasks"] - 1 + max([first["max_epochs"], *first.get("epochs", [])])
+    epochs = (
+        PMNIST["num_tasks"] - 1 + max([first["max_epochs"], *first.get("epochs", [])])
+    )
     return 10 + int(epochs * (samples * 30e-6 + 1) / 60)
 
 
@@ -137,6 +139,15 @@ def check_config():
         if not first.get("epochs") and not first.get("nc1_thresholds"):
             problems.append(
                 "permuted_mnist.first_task: give at least one of `epochs`, `nc1_thresholds`"
+            )
+        # Run ids carry tau as f"{tau:g}", and the job reads tau back from its run id.
+        rounded = [
+            tau for tau in first.get("nc1_thresholds", []) if float(f"{tau:g}") != tau
+        ]
+        if rounded:
+            problems.append(
+                f"permuted_mnist.first_task.nc1_thresholds: {rounded} have more than 6 "
+                "significant digits"
             )
         if PMNIST_ANALYSIS_TASKS > PMNIST["num_tasks"]:
             problems.append(
