@@ -18,14 +18,19 @@ def save_figure(fig, pdf_path: str | os.PathLike, png_path: str | os.PathLike) -
     plt.close(fig)
 
 
+def band(ax, x, mean, std, **plot_options):
+    """Plot ``mean`` against ``x`` with a shaded ±``std`` band in the line's colour."""
+    (line,) = ax.plot(x, mean, **plot_options)
+    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.25, lw=0)
+    return line
+
+
 def mean_band(ax, x, values, label=None, color=None):
     """Plot the mean over rows of ``values`` (seeds x points) with a ±1 std band."""
     values = np.asarray(values, dtype=float)
-    mean = np.nanmean(values, axis=0)
-    std = np.nanstd(values, axis=0)
-    (line,) = ax.plot(x, mean, label=label, color=color)
-    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.25, lw=0)
-    return line
+    return band(
+        ax, x, np.nanmean(values, axis=0), np.nanstd(values, axis=0), label=label, color=color
+    )
 
 
 # --- Permuted MNIST ---------------------------------------------------------------------
@@ -58,8 +63,8 @@ def permuted_mnist_sweep(rows, pdf, png) -> None:
     for ax, method in zip(axes[0], methods, strict=True):
         mine = [row for row in rows if row["method"] == method]
         tasks = [row["task"] for row in mine]
-        for column, label in series:
-            ax.plot(tasks, [np.nan if r[column] is None else r[column] for r in mine], label=label)
+        for name, label in series:
+            ax.plot(tasks, table_column(mine, name), label=label)
         ax.axhline(0, color="0.5", lw=0.8)
         ax.set_ylim(-1.05, 1.05)
         ax.set_xlabel("task i")
@@ -72,6 +77,7 @@ def permuted_mnist_sweep(rows, pdf, png) -> None:
 
 # --- Warm starting ----------------------------------------------------------------------
 
+from ncplasticity.tsv import column as table_column  # noqa: E402
 from ncplasticity.tsv import read_tsv  # noqa: E402
 
 
@@ -168,11 +174,9 @@ def warm_start_sliding_correlation(correlation_paths, pdf, png) -> None:
     for ax, (column, label, _) in zip(axes, _WARM_START_NC_PANELS, strict=True):
         for variant in dict.fromkeys(r["variant"] for r in rows):
             mine = [r for r in rows if r["variant"] == variant and r["metric"] == column]
-            ends = np.array([r["window_end"] for r in mine])
-            mean = np.array([np.nan if r["r_mean"] is None else r["r_mean"] for r in mine])
-            std = np.array([np.nan if r["r_std"] is None else r["r_std"] for r in mine])
-            (line,) = ax.plot(ends, mean, marker="o", ms=3, label=variant)
-            ax.fill_between(ends, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
+            ends = table_column(mine, "window_end")
+            mean, std = table_column(mine, "r_mean"), table_column(mine, "r_std")
+            band(ax, ends, mean, std, marker="o", ms=3, label=variant)
         ax.axhline(0, color="0.5", lw=0.8)
         ax.set_ylim(-1.05, 1.05)
         ax.set_xlabel("window end (warm-up epoch)")
