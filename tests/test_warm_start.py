@@ -23,6 +23,7 @@ CFG = {
     "shrink_perturb": {"shrink": 0.6, "perturb": 0.01},
     "l2": {"weight_decay": 0.0005},
     "feature_dtype": "float32",
+    "recalibrate_bn": True,
 }
 
 
@@ -110,6 +111,38 @@ def test_fit_stops_once_train_accuracy_exceeds_the_target(tiny_dataset, tmp_path
         **common,
     )
     assert len(rows) == 3  # accuracy can never exceed 1: runs to max_epochs
+    rows = warm_start.fit(
+        model,
+        data,
+        np.arange(64),
+        max_epochs=3,
+        state_path=tmp_path / "c.pt",
+        test_every_epoch=False,
+        **common,
+    )
+    tested = [math.isfinite(r["test_accuracy"]) for r in rows]
+    assert tested == [False, False, True]  # the outcome only: the last epoch
+
+
+def test_recalibrated_bn_holds_exact_batch_averages_and_leaves_the_model(tiny_dataset, monkeypatch):
+    monkeypatch.setattr(warm_start, "EVAL_BATCH", 16)  # four equal batches of the 64 images
+    data = warm_start.DeviceData(tiny_dataset, torch.device("cpu"), channels_last=False)
+    model = warm_start.build_model(CFG, data, 0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    indices = torch.arange(64)
+    recalibrated = warm_start.recalibrated_bn(model, data, indices)
+
+    stem_conv, stem_bn = recalibrated.stem[0], recalibrated.stem[1]
+    with torch.no_grad():
+        batches = [stem_conv(data.batch(data.x_train[i : i + 16])) for i in range(0, 64, 16)]
+    means = torch.stack([b.mean((0, 2, 3)) for b in batches])
+    variances = torch.stack([b.var((0, 2, 3), unbiased=True) for b in batches])
+    torch.testing.assert_close(stem_bn.running_mean, means.mean(0))
+    torch.testing.assert_close(stem_bn.running_var, variances.mean(0))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert model.stem[1].momentum == 0.1 and model.training
+    # The switch: without it, the model is evaluated as it is (the paper's code).
+    assert warm_start.evaluation_model(model, data, indices, {"recalibrate_bn": False}) is model
 
 
 def read_store(path):
