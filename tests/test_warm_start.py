@@ -1,13 +1,18 @@
 import math
+from functools import partial
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision import transforms
 
 from ncplasticity import warm_start
 from ncplasticity.features import FeatureReader
 from ncplasticity.models import ResNet18
+from ncplasticity.regularizers import batch_nc1, paper_nc_penalty
 from ncplasticity.tsv import read_tsv
 
 CFG = {
@@ -122,6 +127,81 @@ def test_fit_stops_once_train_accuracy_exceeds_the_target(tiny_dataset, tmp_path
     )
     tested = [math.isfinite(r["test_accuracy"]) for r in rows]
     assert tested == [False, False, True]  # the outcome only: the last epoch
+
+
+def reference_epoch(model, dataset, order, *, batch_size, lr, penalty=None, precision="float32"):
+    """One epoch the plain way (the paper's code): each image through PIL, ``ToTensor`` and
+    ``Normalize``, ``model(x)``, cross-entropy (plus a batch-NC1 penalty), an SGD step.
+    Returns the parameters after every step."""
+    transform = transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize(dataset.mean.tolist(), dataset.std.tolist())]
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    model.train()
+    steps = []
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size].numpy()
+        x = torch.stack([transform(Image.fromarray(dataset.x_train[i, 0])) for i in batch])
+        y = torch.as_tensor(dataset.y_train[batch], dtype=torch.int64)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+            features = model.features(x)
+            loss = F.cross_entropy(model.classifier(features).float(), y)
+        if penalty is not None:
+            loss = loss + penalty(batch_nc1(features, y))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        steps.append([p.detach().clone() for p in model.parameters()])
+    return steps
+
+
+@pytest.mark.parametrize(
+    "variant, precision, channels_last",
+    [
+        ("plain", "float32", False),
+        ("nc_reg", "float32", False),
+        ("plain", "float32", True),
+        ("plain", "bfloat16", False),
+    ],
+)
+def test_train_epoch_matches_a_plain_pytorch_loop_step_by_step(
+    tiny_dataset, variant, precision, channels_last
+):
+    data = warm_start.DeviceData(tiny_dataset, torch.device("cpu"), channels_last=channels_last)
+    model = warm_start.build_model(CFG, data, 0)
+    reference = ResNet18(1, 4, CFG["width"])
+    reference.load_state_dict(model.state_dict())
+    regularizer = warm_start.NCRegularizer(variant, CFG) if variant == "nc_reg" else None
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    steps = []
+    optimizer.register_step_post_hook(
+        lambda *_: steps.append([p.detach().clone() for p in model.parameters()])
+    )
+    warm_start.train_epoch(
+        model,
+        optimizer,
+        data,
+        torch.arange(64),
+        batch_size=16,
+        generator_seed=5,
+        regularizer=regularizer,
+        precision=precision,
+    )
+    order = torch.randperm(64, generator=torch.Generator().manual_seed(5))
+    penalty = partial(paper_nc_penalty, **CFG["nc_reg"]) if variant == "nc_reg" else None
+    expected = reference_epoch(
+        reference, tiny_dataset, order, batch_size=16, lr=0.05, penalty=penalty, precision=precision
+    )
+    assert len(steps) == len(expected) == 4
+    # channels_last runs other convolution kernels: the same sums in another order.
+    tolerance = {"rtol": 1e-3, "atol": 1e-4} if channels_last else {}
+    for step, (ours, theirs) in enumerate(zip(steps, expected, strict=True)):
+        for a, b in zip(ours, theirs, strict=True):
+            torch.testing.assert_close(
+                a, b, **tolerance, msg=lambda m, step=step: f"step {step + 1}: {m}"
+            )
+    for a, b in zip(model.buffers(), reference.buffers(), strict=True):
+        torch.testing.assert_close(a, b, **tolerance)  # BatchNorm running statistics
 
 
 def test_recalibrated_bn_holds_exact_batch_averages_and_leaves_the_model(tiny_dataset, monkeypatch):
