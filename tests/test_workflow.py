@@ -175,6 +175,12 @@ def test_inconsistent_config_is_an_error_naming_the_keys(path, value, message, r
     assert message in result.stdout, result.stdout[-2000:]
 
 
+@pytest.mark.parametrize("name", ["smoke", "paper", "warm_start_long"])
+def test_every_shipped_config_plans(name, repo_copy):
+    result = snakemake(repo_copy, "-n", "-q", "--configfile", f"configs/{name}.yaml")
+    assert result.returncode == 0, result.stdout[-4000:]
+
+
 def test_lint_is_clean(repo_copy):
     result = snakemake(repo_copy, "--lint")
     assert result.returncode == 0 and "Lints for" not in result.stdout, result.stdout[-4000:]
