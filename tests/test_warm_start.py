@@ -116,17 +116,45 @@ def test_fit_stops_once_train_accuracy_exceeds_the_target(tiny_dataset, tmp_path
         **common,
     )
     assert len(rows) == 3  # accuracy can never exceed 1: runs to max_epochs
-    rows = warm_start.fit(
-        model,
-        data,
-        np.arange(64),
-        max_epochs=3,
-        state_path=tmp_path / "c.pt",
-        test_every_epoch=False,
-        **common,
-    )
-    tested = [math.isfinite(r["test_accuracy"]) for r in rows]
-    assert tested == [False, False, True]  # the outcome only: the last epoch
+
+
+def test_fit_without_per_epoch_tests_tests_the_last_epoch_also_when_resumed(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    data = warm_start.DeviceData(tiny_dataset, torch.device("cpu"), channels_last=False)
+    common = dict(cfg=CFG, lr=0.05, weight_decay=0.0, epoch_seed=(0,), test_every_epoch=False)
+
+    def fit(state, **kwargs):
+        model = warm_start.build_model(CFG, data, 0)
+        return warm_start.fit(model, data, np.arange(64), state_path=tmp_path / state, **kwargs)
+
+    def tested(rows):
+        return [math.isfinite(r["test_accuracy"]) for r in rows]
+
+    stopped_early = fit("early.pt", max_epochs=5, stop_accuracy=0.0, **common)
+    assert tested(stopped_early) == [True]
+    reference = fit("reference.pt", max_epochs=3, stop_accuracy=1.0, **common)
+    assert tested(reference) == [False, False, True]
+
+    real_train_epoch, calls = warm_start.train_epoch, []
+
+    def killed_in_epoch_two(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        return real_train_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(warm_start, "train_epoch", killed_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        fit("resumed.pt", max_epochs=3, stop_accuracy=1.0, **common)
+    monkeypatch.setattr(warm_start, "train_epoch", real_train_epoch)
+    resumed = fit("resumed.pt", max_epochs=3, stop_accuracy=1.0, **common)
+    drop_wall = lambda rows: [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]  # noqa: E731
+    assert tested(resumed) == [False, False, True]
+    assert repr(drop_wall(resumed)) == repr(drop_wall(reference))  # repr: NaN equals NaN
+    # A rerun of a finished fit trains nothing and keeps the outcome.
+    rerun = fit("resumed.pt", max_epochs=3, stop_accuracy=1.0, **common)
+    assert repr(rerun) == repr(resumed)
 
 
 def reference_epoch(model, dataset, order, *, batch_size, lr, penalty=None, precision="float32"):
@@ -177,22 +205,23 @@ def test_train_epoch_matches_a_plain_pytorch_loop_step_by_step(
     optimizer.register_step_post_hook(
         lambda *_: steps.append([p.detach().clone() for p in model.parameters()])
     )
+    indices = torch.randperm(64, generator=torch.Generator().manual_seed(1))[:48]  # a subset
     warm_start.train_epoch(
         model,
         optimizer,
         data,
-        torch.arange(64),
+        indices,
         batch_size=16,
         generator_seed=5,
         regularizer=regularizer,
         precision=precision,
     )
-    order = torch.randperm(64, generator=torch.Generator().manual_seed(5))
+    order = indices[torch.randperm(48, generator=torch.Generator().manual_seed(5))]
     penalty = partial(paper_nc_penalty, **CFG["nc_reg"]) if variant == "nc_reg" else None
     expected = reference_epoch(
         reference, tiny_dataset, order, batch_size=16, lr=0.05, penalty=penalty, precision=precision
     )
-    assert len(steps) == len(expected) == 4
+    assert len(steps) == len(expected) == 3
     # channels_last runs other convolution kernels: the same sums in another order.
     tolerance = {"rtol": 1e-3, "atol": 1e-4} if channels_last else {}
     for step, (ours, theirs) in enumerate(zip(steps, expected, strict=True)):
@@ -204,23 +233,27 @@ def test_train_epoch_matches_a_plain_pytorch_loop_step_by_step(
         torch.testing.assert_close(a, b, **tolerance)  # BatchNorm running statistics
 
 
-def test_recalibrated_bn_holds_exact_batch_averages_and_leaves_the_model(tiny_dataset, monkeypatch):
-    monkeypatch.setattr(warm_start, "EVAL_BATCH", 16)  # four equal batches of the 64 images
+def test_recalibrated_bn_holds_data_statistics_and_leaves_the_model(tiny_dataset, monkeypatch):
+    monkeypatch.setattr(warm_start, "EVAL_BATCH", 16)
     data = warm_start.DeviceData(tiny_dataset, torch.device("cpu"), channels_last=False)
     model = warm_start.build_model(CFG, data, 0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    indices = torch.arange(64)
+    indices = torch.randperm(64, generator=torch.Generator().manual_seed(1))[:49]
     recalibrated = warm_start.recalibrated_bn(model, data, indices)
 
+    # 49 images in batches of 13, 12, 12, 12.
     stem_conv, stem_bn = recalibrated.stem[0], recalibrated.stem[1]
     with torch.no_grad():
-        batches = [stem_conv(data.batch(data.x_train[i : i + 16])) for i in range(0, 64, 16)]
-    means = torch.stack([b.mean((0, 2, 3)) for b in batches])
+        batches = [stem_conv(data.batch(data.x_train[b])) for b in indices.tensor_split(4)]
+    sizes = torch.tensor([len(b) for b in batches], dtype=torch.float32)
     variances = torch.stack([b.var((0, 2, 3), unbiased=True) for b in batches])
-    torch.testing.assert_close(stem_bn.running_mean, means.mean(0))
-    torch.testing.assert_close(stem_bn.running_var, variances.mean(0))
+    torch.testing.assert_close(stem_bn.running_mean, torch.cat(batches).mean((0, 2, 3)))
+    torch.testing.assert_close(stem_bn.running_var, sizes @ variances / sizes.sum())
+    assert stem_bn.momentum == 0.1
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert model.stem[1].momentum == 0.1 and model.training
+    assert model.training
+    # 17 images: no batch of one image, whose 1x1 last feature map BatchNorm would reject.
+    warm_start.recalibrated_bn(model, data, torch.arange(17))
     # The switch: without it, the model is evaluated as it is (the paper's code).
     assert warm_start.evaluation_model(model, data, indices, {"recalibrate_bn": False}) is model
 
