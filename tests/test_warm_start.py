@@ -64,6 +64,24 @@ def warmup(tmp_path, out, variant="plain"):
     return tmp_path / out
 
 
+def kill_in_epoch(monkeypatch, epoch):
+    """Make ``train_epoch`` raise in its ``epoch``-th call, as a kill would; returns the undo."""
+    real_train_epoch, calls = warm_start.train_epoch, []
+
+    def killed(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == epoch:
+            raise KeyboardInterrupt("killed")
+        return real_train_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(warm_start, "train_epoch", killed)
+    return lambda: monkeypatch.setattr(warm_start, "train_epoch", real_train_epoch)
+
+
+def without_wall_time(rows):
+    return [{k: v for k, v in row.items() if k != "wall_seconds"} for row in rows]
+
+
 def test_shrink_perturb_mixes_parameters_and_keeps_buffers():
     torch.manual_seed(0)
     model, fresh = ResNet18(1, 4, 2), ResNet18(1, 4, 2)
@@ -136,22 +154,14 @@ def test_fit_without_per_epoch_tests_tests_the_last_epoch_also_when_resumed(
     reference = fit("reference.pt", max_epochs=3, stop_accuracy=1.0, **common)
     assert tested(reference) == [False, False, True]
 
-    real_train_epoch, calls = warm_start.train_epoch, []
-
-    def killed_in_epoch_two(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt("killed")
-        return real_train_epoch(*args, **kwargs)
-
-    monkeypatch.setattr(warm_start, "train_epoch", killed_in_epoch_two)
+    undo_kill = kill_in_epoch(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         fit("resumed.pt", max_epochs=3, stop_accuracy=1.0, **common)
-    monkeypatch.setattr(warm_start, "train_epoch", real_train_epoch)
+    undo_kill()
     resumed = fit("resumed.pt", max_epochs=3, stop_accuracy=1.0, **common)
-    drop_wall = lambda rows: [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]  # noqa: E731
     assert tested(resumed) == [False, False, True]
-    assert repr(drop_wall(resumed)) == repr(drop_wall(reference))  # repr: NaN equals NaN
+    # repr: NaN equals NaN
+    assert repr(without_wall_time(resumed)) == repr(without_wall_time(reference))
     # A rerun of a finished fit trains nothing and keeps the outcome.
     rerun = fit("resumed.pt", max_epochs=3, stop_accuracy=1.0, **common)
     assert repr(rerun) == repr(resumed)
@@ -280,19 +290,11 @@ def test_warmup_writes_checkpoints_snapshots_and_log(tiny_dataset, tmp_path):
 def test_resume_after_interruption_is_bitwise_identical(tiny_dataset, tmp_path, monkeypatch):
     reference = warmup(tmp_path, "reference", "nc_reg_stable")
 
-    real_train_epoch, calls = warm_start.train_epoch, []
-
-    def killed_in_epoch_three(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt("killed")
-        return real_train_epoch(*args, **kwargs)
-
-    monkeypatch.setattr(warm_start, "train_epoch", killed_in_epoch_three)
+    undo_kill = kill_in_epoch(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         warmup(tmp_path, "resumed", "nc_reg_stable")
     assert (tmp_path / "partial" / "nc_reg_stable_s3" / "state.pt").exists()
-    monkeypatch.setattr(warm_start, "train_epoch", real_train_epoch)
+    undo_kill()
     resumed = warmup(tmp_path, "resumed", "nc_reg_stable")
 
     for (name_a, coords_a, arrays_a), (name_b, coords_b, arrays_b) in zip(
@@ -305,8 +307,8 @@ def test_resume_after_interruption_is_bitwise_identical(tiny_dataset, tmp_path, 
         a = torch.load(reference / "ckpt" / epoch, weights_only=False)["model"]
         b = torch.load(resumed / "ckpt" / epoch, weights_only=False)["model"]
         assert all(torch.equal(a[k], b[k]) for k in a)
-    drop_wall = lambda rows: [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]  # noqa: E731
-    assert drop_wall(read_tsv(resumed / "log.tsv")) == drop_wall(read_tsv(reference / "log.tsv"))
+    resumed_log, reference_log = read_tsv(resumed / "log.tsv"), read_tsv(reference / "log.tsv")
+    assert without_wall_time(resumed_log) == without_wall_time(reference_log)
 
 
 def test_finetune_rows_for_checkpoint_fresh_and_diverged_marker(tiny_dataset, tmp_path):
