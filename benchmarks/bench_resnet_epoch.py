@@ -9,6 +9,7 @@ same SGD step, one run each after a warm-up epoch; prints both rates and their r
     python benchmarks/bench_resnet_epoch.py                       # mnist5k, width 8, CPU/auto
     python benchmarks/bench_resnet_epoch.py --dataset results/data/cifar10.npz --width 64 \
         --precision bfloat16 --channels-last --num-workers 4     # the paper's scale, on a GPU
+    python benchmarks/bench_resnet_epoch.py --synthetic-cifar10 --width 64 ...  # no data there
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision import transforms
 
-from ncplasticity.data import load_prepared, prepare_dataset
+from ncplasticity.data import PreparedDataset, load_prepared, prepare_dataset
 from ncplasticity.warm_start import DeviceData, build_model, resolve_device, train_epoch
 
 
@@ -45,6 +46,22 @@ class PILDataset(torch.utils.data.Dataset):
         image = self.images[i]
         image = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
         return self.transform(image), int(self.labels[i])
+
+
+def synthetic_cifar10(count: int = 50_000) -> PreparedDataset:
+    """Random images shaped like CIFAR-10's training set (3x32x32 uint8, 10 classes): an
+    epoch's cost does not depend on pixel values, so a machine without the data can measure."""
+    rng = np.random.default_rng(0)
+    return PreparedDataset(
+        name="synthetic-cifar10",
+        x_train=rng.integers(0, 256, (count, 3, 32, 32), dtype=np.uint8),
+        y_train=rng.integers(0, 10, count),
+        x_test=np.zeros((0, 3, 32, 32), np.uint8),
+        y_test=np.zeros(0, np.int64),
+        mean=np.full(3, 0.5, np.float32),
+        std=np.full(3, 0.29, np.float32),
+        num_classes=10,
+    )
 
 
 def dataloader_epoch(model, optimizer, loader, device, precision) -> None:
@@ -72,6 +89,11 @@ def timed(device, run) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="results/data/mnist5k.npz")
+    parser.add_argument(
+        "--synthetic-cifar10",
+        action="store_true",
+        help="random CIFAR-10-shaped images (50,000) instead of --dataset",
+    )
     parser.add_argument("--width", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="auto")
@@ -82,9 +104,12 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    if not Path(args.dataset).exists():
-        prepare_dataset(Path(args.dataset).stem, "data", args.dataset)
-    dataset = load_prepared(args.dataset)
+    if args.synthetic_cifar10:
+        dataset = synthetic_cifar10()
+    else:
+        if not Path(args.dataset).exists():
+            prepare_dataset(Path(args.dataset).stem, "data", args.dataset)
+        dataset = load_prepared(args.dataset)
     device = resolve_device(args.device)
     data = DeviceData(dataset, device, args.channels_last)
     cfg = {"width": args.width}

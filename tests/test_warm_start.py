@@ -167,10 +167,12 @@ def test_fit_without_per_epoch_tests_tests_the_last_epoch_also_when_resumed(
     assert repr(rerun) == repr(resumed)
 
 
-def reference_epoch(model, dataset, order, *, batch_size, lr, penalty=None, precision="float32"):
+def reference_epoch(
+    model, dataset, order, device, *, batch_size, lr, penalty=None, precision="float32"
+):
     """One epoch the plain way (the paper's code): each image through PIL, ``ToTensor`` and
-    ``Normalize``, ``model(x)``, cross-entropy (plus a batch-NC1 penalty), an SGD step.
-    Returns the parameters after every step."""
+    ``Normalize``, the batch copied to the device, ``model(x)``, cross-entropy (plus a batch-NC1
+    penalty), an SGD step. Returns the parameters after every step."""
     transform = transforms.Compose(
         [transforms.ToTensor(), transforms.Normalize(dataset.mean.tolist(), dataset.std.tolist())]
     )
@@ -180,8 +182,9 @@ def reference_epoch(model, dataset, order, *, batch_size, lr, penalty=None, prec
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size].numpy()
         x = torch.stack([transform(Image.fromarray(dataset.x_train[i, 0])) for i in batch])
-        y = torch.as_tensor(dataset.y_train[batch], dtype=torch.int64)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+        x, y = x.to(device), torch.as_tensor(dataset.y_train[batch], device=device)
+        bf16 = precision == "bfloat16"
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             features = model.features(x)
             loss = F.cross_entropy(model.classifier(features).float(), y)
         if penalty is not None:
@@ -194,6 +197,16 @@ def reference_epoch(model, dataset, order, *, batch_size, lr, penalty=None, prec
 
 
 @pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        # Runs where a GPU is: the CUDA path of the loop, bf16 autocast and channels_last.
+        pytest.param(
+            "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
+        ),
+    ],
+)
+@pytest.mark.parametrize(
     "variant, precision, channels_last",
     [
         ("plain", "float32", False),
@@ -203,11 +216,12 @@ def reference_epoch(model, dataset, order, *, batch_size, lr, penalty=None, prec
     ],
 )
 def test_train_epoch_matches_a_plain_pytorch_loop_step_by_step(
-    tiny_dataset, variant, precision, channels_last
+    tiny_dataset, variant, precision, channels_last, device
 ):
-    data = warm_start.DeviceData(tiny_dataset, torch.device("cpu"), channels_last=channels_last)
+    device = torch.device(device)
+    data = warm_start.DeviceData(tiny_dataset, device, channels_last=channels_last)
     model = warm_start.build_model(CFG, data, 0)
-    reference = ResNet18(1, 4, CFG["width"])
+    reference = ResNet18(1, 4, CFG["width"]).to(device)
     reference.load_state_dict(model.state_dict())
     regularizer = warm_start.NCRegularizer(variant, CFG) if variant == "nc_reg" else None
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
@@ -229,11 +243,20 @@ def test_train_epoch_matches_a_plain_pytorch_loop_step_by_step(
     order = indices[torch.randperm(48, generator=torch.Generator().manual_seed(5))]
     penalty = partial(paper_nc_penalty, **CFG["nc_reg"]) if variant == "nc_reg" else None
     expected = reference_epoch(
-        reference, tiny_dataset, order, batch_size=16, lr=0.05, penalty=penalty, precision=precision
+        reference,
+        tiny_dataset,
+        order,
+        device,
+        batch_size=16,
+        lr=0.05,
+        penalty=penalty,
+        precision=precision,
     )
     assert len(steps) == len(expected) == 3
-    # channels_last runs other convolution kernels: the same sums in another order.
-    tolerance = {"rtol": 1e-3, "atol": 1e-4} if channels_last else {}
+    # channels_last (and cuDNN's choice on a GPU) runs other convolution kernels: the same
+    # sums in another order.
+    other_kernels = channels_last or device.type == "cuda"
+    tolerance = {"rtol": 1e-3, "atol": 1e-4} if other_kernels else {}
     for step, (ours, theirs) in enumerate(zip(steps, expected, strict=True)):
         for a, b in zip(ours, theirs, strict=True):
             torch.testing.assert_close(
