@@ -41,9 +41,8 @@ def local_cluster():
     reason = local_slurm.why_unavailable()
     if reason:
         pytest.skip(f"cannot start a local SLURM: {reason}")
-    local_slurm.start()
-    yield
-    local_slurm.stop()
+    with local_slurm.running():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -3,18 +3,22 @@
 Needs root and the Debian packages `slurm-wlm` and `munge`.  The configuration goes to
 /etc/slurm/ (where every SLURM command and job step looks for it); spool, logs and pid files
 go to a fresh state directory.  Only daemons started here are stopped here, by their pid.
+There is one such SLURM per machine: :func:`running` holds a lock while a test session uses
+it, so a second session waits for the first instead of stopping its daemons.
 
 By hand:  python tests/slurm/local_slurm.py up   |   python tests/slurm/local_slurm.py down
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -22,6 +26,8 @@ CONF_DIR = Path("/etc/slurm")
 # Marks the configuration files as ours, so a real cluster's files are never overwritten.
 MARKER = "written by tests/slurm/local_slurm.py"
 STATE_DIR = Path("/var/tmp/ncplasticity-slurm")
+# Outside STATE_DIR, which every start empties.
+LOCK_FILE = Path("/var/tmp/ncplasticity-slurm.lock")
 MUNGE_RUN_DIR = Path("/run/munge")
 REQUIRED_PROGRAMS = ("munged", "munge", "slurmctld", "slurmd", "sinfo", "sbatch", "squeue")
 # Placeholder GPUs on the node; enough for every concurrently running ResNet job.
@@ -129,6 +135,30 @@ def start(timeout: float = 60) -> None:
         )
         stop()
         raise RuntimeError(f"{error}\n{logs}") from None
+
+
+@contextmanager
+def running(wait: float = 1200):
+    """The local SLURM, started and stopped around the block, used by one session at a time:
+    waits up to ``wait`` seconds for another session's block to end."""
+    with open(LOCK_FILE, "w") as lock:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"local SLURM: another session has held {LOCK_FILE} for over "
+                        f"{wait:.0f} s; is a test run still using it?"
+                    ) from None
+                time.sleep(1)
+        start()
+        try:
+            yield
+        finally:
+            stop()
 
 
 def _stop_pidfile(pidfile: Path, timeout: float = 20) -> None:
