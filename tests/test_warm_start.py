@@ -78,6 +78,10 @@ def kill_in_epoch(monkeypatch, epoch):
     return lambda: monkeypatch.setattr(warm_start, "train_epoch", real_train_epoch)
 
 
+def parameter_values(model):
+    return [p.detach().clone() for p in model.parameters()]
+
+
 def without_wall_time(rows):
     return [{k: v for k, v in row.items() if k != "wall_seconds"} for row in rows]
 
@@ -86,7 +90,7 @@ def test_shrink_perturb_mixes_parameters_and_keeps_buffers():
     torch.manual_seed(0)
     model, fresh = ResNet18(1, 4, 2), ResNet18(1, 4, 2)
     model.stem[1].running_mean.fill_(3.0)
-    before = [p.detach().clone() for p in model.parameters()]
+    before = parameter_values(model)
     warm_start.shrink_perturb(model, fresh, 0.6, 0.01)
     for old, new, f in zip(before, model.parameters(), fresh.parameters(), strict=True):
         torch.testing.assert_close(new, 0.6 * old + 0.01 * f)
@@ -110,60 +114,54 @@ def test_divergence_rule(loss, accuracy, best, regularizer, diverged):
     assert warm_start._diverged(row, best) is diverged
 
 
-def test_fit_stops_once_train_accuracy_exceeds_the_target(tiny_dataset, tmp_path):
-    data = warm_start.DeviceData(tiny_dataset, torch.device("cpu"), channels_last=False)
+def fit_tiny(dataset, state_path, **kwargs):
+    """``fit`` of a fresh model on the 64 training images of ``tiny_dataset`` (lr 0.05)."""
+    data = warm_start.DeviceData(dataset, torch.device("cpu"), channels_last=False)
     model = warm_start.build_model(CFG, data, 0)
-    common = dict(cfg=CFG, lr=0.05, weight_decay=0.0, epoch_seed=(0,))
-    rows = warm_start.fit(
+    return warm_start.fit(
         model,
         data,
         np.arange(64),
-        max_epochs=5,
-        stop_accuracy=0.0,
-        state_path=tmp_path / "a.pt",
-        **common,
+        cfg=CFG,
+        lr=0.05,
+        weight_decay=0.0,
+        epoch_seed=(0,),
+        state_path=state_path,
+        **kwargs,
     )
+
+
+def test_fit_stops_once_train_accuracy_exceeds_the_target(tiny_dataset, tmp_path):
+    rows = fit_tiny(tiny_dataset, tmp_path / "a.pt", max_epochs=5, stop_accuracy=0.0)
     assert len(rows) == 1  # any accuracy > 0 meets a target of 0
-    rows = warm_start.fit(
-        model,
-        data,
-        np.arange(64),
-        max_epochs=3,
-        stop_accuracy=1.0,
-        state_path=tmp_path / "b.pt",
-        **common,
-    )
+    rows = fit_tiny(tiny_dataset, tmp_path / "b.pt", max_epochs=3, stop_accuracy=1.0)
     assert len(rows) == 3  # accuracy can never exceed 1: runs to max_epochs
 
 
 def test_fit_without_per_epoch_tests_tests_the_last_epoch_also_when_resumed(
     tiny_dataset, tmp_path, monkeypatch
 ):
-    data = warm_start.DeviceData(tiny_dataset, torch.device("cpu"), channels_last=False)
-    common = dict(cfg=CFG, lr=0.05, weight_decay=0.0, epoch_seed=(0,), test_every_epoch=False)
-
     def fit(state, **kwargs):
-        model = warm_start.build_model(CFG, data, 0)
-        return warm_start.fit(model, data, np.arange(64), state_path=tmp_path / state, **kwargs)
+        return fit_tiny(tiny_dataset, tmp_path / state, test_every_epoch=False, **kwargs)
 
     def tested(rows):
         return [math.isfinite(r["test_accuracy"]) for r in rows]
 
-    stopped_early = fit("early.pt", max_epochs=5, stop_accuracy=0.0, **common)
+    stopped_early = fit("early.pt", max_epochs=5, stop_accuracy=0.0)
     assert tested(stopped_early) == [True]
-    reference = fit("reference.pt", max_epochs=3, stop_accuracy=1.0, **common)
+    reference = fit("reference.pt", max_epochs=3, stop_accuracy=1.0)
     assert tested(reference) == [False, False, True]
 
     undo_kill = kill_in_epoch(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
-        fit("resumed.pt", max_epochs=3, stop_accuracy=1.0, **common)
+        fit("resumed.pt", max_epochs=3, stop_accuracy=1.0)
     undo_kill()
-    resumed = fit("resumed.pt", max_epochs=3, stop_accuracy=1.0, **common)
+    resumed = fit("resumed.pt", max_epochs=3, stop_accuracy=1.0)
     assert tested(resumed) == [False, False, True]
     # repr: NaN equals NaN
     assert repr(without_wall_time(resumed)) == repr(without_wall_time(reference))
     # A rerun of a finished fit trains nothing and keeps the outcome.
-    rerun = fit("resumed.pt", max_epochs=3, stop_accuracy=1.0, **common)
+    rerun = fit("resumed.pt", max_epochs=3, stop_accuracy=1.0)
     assert repr(rerun) == repr(resumed)
 
 
@@ -192,7 +190,7 @@ def reference_epoch(
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        steps.append([p.detach().clone() for p in model.parameters()])
+        steps.append(parameter_values(model))
     return steps
 
 
@@ -226,9 +224,7 @@ def test_train_epoch_matches_a_plain_pytorch_loop_step_by_step(
     regularizer = warm_start.NCRegularizer(variant, CFG) if variant == "nc_reg" else None
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     steps = []
-    optimizer.register_step_post_hook(
-        lambda *_: steps.append([p.detach().clone() for p in model.parameters()])
-    )
+    optimizer.register_step_post_hook(lambda *_: steps.append(parameter_values(model)))
     indices = torch.randperm(64, generator=torch.Generator().manual_seed(1))[:48]  # a subset
     warm_start.train_epoch(
         model,
