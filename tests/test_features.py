@@ -34,7 +34,7 @@ def snapshot(seed, n=300, d=20, c=4):
 
 
 def writer(path, **kwargs):
-    kwargs = {"experiment": "permuted_mnist", "run_id": "r1", "seed": 3, "config": CONFIG} | kwargs
+    kwargs = {"experiment": "continual", "run_id": "r1", "seed": 3, "config": CONFIG} | kwargs
     return FeatureWriter(path, **kwargs)
 
 
@@ -63,7 +63,7 @@ def test_round_trip(tmp_path, small_chunks, dtype):
     with FeatureReader(path) as r:
         assert r.attrs == {
             "schema_version": 1,
-            "experiment": "permuted_mnist",
+            "experiment": "continual",
             "run_id": "r1",
             "seed": 3,
             "config": json.dumps(CONFIG, sort_keys=True),

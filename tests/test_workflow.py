@@ -47,7 +47,7 @@ def repo_copy(tmp_path_factory):
 def test_smoke_run_is_complete_and_consistent(smoke_run):
     assert "Nothing to be done" in snakemake(smoke_run, "-n", "--configfile", SMOKE_CONFIG).stdout
     features, metrics = feature_files(smoke_run), metrics_tables(smoke_run)
-    for experiment in ("permuted_mnist", "warm_start"):
+    for experiment in ("continual", "warm_start"):
         assert any(f"results/{experiment}/features/" in name for name in features), experiment
     assert len(metrics) == len(features)
     for name, path in features.items():
@@ -85,7 +85,7 @@ def _kill_once_checkpointed(workdir, target, config, partial_dir, timeout=300):
     assert process.returncode != 0, f"snakemake was not stopped by SIGTERM:\n{output[-3000:]}"
 
 
-@pytest.mark.parametrize("experiment", ["permuted_mnist", "warm_start"])
+@pytest.mark.parametrize("experiment", ["continual", "warm_start"])
 def test_killed_training_job_resumes_to_identical_features(experiment, smoke_run, tmp_path):
     """A training job killed mid-way, rerun with --rerun-incomplete, continues from its
     checkpoint and writes features bitwise equal to those of the uninterrupted run."""
@@ -95,7 +95,7 @@ def test_killed_training_job_resumes_to_identical_features(experiment, smoke_run
     # The smoke run's 4 tasks pass in a fraction of a second: more tasks after the first
     # checkpoint, so the kill surely lands mid-run.
     config = yaml.safe_load((workdir / SMOKE_CONFIG).read_text())
-    config["permuted_mnist"]["num_tasks"] = config["permuted_mnist"]["analysis_tasks"] = 40
+    config["continual"]["num_tasks"] = config["continual"]["analysis_tasks"] = 40
     kill_config = "kill.yaml"
     (workdir / kill_config).write_text(yaml.safe_dump(config))
     # The prepared dataset comes along, so the first job is the training job itself.
@@ -125,31 +125,75 @@ def test_killed_training_job_resumes_to_identical_features(experiment, smoke_run
     assert_same_features(workdir / target, resumed)
 
 
-def _dry_run_with(repo_copy, path, value, first_task=None):
-    """Dry-run the smoke config with config[path] = value (and first_task keys replaced)."""
+def _dry_run_with(repo_copy, path, value):
+    """Dry-run the smoke config with config[path] = value."""
     config = yaml.safe_load((repo_copy / SMOKE_CONFIG).read_text())
-    config["permuted_mnist"]["first_task"].update(first_task or {})
     *sections, key = path
     section = config
     for name in sections:
-        section = section[name]
+        section = section.setdefault(name, {})
     section[key] = value
-    bad_config = repo_copy / f"bad_{'_'.join(path)}.yaml"
+    bad_config = repo_copy / f"bad_{'_'.join(map(str, path))}.yaml"
     bad_config.write_text(yaml.safe_dump(config))
     return snakemake(repo_copy, "-n", "--configfile", bad_config.name)
 
 
 @pytest.mark.parametrize(
-    ("path", "value"),
+    ("path", "value", "message"),
     [
-        (("permuted_mnist", "learning_rate_typo"), 0.01),  # unknown key
-        (("permuted_mnist", "lr"), "fast"),  # wrong type
-        (("warm_start", "seeds"), "7"),  # wrong type
-        (("warm_start", "warmup_epochs"), -3),  # negative epochs
-        (("permuted_mnist", "first_task", "epochs"), [-1]),  # negative epochs
+        # unknown key of the settings every run starts from
+        (("continual", "learning_rate_typo"), 0.01, "continual: Additional properties"),
+        # wrong type
+        (("continual", "optimizer", "lr"), "fast", "continual.optimizer.lr: 'fast' is not of"),
+        # a variant's unknown key, bad type, unknown intervention, unknown parameter
+        (
+            ("continual", "variants", "wide"),
+            {"network": {"hidden_sizes": [400], "widht": 3}},
+            "continual.variants.wide.network: Additional properties",
+        ),
+        (
+            ("warm_start", "variants", "fast"),
+            {"lr": "fast"},
+            "warm_start.variants.fast.lr: 'fast' is not of type 'number'",
+        ),
+        (
+            ("continual", "variants", "redo"),
+            {"interventions": [{"name": "rdo"}]},
+            "continual.variants.redo.interventions[0].name: 'rdo' is not one of",
+        ),
+        (
+            ("warm_start", "variants", "sp"),
+            {"interventions": [{"name": "shrink_perturb", "shrinkk": 0.5}]},
+            "warm_start.variants.sp.interventions[0]: Additional properties",
+        ),
+        (
+            ("warm_start", "variants", "negative"),
+            {"warmup_epochs": -3},
+            "warm_start.variants.negative.warmup_epochs: -3 is less than the minimum of 1",
+        ),
+        (
+            ("continual", "variants", "nc"),
+            {"schedule": {"first_task": {"nc1_threshold": 0.2}}},
+            "continual.variants.nc.schedule.first_task",
+        ),
     ],
 )
-def test_invalid_config_is_a_schema_error_naming_the_key(path, value, repo_copy):
+def test_invalid_study_stops_before_any_job_naming_variant_and_key(path, value, message, repo_copy):
+    result = _dry_run_with(repo_copy, path, value)
+
+    assert result.returncode != 0
+    assert message in result.stdout, result.stdout[-2000:]
+    assert "rule continual_train" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("warm_start", "seeds"), "7"),  # wrong type of a study key
+        (("continual", "variants"), ["e1"]),  # variants are a mapping
+    ],
+)
+def test_invalid_study_keys_are_schema_errors_naming_the_key(path, value, repo_copy):
     result = _dry_run_with(repo_copy, path, value)
 
     assert result.returncode != 0
@@ -160,19 +204,81 @@ def test_invalid_config_is_a_schema_error_naming_the_key(path, value, repo_copy)
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        (("warm_start", "checkpoint_every"), 99, "warm_start.checkpoint_every (99) exceeds"),
-        (("permuted_mnist", "analysis_tasks"), 99, "permuted_mnist.analysis_tasks (99) exceeds"),
-        (("permuted_mnist", "first_task", "nc1_thresholds"), [], "permuted_mnist.first_task"),
-        (("permuted_mnist", "first_task", "nc1_thresholds"), [0.1234567], "6 significant"),
+        (
+            ("warm_start", "checkpoint_every"),
+            99,
+            "warm_start.variants.plain: checkpoint_every (99) exceeds",
+        ),
+        (("continual", "analysis_tasks"), 99, "continual.analysis_tasks (99) exceeds"),
     ],
 )
 def test_inconsistent_config_is_an_error_naming_the_keys(path, value, message, repo_copy):
-    result = _dry_run_with(
-        repo_copy, path, value, first_task={"epochs": [], "nc1_thresholds": [0.5]}
-    )
+    result = _dry_run_with(repo_copy, path, value)
 
     assert result.returncode != 0
     assert message in result.stdout, result.stdout[-2000:]
+
+
+TRAINING_RULES = ("continual_train", "warm_start_warmup", "warm_start_finetune", "warm_start_fresh")
+
+
+def _planned_training(workdir, overlay):
+    """Output files of the training jobs a dry run with the smoke config + ``overlay`` plans."""
+    (workdir / "overlay.yaml").write_text(yaml.safe_dump(overlay))
+    result = snakemake(workdir, "-n", "--configfile", SMOKE_CONFIG, "overlay.yaml")
+    check_success(result)
+    planned = set()
+    for job in result.stdout.split("\nrule ")[1:]:
+        rule = job.split(":", 1)[0].strip()
+        if rule in TRAINING_RULES:
+            outputs = re.search(r"^    output: (.+)$", job, re.MULTILINE).group(1)
+            planned.add(outputs.split(",")[0].strip())
+    return planned
+
+
+def test_adding_variants_or_seeds_reruns_nothing_that_exists(smoke_run):
+    """The real Snakemake CLI on the finished smoke run: a new variant or seed plans only its
+    own training jobs; changing one variant's setting reruns only that variant's jobs."""
+    planned = _planned_training(
+        smoke_run,
+        {
+            "continual": {
+                "seeds": [1, 2, 3],
+                "variants": {"wide": {"network": {"hidden_sizes": [200, 100, 100]}}},
+            },
+            "warm_start": {
+                "variants": {"l2_strong": {"interventions": [{"name": "l2", "weight_decay": 0.01}]}}
+            },
+        },
+    )
+    continual = {p for p in planned if "/continual/" in p}
+    assert continual == {
+        f"results/continual/features/{run}.h5"
+        for run in ("e1_s3", "nc0.5_s3", "wide_s1", "wide_s2", "wide_s3")
+    }
+    warm = {p for p in planned if "/warm_start/" in p}
+    assert warm and all("l2_strong_s7" in p for p in warm), warm
+
+    planned = _planned_training(
+        smoke_run,
+        {
+            "continual": {
+                "variants": {"nc0.5": {"schedule": {"first_task": {"nc1_threshold": 0.45}}}}
+            },
+            "warm_start": {
+                "variants": {"nc_reg": {"interventions": [{"name": "nc_reg", "lam": 0.01}]}}
+            },
+        },
+    )
+    assert {p for p in planned if "/continual/" in p} == {
+        "results/continual/features/nc0.5_s1.h5",
+        "results/continual/features/nc0.5_s2.h5",
+    }
+    warm = {p for p in planned if "/warm_start/" in p}
+    assert warm and all("nc_reg_s7" in p for p in warm), warm
+    # shrink_perturb acts before fine-tuning only: it fine-tunes plain's warm-up.
+    assert not (smoke_run / "results/warm_start/features/shrink_perturb_s7.h5").exists()
+    assert (smoke_run / "results/warm_start/finetune/shrink_perturb_s7/epoch0001.tsv").exists()
 
 
 @pytest.mark.parametrize("name", ["smoke", "paper", "warm_start_long"])

@@ -11,18 +11,27 @@ from torch import nn
 
 
 class MLP(nn.Module):
-    """784 -> hidden... -> classes with ReLU after each hidden layer.
+    """784 -> hidden... -> classes with ReLU after each hidden layer (after a LayerNorm with
+    ``layer_norm``).
 
     Weights Kaiming-uniform with the ReLU gain, biases zero, as in the paper's code.
     Penultimate features are the output of the last hidden ReLU.
     """
 
-    def __init__(self, in_features: int = 784, hidden_sizes=(100, 100, 100), num_classes: int = 10):
+    def __init__(
+        self,
+        in_features: int = 784,
+        hidden_sizes=(100, 100, 100),
+        num_classes: int = 10,
+        layer_norm: bool = False,
+    ):
         super().__init__()
         sizes = [in_features, *hidden_sizes]
+        self.layer_norm = layer_norm
         self.hidden = nn.ModuleList(
             nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
         )
+        self.norms = nn.ModuleList(nn.LayerNorm(b) for b in hidden_sizes) if layer_norm else None
         self.classifier = nn.Linear(sizes[-1], num_classes)
         for layer in [*self.hidden, self.classifier]:
             nn.init.kaiming_uniform_(layer.weight, nonlinearity="relu")
@@ -32,8 +41,9 @@ class MLP(nn.Module):
         """Output of every hidden ReLU, first to last (the last is ``features(x)``)."""
         outputs = []
         h = x.flatten(1)
-        for layer in self.hidden:
-            h = torch.relu(layer(h))
+        for i, layer in enumerate(self.hidden):
+            h = layer(h)
+            h = torch.relu(self.norms[i](h) if self.layer_norm else h)
             outputs.append(h)
         return outputs
 

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from ncplasticity.features import FeatureReader, FeatureStoreError, coordinate_columns
+from ncplasticity.metrics import Metric, register
 from ncplasticity.tsv import write_tsv
 
 METRIC_KEYS = (
@@ -59,6 +60,32 @@ METRIC_KEYS = (
     "nc4",
     "accuracy",
 )
+# Registry entries (ncplasticity.metrics): labels shared by every table and figure.
+for _metric in (
+    Metric("nc1", "NC1 tr(Σ_W Σ_B⁺)/C", "nc", -1, scale="log", plotted=True),
+    Metric("nc1_trace_ratio", "NC1 tr Σ_W / tr Σ_B", "nc", -1, scale="log"),
+    Metric("cdnv", "CDNV", "nc", -1, scale="log"),
+    Metric("nc2_equinorm_means", "NC2 equinorm of means", "nc", -1),
+    Metric("nc2_equinorm_weights", "NC2 equinorm of weights", "nc", -1),
+    Metric("nc2_equiangular_means", "NC2 equiangularity of means", "nc", -1),
+    Metric("nc2_equiangular_weights", "NC2 equiangularity of weights", "nc", -1),
+    Metric("nc2_etf_means", "NC2 ETF distance of means", "nc", -1),
+    Metric("nc2_etf_weights", "NC2 ETF distance of W", "nc", -1, plotted=True),
+    Metric("nc3", "NC3 ‖W − M̃‖² (normalised)", "nc", -1),
+    Metric("nc3_wh", "NC3 ETF distance of WM̃ᵀ", "nc", -1, plotted=True),
+    Metric("nc4", "NC4 disagreement", "nc", -1, correlated=False),
+    Metric(
+        "nc4_agreement",
+        "NC4 agreement (1 − nc4)",
+        "nc",
+        1,
+        plotted=True,
+        derive=lambda row: 1 - row["nc4"],
+    ),
+    Metric("accuracy", "accuracy of the snapshot's classifier", "nc", -1, correlated=False),
+):
+    register(_metric)
+
 EIGENVALUE_CUTOFF = 1e-10  # relative to the largest eigenvalue of Sigma_B
 # ||M~||_F / ||M||_F at or below this: the class means coincide up to float64 round-off.
 ZERO_BETWEEN_CLASS = 16 * np.finfo(np.float64).eps

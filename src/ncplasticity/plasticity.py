@@ -15,6 +15,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from ncplasticity.metrics import Metric, register
+
 
 def plasticity_loss(accuracy, reference: float | None = None) -> np.ndarray:
     """PL_i = reference − accuracy_i; the reference defaults to the first entry (task 0)."""
@@ -58,3 +60,12 @@ def effective_rank(features) -> float:
 def weight_norm(parameters: Iterable) -> float:
     """sqrt(Σ θ²) over all the given parameter arrays (accumulated in float64)."""
     return float(np.sqrt(sum(np.square(np.asarray(p, dtype=np.float64)).sum() for p in parameters)))
+
+
+# Registry entries (ncplasticity.metrics): the continual loop computes each from the probe.
+for _name, _label, _direction, _compute in (
+    ("dead_fraction", "dead ReLU fraction", 1, lambda probe: dead_fraction(probe.hidden)),
+    ("effective_rank", "effective rank of features", -1, lambda p: effective_rank(p.features)),
+    ("weight_norm", "weight norm", 1, lambda probe: weight_norm(probe.parameters)),
+):
+    register(Metric(_name, _label, "plasticity", _direction, plotted=True, compute=_compute))

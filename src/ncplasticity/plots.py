@@ -1,14 +1,71 @@
-"""Figures. Shared helpers first, then one section per experiment."""
+"""Drawing helpers shared by every figure. Experiments load their data (their analysis
+modules) and describe panels; this module only draws.
+
+Conventions: one colour per series name (a variant keeps its colour in every figure, also when
+variants are added or reordered), registry labels and scales, integer ticks for tasks and
+epochs, markers on short curves, and a visible "no data" note on an empty panel.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+# Curves with at most this many points get markers.
+MARKER_POINTS = 30
+# Saturated colours only (tab10, then Dark2), so every line reads on white.
+_PALETTE = [plt.get_cmap("tab10")(i) for i in range(10)] + [
+    plt.get_cmap("Dark2")(i) for i in range(8)
+]
+REFERENCE_COLOR = "k"
+
+
+def _slot(name: str) -> int:
+    digest = hashlib.md5(name.encode()).digest()
+    return int.from_bytes(digest[:4], "little") % len(_PALETTE)
+
+
+def series_colors(names) -> dict:
+    """Colours of named series (variants): each name hashes to a palette slot, so its colour
+    depends on the name, not on the order or on which other variants are shown; names whose
+    slots collide take the next free slot, in sorted order (so reordering never changes a
+    colour, and adding a variant changes another's only on a collision)."""
+    taken, colors = set(), {}
+    for name in sorted(set(names)):
+        slot = _slot(name)
+        while slot in taken and len(taken) < len(_PALETTE):
+            slot = (slot + 1) % len(_PALETTE)
+        taken.add(slot)
+        colors[name] = _PALETTE[slot]
+    return colors
+
+
+@dataclass
+class Series:
+    """One line: x values and either per-seed rows (mean ± std drawn) or one row."""
+
+    x: np.ndarray
+    values: np.ndarray  # [seeds, points] or [points]
+    std: np.ndarray | None = None  # a precomputed band (values then is the mean)
+
+
+@dataclass
+class Panel:
+    ylabel: str
+    series: Mapping[str, Series]
+    scale: str = "linear"
+    ylim: tuple[float, float] | None = None
+    zero_line: bool = False
+    references: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # mean, std
 
 
 def save_figure(fig, pdf_path: str | os.PathLike, png_path: str | os.PathLike) -> None:
@@ -18,178 +75,106 @@ def save_figure(fig, pdf_path: str | os.PathLike, png_path: str | os.PathLike) -
     plt.close(fig)
 
 
-def band(ax, x, mean, std, **plot_options):
-    """Plot ``mean`` against ``x`` with a shaded ±``std`` band in the line's colour."""
-    (line,) = ax.plot(x, mean, **plot_options)
-    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.25, lw=0)
-    return line
+def _draw_series(ax, name: str, series: Series, color) -> bool:
+    values = np.asarray(series.values, dtype=float)
+    x = np.asarray(series.x, dtype=float)
+    if values.ndim == 2:
+        # Mean and std over the finite seeds of each point (NaN where there is none).
+        finite = np.isfinite(values)
+        count = finite.sum(axis=0)
+        filled = np.where(finite, values, 0.0)
+        mean = np.where(count > 0, filled.sum(axis=0) / np.maximum(count, 1), np.nan)
+        squares = np.where(finite, (values - mean) ** 2, 0.0).sum(axis=0)
+        std = np.where(count > 0, np.sqrt(squares / np.maximum(count, 1)), np.nan)
+    else:
+        mean = values
+        std = None if series.std is None else np.asarray(series.std, dtype=float)
+    if not np.isfinite(mean).any():
+        return False
+    marker = "o" if len(x) <= MARKER_POINTS else None
+    ax.plot(x, mean, color=color, marker=marker, ms=3, lw=1.3, label=name)
+    if std is not None and len(x) == 1:
+        ax.errorbar(x, mean, yerr=std, color=color, capsize=3, lw=1)
+    elif std is not None:
+        ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2, lw=0)
+    return True
 
 
-def mean_band(ax, x, values, label=None, color=None):
-    """Plot the mean over rows of ``values`` (seeds x points) with a ±1 std band."""
-    values = np.asarray(values, dtype=float)
-    return band(
-        ax, x, np.nanmean(values, axis=0), np.nanstd(values, axis=0), label=label, color=color
-    )
-
-
-# --- Permuted MNIST ---------------------------------------------------------------------
-
-
-def permuted_mnist_over_tasks(curves, panels, pdf, png) -> None:
-    """Panels side by side against task. ``curves``: setting -> (tasks, {column: seeds x
-    tasks}); ``panels``: (column, y label) pairs; one mean ± std line per setting."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8), squeeze=False)
-    for ax, (column, label) in zip(axes[0], panels, strict=True):
-        for setting, (tasks, values) in curves.items():
-            mean_band(ax, tasks, values[column], label=f"first task {setting}")
-        ax.set_xlabel("task")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize="small")
-    fig.tight_layout()
-    save_figure(fig, pdf, png)
-
-
-def permuted_mnist_sweep(rows, pdf, png) -> None:
-    """Per-task correlations across the runs of the first-task sweep, one panel per method."""
-    methods = list(dict.fromkeys(row["method"] for row in rows))
-    fig, axes = plt.subplots(1, len(methods), figsize=(4.5 * len(methods), 3), squeeze=False)
-    series = (
-        ("r_first_nc1_pl", "NC1 after first task vs PL"),
-        ("r_first_epochs_pl", "first-task epochs vs PL"),
-        ("partial_r_first_nc1_pl_steps", "NC1 vs PL | first-task steps"),
-    )
-    for ax, method in zip(axes[0], methods, strict=True):
-        mine = [row for row in rows if row["method"] == method]
-        tasks = [row["task"] for row in mine]
-        for name, label in series:
-            ax.plot(tasks, table_column(mine, name), label=label)
+def draw_panel(ax, panel: Panel, xlabel: str, integer_x: bool = True, colors=None) -> None:
+    colors = colors or series_colors(panel.series)
+    drawn = [_draw_series(ax, name, series, colors[name]) for name, series in panel.series.items()]
+    for name, (mean, std) in panel.references.items():
+        if np.isfinite(mean):
+            ax.axhline(mean, color=REFERENCE_COLOR, ls="--", lw=1, label=name)
+            ax.axhspan(mean - std, mean + std, color=REFERENCE_COLOR, alpha=0.1, lw=0)
+            drawn.append(True)
+    if not any(drawn):
+        ax.text(
+            0.5,
+            0.5,
+            "no data",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="0.4",
+            fontsize="large",
+        )
+    elif panel.scale == "log" and _all_positive(panel):
+        ax.set_yscale("log")
+    if panel.zero_line:
         ax.axhline(0, color="0.5", lw=0.8)
-        ax.set_ylim(-1.05, 1.05)
-        ax.set_xlabel("task i")
-        ax.set_ylabel(f"{method} r across runs")
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize="small")
-    fig.tight_layout()
-    save_figure(fig, pdf, png)
-
-
-# --- Warm starting ----------------------------------------------------------------------
-
-from ncplasticity.tsv import column as table_column  # noqa: E402
-from ncplasticity.tsv import read_tsv  # noqa: E402
-
-
-def _runs_by_variant(paths) -> dict[str, list[list[dict]]]:
-    """Rows of per-run TSVs named ``{variant}_s{seed}.tsv``, grouped by variant."""
-    runs: dict[str, list[list[dict]]] = {}
-    for path in paths:
-        variant = os.path.basename(str(path)).rsplit("_s", 1)[0]
-        runs.setdefault(variant, []).append(read_tsv(path))
-    return runs
-
-
-def _seeds_by_epochs(runs, column):
-    """(epochs, seeds x epochs array) of ``column``; runs that stopped early are NaN-padded."""
-    epochs = sorted({row["epoch"] for rows in runs for row in rows})
-    position = {epoch: i for i, epoch in enumerate(epochs)}
-    values = np.full((len(runs), len(epochs)), np.nan)
-    for i, rows in enumerate(runs):
-        for row in rows:
-            if isinstance(row.get(column), (int, float)):
-                values[i, position[row["epoch"]]] = row[column]
-    return np.array(epochs), values
-
-
-_WARM_START_NC_PANELS = (
-    ("nc1", "NC1", True),
-    ("nc2_etf_weights", "NC2 (classifier vs ETF)", False),
-    ("nc3_wh", "NC3 (WM vs ETF)", False),
-    ("nc4", "NC4 (1 - agreement)", False),
-)
-
-
-def warm_start_nc_metrics(table_paths, pdf, png) -> None:
-    """NC1-NC4 of the warm-up features against warm-up epoch, one line per variant with a
-    warm-up of its own (shrink_perturb shares plain's)."""
-    runs = _runs_by_variant(table_paths)
-    runs.pop("shrink_perturb", None)
-    fig, axes = plt.subplots(1, 4, figsize=(13, 2.9))
-    for ax, (column, label, log_scale) in zip(axes, _WARM_START_NC_PANELS, strict=True):
-        for variant, variant_runs in runs.items():
-            mean_band(ax, *_seeds_by_epochs(variant_runs, column), label=variant)
-        if log_scale:
-            ax.set_yscale("log")
-        ax.set_xlabel("warm-up epoch")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize="small")
-    fig.tight_layout()
-    save_figure(fig, pdf, png)
-
-
-def warm_start_finetune_accuracy(table_paths, pdf, png) -> None:
-    """Test accuracy after fine-tuning each warm-up checkpoint on the full set, per variant,
-    with the fresh-init reference (mean ± std over seeds) as a horizontal band."""
-    runs = _runs_by_variant(table_paths)
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    for variant, variant_runs in runs.items():
-        mean_band(ax, *_seeds_by_epochs(variant_runs, "finetune_test_accuracy"), label=variant)
-    by_seed = {
-        rows[0]["seed"]: rows[0]["fresh_test_accuracy"] for rs in runs.values() for rows in rs
-    }
-    fresh = np.array(list(by_seed.values()), dtype=float)
-    ax.axhline(fresh.mean(), color="k", ls="--", lw=1, label="fresh init")
-    ax.axhspan(fresh.mean() - fresh.std(), fresh.mean() + fresh.std(), color="k", alpha=0.1)
-    ax.set_xlabel("warm-up epoch of the checkpoint")
-    ax.set_ylabel("test accuracy after fine-tuning")
+    if panel.ylim is not None:
+        ax.set_ylim(*panel.ylim)
+    if integer_x:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        xs = [np.asarray(series.x, dtype=float) for series in panel.series.values()]
+        xs = np.concatenate(xs) if xs else np.array([])
+        if len(xs) and np.ptp(xs) < 2:  # a single point: leave room for integer ticks
+            ax.set_xlim(xs.min() - 1, xs.max() + 1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(panel.ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
+
+
+def _all_positive(panel: Panel) -> bool:
+    values = [np.asarray(s.values, dtype=float) for s in panel.series.values()]
+    finite = np.concatenate([v[np.isfinite(v)].ravel() for v in values]) if values else []
+    return len(finite) > 0 and bool(np.all(finite > 0))
+
+
+def panels_figure(
+    panels: Sequence[Panel],
+    xlabel: str,
+    pdf,
+    png,
+    *,
+    integer_x: bool = True,
+    title: str | None = None,
+    sharey: bool = False,
+) -> None:
+    """Panels side by side (any number), one legend for the whole figure."""
+    n = max(1, len(panels))
+    fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.0), squeeze=False, sharey=sharey)
+    colors = series_colors(name for panel in panels for name in panel.series)
+    for ax, panel in zip(axes[0], panels, strict=False):
+        draw_panel(ax, panel, xlabel, integer_x, colors)
+    if not panels:
+        axes[0][0].text(0.5, 0.5, "no data", transform=axes[0][0].transAxes, ha="center")
+    handles, labels = {}, {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+            labels[label] = label
+    if handles:
+        fig.legend(
+            handles.values(),
+            labels.values(),
+            loc="upper center",
+            ncol=min(len(handles), 6),
+            fontsize="small",
+            bbox_to_anchor=(0.5, 1.0),
+        )
+    if title:
+        fig.suptitle(title, y=1.08, fontsize="medium")
+    fig.tight_layout(rect=(0, 0, 1, 0.88 if handles else 1))
     save_figure(fig, pdf, png)
-
-
-def warm_start_warmup_accuracy(log_paths, pdf, png) -> None:
-    """Warm-up training and test accuracy per epoch, per variant (shows any collapse)."""
-    runs = _runs_by_variant(log_paths)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
-    for ax, column in zip(axes, ("train_accuracy", "test_accuracy"), strict=True):
-        for variant, variant_runs in runs.items():
-            mean_band(ax, *_seeds_by_epochs(variant_runs, column), label=variant)
-        ax.set_xlabel("warm-up epoch")
-        ax.set_ylabel(f"warm-up {column.replace('_', ' ')}")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize="small")
-    fig.tight_layout()
-    save_figure(fig, pdf, png)
-
-
-def warm_start_sliding_correlation(correlation_paths, pdf, png) -> None:
-    """Pearson r between each NC metric and fine-tuned test accuracy over sliding windows of
-    warm-up epochs (mean ± std over seeds), one panel per metric, one line per variant."""
-    (path,) = correlation_paths
-    rows = read_tsv(path)
-    fig, axes = plt.subplots(1, 4, figsize=(13, 2.9), sharey=True)
-    for ax, (column, label, _) in zip(axes, _WARM_START_NC_PANELS, strict=True):
-        for variant in dict.fromkeys(r["variant"] for r in rows):
-            mine = [r for r in rows if r["variant"] == variant and r["metric"] == column]
-            ends = table_column(mine, "window_end")
-            mean, std = table_column(mine, "r_mean"), table_column(mine, "r_std")
-            band(ax, ends, mean, std, marker="o", ms=3, label=variant)
-        ax.axhline(0, color="0.5", lw=0.8)
-        ax.set_ylim(-1.05, 1.05)
-        ax.set_xlabel("window end (warm-up epoch)")
-        ax.set_ylabel(f"r({label.split()[0]}, fine-tuned acc)")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize="small")
-    fig.tight_layout()
-    save_figure(fig, pdf, png)
-
-
-WARM_START_FIGURES = {
-    "nc_metrics": warm_start_nc_metrics,
-    "finetune_accuracy": warm_start_finetune_accuracy,
-    "warmup_accuracy": warm_start_warmup_accuracy,
-    "sliding_correlation": warm_start_sliding_correlation,
-}

@@ -3,22 +3,22 @@
 
 # Light work: on a cluster these run on the submitting node instead of waiting in the queue.
 localrules:
-    permuted_mnist_correlations,
-    permuted_mnist_sweep_correlations,
+    continual_correlations,
+    continual_sweep_correlations,
     warm_start_table,
     warm_start_correlations,
 
 
-# --- Permuted MNIST ---
+# --- Continual ---
 
 
-rule permuted_mnist_correlations:
+rule continual_correlations:
     input:
-        permuted_mnist_tables(),
+        continual_tables(),
     output:
-        "results/permuted_mnist/analysis/correlations.tsv",
+        "results/continual/analysis/correlations.tsv",
     log:
-        "results/logs/permuted_mnist_correlations/correlations.log",
+        "results/logs/continual_correlations/correlations.log",
     conda:
         ANALYSIS_ENV
     threads: 1
@@ -26,18 +26,18 @@ rule permuted_mnist_correlations:
         runtime=10,
         mem_mb=1000,
     params:
-        analysis_tasks=PMNIST_ANALYSIS_TASKS,
+        analysis_tasks=CONTINUAL_ANALYSIS_TASKS,
     script:
-        "../scripts/permuted_mnist_correlations.py"
+        "../scripts/continual_correlations.py"
 
 
-rule permuted_mnist_sweep_correlations:
+rule continual_sweep_correlations:
     input:
-        permuted_mnist_tables(),
+        continual_tables(),
     output:
-        "results/permuted_mnist/analysis/sweep_correlations.tsv",
+        "results/continual/analysis/sweep_correlations.tsv",
     log:
-        "results/logs/permuted_mnist_sweep_correlations/sweep_correlations.log",
+        "results/logs/continual_sweep_correlations/sweep_correlations.log",
     conda:
         ANALYSIS_ENV
     threads: 1
@@ -45,9 +45,9 @@ rule permuted_mnist_sweep_correlations:
         runtime=5,
         mem_mb=1000,
     params:
-        analysis_tasks=PMNIST_ANALYSIS_TASKS,
+        analysis_tasks=CONTINUAL_ANALYSIS_TASKS,
     script:
-        "../scripts/permuted_mnist_sweep_correlations.py"
+        "../scripts/continual_sweep_correlations.py"
 
 
 # --- Warm starting ---
@@ -66,6 +66,10 @@ rule warm_start_table:
     resources:
         runtime=10,
         mem_mb=1000,
+    params:
+        variant=lambda wildcards: wildcards.variant,
+        seed=lambda wildcards: int(wildcards.seed),
+        warmup_variant=lambda wildcards: WARM_START_SOURCES[wildcards.variant],
     script:
         "../scripts/warm_start_table.py"
 
@@ -74,7 +78,7 @@ rule warm_start_correlations:
     input:
         expand(
             "results/warm_start/tables/{run}.tsv",
-            run=warm_start_runs(WARM_START["variants"]),
+            run=warm_start_runs(WARM_START_VARIANTS),
         ),
     output:
         "results/warm_start/analysis/correlations.tsv",
@@ -87,6 +91,6 @@ rule warm_start_correlations:
         runtime=10,
         mem_mb=1000,
     params:
-        window=WARM_START["correlation_window"],
+        window=WARM_START.get("correlation_window", 1),
     script:
         "../scripts/warm_start_correlations.py"

@@ -1,4 +1,5 @@
-# Helpers shared by every stage: import path, environments, targets, run ids and inputs.
+# Helpers shared by every stage: import path, environments, the study (runs with their
+# resolved settings) and targets. Rules look runs up by wildcard; nothing is parsed from names.
 
 import os
 import sys
@@ -12,10 +13,19 @@ if _SRC not in _PYTHONPATH:
 if _SRC not in sys.path:
     sys.path.insert(0, _SRC)
 
-from ncplasticity.warm_start_protocol import VARIANTS, checkpoint_epochs, warmup_variant
+import re
+
+from snakemake.exceptions import WorkflowError
+
+import yaml
+
+from ncplasticity.continual.study import SPEC as CONTINUAL_SPEC
+from ncplasticity.study import StudyError, base_settings, resolve_experiment, run_id
+from ncplasticity.warm_start import study as warm_start_study
 
 TRAIN_ENV = "../../envs/train.yaml"
 ANALYSIS_ENV = "../../envs/analysis.yaml"
+DEVICE = config.get("device", "auto")
 
 # Each experiment module registers a function returning its final targets.
 EXPERIMENT_TARGETS = {}
@@ -33,71 +43,73 @@ def dataset_file(name):
     return f"results/data/{name}.npz"
 
 
-wildcard_constraints:
-    experiment="permuted_mnist|warm_start",
-    run="[^/]+",
-    dataset="mnist5k|mnist|cifar10",
+def one_of(names):
+    """A wildcard constraint matching exactly the given names."""
+    return "|".join(re.escape(name) for name in names) or "(?!)"
 
 
-# --- Permuted MNIST ---
-
-PMNIST = config["permuted_mnist"]
-# What a training job is given (and stores in its feature file): the section without the keys
-# that only choose runs or analyses, so that adding a seed, a first-task setting or changing
-# `analysis_tasks` does not rerun finished jobs (Snakemake reruns jobs whose params changed).
-PMNIST_TRAINING = {
-    key: value
-    for key, value in PMNIST.items()
-    if key not in ("seeds", "analysis_tasks", "threads")
-} | {"first_task": {"max_epochs": PMNIST["first_task"]["max_epochs"]}}
-PMNIST_ANALYSIS_TASKS = PMNIST.get("analysis_tasks", PMNIST["num_tasks"])
+with open(
+    os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
+) as _schema:
+    SCHEMA = yaml.safe_load(_schema)
 
 
-def permuted_mnist_runs():
-    """Run ids: s{seed}_e{epochs} and s{seed}_nc{tau} (parsed by ncplasticity.permuted_mnist)."""
-    first = PMNIST["first_task"]
-    settings = [f"e{epochs}" for epochs in first.get("epochs", [])]
-    settings += [f"nc{tau:g}" for tau in first.get("nc1_thresholds", [])]
-    return [f"s{seed}_{setting}" for seed in PMNIST["seeds"] for setting in settings]
+def resolve(spec, resolver=resolve_experiment):
+    """The experiment's runs (run id -> Run), or a stop naming the variant and key."""
+    if spec.name not in config:
+        return {}
+    try:
+        return resolver(config, SCHEMA, spec)
+    except StudyError as error:
+        raise WorkflowError(str(error)) from None
 
 
-def permuted_mnist_runtime():
+def seeds_of(experiment):
+    return config[experiment]["seeds"] if experiment in config else []
+
+
+# --- Continual ---
+
+CONTINUAL_RUNS = resolve(CONTINUAL_SPEC)
+CONTINUAL = config.get("continual", {})
+CONTINUAL_ANALYSIS_TASKS = CONTINUAL.get(
+    "analysis_tasks", CONTINUAL.get("num_tasks", 1)
+)
+
+
+def continual_run_settings(wildcards):
+    return CONTINUAL_RUNS[wildcards.run].settings
+
+
+def continual_runtime(wildcards):
     """Minutes for a training job, generously: batch-1 SGD takes 5-30 us a step on one core
-    (benchmarks/bench_online_sgd.py), plus about a second per epoch for features, test
-    accuracy and the checkpoint."""
-    samples = 4000 if PMNIST["dataset"] == "mnist5k" else 60000
-    first = PMNIST["first_task"]
-    epochs = (
-        PMNIST["num_tasks"] - 1 + max([first["max_epochs"], *first.get("epochs", [])])
+    (benchmarks/bench_online_sgd.py; the autograd loop ~10x more), plus about a second per
+    epoch for features, test accuracy and the checkpoint."""
+    settings = CONTINUAL_RUNS[wildcards.run].settings
+    samples = settings.get("examples_per_task") or 60000
+    first = settings["schedule"]["first_task"]
+    epochs = (settings["num_tasks"] - 1) * settings["schedule"].get(
+        "epochs_per_task", 1
     )
-    return 10 + int(epochs * (samples * 30e-6 + 1) / 60)
+    epochs += first.get("epochs") or first["max_epochs"]
+    return 10 + int(epochs * (samples * 300e-6 + 1) / 60)
 
 
-def permuted_mnist_tables():
-    return expand("results/permuted_mnist/tables/{run}.tsv", run=permuted_mnist_runs())
+def continual_tables():
+    return expand("results/continual/tables/{run}.tsv", run=list(CONTINUAL_RUNS))
 
 
 # --- Warm starting ---
 
-WARM_START = config["warm_start"]
-# What a training job is given (and stores): the section without the keys that only choose
-# runs, analyses or cluster resources (see PMNIST_TRAINING).
-WARM_START_TRAINING = {
-    key: value
-    for key, value in WARM_START.items()
-    if key
-    not in (
-        "seeds",
-        "variants",
-        "correlation_window",
-        "threads",
-        "gpus",
-        "runtime_warmup",
-        "runtime_finetune",
-        "mem_mb",
-    )
-}
-WARM_START_EPOCHS = checkpoint_epochs(WARM_START)
+WARM_START = config.get("warm_start", {})
+WARM_START_RUNS = resolve(warm_start_study.SPEC)
+# The fresh-init reference trains from the section's own settings (no variant, no intervention).
+WARM_START_BASE = resolve(warm_start_study.SPEC, base_settings)
+# variant -> its resolved settings (the same for every seed).
+WARM_START_VARIANTS = {run.variant: run.settings for run in WARM_START_RUNS.values()}
+# variant -> the variant whose warm-up it fine-tunes (shared when warm-up settings agree).
+WARM_START_SOURCES = warm_start_study.warmup_sources(WARM_START_VARIANTS)
+WARM_START_WARMUPS = sorted(set(WARM_START_SOURCES.values()))
 WARM_START_PARTIAL = "results/warm_start/partial"
 WARM_START_FIGURE_NAMES = [
     "nc_metrics",
@@ -105,94 +117,75 @@ WARM_START_FIGURE_NAMES = [
     "warmup_accuracy",
     "sliding_correlation",
 ]
-WARM_START_DEVICE = config["device"]
 
 
-# Keys that only one variant or one phase reads. A job is given the training settings without
-# the other variants' and the other phase's keys, so that changing, say, nc_reg.lam or
-# finetune.max_epochs reruns only the jobs that read it.
-WARM_START_VARIANT_KEYS = ("nc_reg", "nc_reg_stable", "l2", "shrink_perturb")
-WARM_START_PHASE_KEYS = {
-    "warmup": ("warmup_fraction", "warmup_epochs", "checkpoint_every", "feature_dtype"),
-    "finetune": ("finetune",),
-}
-
-
-def warm_start_settings(phase):
-    """params function: the settings a `phase` job of the wildcards' variant reads."""
-
-    def settings(wildcards):
-        variant = wildcards.get("variant", "fresh")
-        other_phases = [p for p in WARM_START_PHASE_KEYS if p != phase]
-        excluded = {key for key in WARM_START_VARIANT_KEYS if key != variant}
-        excluded.update(key for p in other_phases for key in WARM_START_PHASE_KEYS[p])
-        return {k: v for k, v in WARM_START_TRAINING.items() if k not in excluded}
-
-    return settings
-
-
-def check_config():
-    """Cross-field rules the JSON schema cannot express, named by their keys."""
-    problems = []
-    if "permuted_mnist" in config["experiments"]:
-        first = PMNIST["first_task"]
-        if not first.get("epochs") and not first.get("nc1_thresholds"):
-            problems.append(
-                "permuted_mnist.first_task: give at least one of `epochs`, `nc1_thresholds`"
-            )
-        # Run ids carry tau as f"{tau:g}", and the job reads tau back from its run id.
-        rounded = [
-            tau for tau in first.get("nc1_thresholds", []) if float(f"{tau:g}") != tau
-        ]
-        if rounded:
-            problems.append(
-                f"permuted_mnist.first_task.nc1_thresholds: {rounded} have more than 6 "
-                "significant digits"
-            )
-        if PMNIST_ANALYSIS_TASKS > PMNIST["num_tasks"]:
-            problems.append(
-                f"permuted_mnist.analysis_tasks ({PMNIST_ANALYSIS_TASKS}) exceeds num_tasks "
-                f"({PMNIST['num_tasks']})"
-            )
-    if "warm_start" in config["experiments"] and not WARM_START_EPOCHS:
-        problems.append(
-            f"warm_start.checkpoint_every ({WARM_START['checkpoint_every']}) exceeds "
-            f"warmup_epochs ({WARM_START['warmup_epochs']}): no checkpoint would be taken"
-        )
-    if problems:
-        raise ValueError("invalid configuration: " + "; ".join(problems))
-
-
-check_config()
-
-
-def warm_start_checkpoint(wildcards):
-    variant = warmup_variant(wildcards.variant)
-    return f"results/warm_start/checkpoints/{variant}_s{wildcards.seed}/epoch{wildcards.epoch}.pt"
+def warm_start_epochs(variant):
+    return warm_start_study.checkpoint_epochs(WARM_START_VARIANTS[variant])
 
 
 def warm_start_runs(variants):
-    return [f"{v}_s{s}" for v in variants for s in WARM_START["seeds"]]
+    return [run_id(v, s) for v in variants for s in seeds_of("warm_start")]
+
+
+def warm_start_checkpoint(wildcards):
+    source = WARM_START_SOURCES[wildcards.variant]
+    return f"results/warm_start/checkpoints/{source}_s{wildcards.seed}"
 
 
 def warm_start_table_inputs(wildcards):
-    warmup_run = f"{warmup_variant(wildcards.variant)}_s{wildcards.seed}"
+    warmup_run = run_id(WARM_START_SOURCES[wildcards.variant], wildcards.seed)
     return {
         "metrics": f"results/warm_start/metrics/{warmup_run}.tsv",
         "warmup_log": f"results/warm_start/logs/{warmup_run}.tsv",
         "finetune": [
             f"results/warm_start/finetune/{wildcards.variant}_s{wildcards.seed}/epoch{e:04d}.tsv"
-            for e in WARM_START_EPOCHS
+            for e in warm_start_epochs(wildcards.variant)
         ],
         "fresh": f"results/warm_start/finetune/fresh_s{wildcards.seed}.tsv",
     }
 
 
 def warm_start_figure_inputs(figure):
-    variants = WARM_START["variants"]
     if figure == "warmup_accuracy":
-        own = dict.fromkeys(warmup_variant(v) for v in variants)
-        return expand("results/warm_start/logs/{run}.tsv", run=warm_start_runs(own))
+        return expand(
+            "results/warm_start/logs/{run}.tsv", run=warm_start_runs(WARM_START_WARMUPS)
+        )
     if figure == "sliding_correlation":
         return ["results/warm_start/analysis/correlations.tsv"]
-    return expand("results/warm_start/tables/{run}.tsv", run=warm_start_runs(variants))
+    return expand(
+        "results/warm_start/tables/{run}.tsv", run=warm_start_runs(WARM_START_VARIANTS)
+    )
+
+
+def check_config():
+    """Cross-field rules the JSON schema cannot express, named by their keys."""
+    problems = []
+    if "continual" in config["experiments"]:
+        for run in CONTINUAL_RUNS.values():
+            if CONTINUAL_ANALYSIS_TASKS > run.settings["num_tasks"]:
+                problems.append(
+                    f"continual.analysis_tasks ({CONTINUAL_ANALYSIS_TASKS}) exceeds num_tasks "
+                    f"({run.settings['num_tasks']}) of variant {run.variant!r}"
+                )
+                break
+    for variant, settings in WARM_START_VARIANTS.items():
+        if not warm_start_study.checkpoint_epochs(settings):
+            problems.append(
+                f"warm_start.variants.{variant}: checkpoint_every "
+                f"({settings['checkpoint_every']}) exceeds warmup_epochs "
+                f"({settings['warmup_epochs']}): no checkpoint would be taken"
+            )
+    missing = [e for e in config["experiments"] if e not in config]
+    if missing:
+        problems.append(f"experiments: {missing} listed but have no section")
+    if problems:
+        raise WorkflowError("invalid configuration: " + "; ".join(problems))
+
+
+check_config()
+
+
+wildcard_constraints:
+    experiment="continual|warm_start",
+    run="[^/]+",
+    dataset="mnist5k|mnist|cifar10",

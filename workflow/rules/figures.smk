@@ -3,30 +3,30 @@
 
 # Light work: on a cluster these run on the submitting node instead of waiting in the queue.
 localrules:
-    permuted_mnist_collapse_figure,
-    permuted_mnist_plasticity_figure,
-    permuted_mnist_sweep_figure,
+    continual_collapse_figure,
+    continual_plasticity_figure,
+    continual_sweep_figure,
     warm_start_figure_nc_metrics,
     warm_start_figure_finetune_accuracy,
     warm_start_figure_warmup_accuracy,
     warm_start_figure_sliding_correlation,
 
 
-# --- Permuted MNIST ---
+# --- Continual ---
 
 
-rule permuted_mnist_collapse_figure:
+rule continual_collapse_figure:
     input:
-        permuted_mnist_tables(),
+        continual_tables(),
     output:
-        pdf="results/permuted_mnist/figures/collapse_over_tasks.pdf",
+        pdf="results/continual/figures/collapse_over_tasks.pdf",
         png=report(
-            "results/permuted_mnist/figures/collapse_over_tasks.png",
-            caption="../report/permuted_mnist_collapse_over_tasks.rst",
-            category="Permuted MNIST",
+            "results/continual/figures/collapse_over_tasks.png",
+            caption="../report/continual_collapse_over_tasks.rst",
+            category="Continual learning",
         ),
     log:
-        "results/logs/permuted_mnist_collapse_figure/collapse_over_tasks.log",
+        "results/logs/continual_collapse_figure/collapse_over_tasks.log",
     conda:
         ANALYSIS_ENV
     threads: 1
@@ -34,24 +34,24 @@ rule permuted_mnist_collapse_figure:
         runtime=5,
         mem_mb=2000,
     params:
-        analysis_tasks=PMNIST_ANALYSIS_TASKS,
+        analysis_tasks=CONTINUAL_ANALYSIS_TASKS,
         panels="collapse",
     script:
-        "../scripts/permuted_mnist_over_tasks_figure.py"
+        "../scripts/continual_over_tasks_figure.py"
 
 
-rule permuted_mnist_plasticity_figure:
+rule continual_plasticity_figure:
     input:
-        permuted_mnist_tables(),
+        continual_tables(),
     output:
-        pdf="results/permuted_mnist/figures/plasticity_over_tasks.pdf",
+        pdf="results/continual/figures/plasticity_over_tasks.pdf",
         png=report(
-            "results/permuted_mnist/figures/plasticity_over_tasks.png",
-            caption="../report/permuted_mnist_plasticity_over_tasks.rst",
-            category="Permuted MNIST",
+            "results/continual/figures/plasticity_over_tasks.png",
+            caption="../report/continual_plasticity_over_tasks.rst",
+            category="Continual learning",
         ),
     log:
-        "results/logs/permuted_mnist_plasticity_figure/plasticity_over_tasks.log",
+        "results/logs/continual_plasticity_figure/plasticity_over_tasks.log",
     conda:
         ANALYSIS_ENV
     threads: 1
@@ -59,24 +59,24 @@ rule permuted_mnist_plasticity_figure:
         runtime=5,
         mem_mb=2000,
     params:
-        analysis_tasks=PMNIST_ANALYSIS_TASKS,
+        analysis_tasks=CONTINUAL_ANALYSIS_TASKS,
         panels="plasticity",
     script:
-        "../scripts/permuted_mnist_over_tasks_figure.py"
+        "../scripts/continual_over_tasks_figure.py"
 
 
-rule permuted_mnist_sweep_figure:
+rule continual_sweep_figure:
     input:
-        "results/permuted_mnist/analysis/sweep_correlations.tsv",
+        "results/continual/analysis/sweep_correlations.tsv",
     output:
-        pdf="results/permuted_mnist/figures/sweep_correlations.pdf",
+        pdf="results/continual/figures/sweep_correlations.pdf",
         png=report(
-            "results/permuted_mnist/figures/sweep_correlations.png",
-            caption="../report/permuted_mnist_sweep_correlations.rst",
-            category="Permuted MNIST",
+            "results/continual/figures/sweep_correlations.png",
+            caption="../report/continual_sweep_correlations.rst",
+            category="Continual learning",
         ),
     log:
-        "results/logs/permuted_mnist_sweep_figure/sweep_correlations.log",
+        "results/logs/continual_sweep_figure/sweep_correlations.log",
     conda:
         ANALYSIS_ENV
     threads: 1
@@ -84,13 +84,13 @@ rule permuted_mnist_sweep_figure:
         runtime=5,
         mem_mb=2000,
     script:
-        "../scripts/permuted_mnist_sweep_figure.py"
+        "../scripts/continual_sweep_figure.py"
 
 
 # --- Warm starting ---
 
 
-# One rule per figure (warm_start_figure_<name>); ncplasticity.plots.WARM_START_FIGURES draws it.
+# One rule per figure (warm_start_figure_<name>); ncplasticity.warm_start.analysis.FIGURES draws it.
 for warm_start_figure in WARM_START_FIGURE_NAMES:
 
     rule:

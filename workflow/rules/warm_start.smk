@@ -1,50 +1,56 @@
 # Warm starting (DESIGN §3): warm-up per (variant, seed) with a checkpoint every k epochs,
 # then one fine-tune job per checkpoint (so a cluster runs them in parallel) and a fresh-init
-# reference per seed. shrink_perturb fine-tunes plain's checkpoints; the other variants warm up
-# themselves. Jobs keep their in-progress state under results/warm_start/partial/ (not an
-# output, so it survives a killed job) and resume from it when rerun.
+# reference per seed. Variants whose warm-up settings agree share one warm-up (e.g.
+# shrink_perturb, a fine-tune-only intervention, fine-tunes plain's checkpoints). Jobs keep
+# their in-progress state under results/warm_start/partial/ and resume from it when rerun.
 
 
 wildcard_constraints:
-    variant="|".join(VARIANTS),
+    variant=one_of(WARM_START_VARIANTS),
+    warmup_variant=one_of(WARM_START_WARMUPS),
     seed=r"\d+",
     epoch=r"\d{4}",
 
 
 rule warm_start_warmup:
     input:
-        dataset=dataset_file(WARM_START["dataset"]),
-    output:
-        features="results/warm_start/features/{variant}_s{seed}.h5",
-        log_tsv="results/warm_start/logs/{variant}_s{seed}.tsv",
-        checkpoints=expand(
-            "results/warm_start/checkpoints/{{variant}}_s{{seed}}/epoch{epoch:04d}.pt",
-            epoch=WARM_START_EPOCHS,
+        dataset=lambda wildcards: dataset_file(
+            WARM_START_VARIANTS[wildcards.warmup_variant]["dataset"]
         ),
+    output:
+        features="results/warm_start/features/{warmup_variant}_s{seed}.h5",
+        log_tsv="results/warm_start/logs/{warmup_variant}_s{seed}.tsv",
+        checkpoints=directory("results/warm_start/checkpoints/{warmup_variant}_s{seed}"),
     log:
-        "results/logs/warm_start_warmup/{variant}_s{seed}.log",
+        "results/logs/warm_start_warmup/{warmup_variant}_s{seed}.log",
     benchmark:
-        "results/benchmarks/warm_start_warmup/{variant}_s{seed}.tsv"
+        "results/benchmarks/warm_start_warmup/{warmup_variant}_s{seed}.tsv"
     conda:
         TRAIN_ENV
-    threads: WARM_START["threads"]
+    threads: WARM_START.get("threads", 1)
     resources:
-        runtime=WARM_START["runtime_warmup"],
-        mem_mb=WARM_START["mem_mb"],
-        gpu=WARM_START["gpus"],
+        runtime=WARM_START.get("runtime_warmup", 60),
+        mem_mb=WARM_START.get("mem_mb", 4000),
+        gpu=WARM_START.get("gpus", 0),
     params:
-        cfg=warm_start_settings("warmup"),
-        device=WARM_START_DEVICE,
-        partial_root=WARM_START_PARTIAL,
-        checkpoint_dir=lambda wildcards: f"results/warm_start/checkpoints/{wildcards.variant}_s{wildcards.seed}",
+        settings=lambda wildcards: warm_start_study.warmup_settings(
+            WARM_START_VARIANTS[wildcards.warmup_variant]
+        ),
+        seed=lambda wildcards: int(wildcards.seed),
+        variant=lambda wildcards: wildcards.warmup_variant,
+        device=DEVICE,
+        partial=f"{WARM_START_PARTIAL}/{{warmup_variant}}_s{{seed}}",
+        checkpoint_dir="results/warm_start/checkpoints/{warmup_variant}_s{seed}",
     script:
         "../scripts/warm_start_warmup.py"
 
 
 rule warm_start_finetune:
     input:
-        dataset=dataset_file(WARM_START["dataset"]),
-        checkpoint=warm_start_checkpoint,
+        dataset=lambda wildcards: dataset_file(
+            WARM_START_VARIANTS[wildcards.variant]["dataset"]
+        ),
+        checkpoints=warm_start_checkpoint,
     output:
         "results/warm_start/finetune/{variant}_s{seed}/epoch{epoch}.tsv",
     log:
@@ -53,23 +59,27 @@ rule warm_start_finetune:
         "results/benchmarks/warm_start_finetune/{variant}_s{seed}_epoch{epoch}.tsv"
     conda:
         TRAIN_ENV
-    threads: WARM_START["threads"]
+    threads: WARM_START.get("threads", 1)
     resources:
-        runtime=WARM_START["runtime_finetune"],
-        mem_mb=WARM_START["mem_mb"],
-        gpu=WARM_START["gpus"],
+        runtime=WARM_START.get("runtime_finetune", 60),
+        mem_mb=WARM_START.get("mem_mb", 4000),
+        gpu=WARM_START.get("gpus", 0),
     params:
-        cfg=warm_start_settings("finetune"),
+        settings=lambda wildcards: warm_start_study.finetune_settings(
+            WARM_START_VARIANTS[wildcards.variant]
+        ),
+        seed=lambda wildcards: int(wildcards.seed),
         variant=lambda wildcards: wildcards.variant,
-        device=WARM_START_DEVICE,
-        partial_root=WARM_START_PARTIAL,
+        checkpoint=lambda wildcards, input: f"{input.checkpoints}/epoch{wildcards.epoch}.pt",
+        device=DEVICE,
+        partial=f"{WARM_START_PARTIAL}/{{variant}}_s{{seed}}_finetune{{epoch}}",
     script:
         "../scripts/warm_start_finetune.py"
 
 
 rule warm_start_fresh:
     input:
-        dataset=dataset_file(WARM_START["dataset"]),
+        dataset=dataset_file(WARM_START_BASE.get("dataset", "mnist5k")),
     output:
         "results/warm_start/finetune/fresh_s{seed}.tsv",
     log:
@@ -78,16 +88,20 @@ rule warm_start_fresh:
         "results/benchmarks/warm_start_fresh/fresh_s{seed}.tsv"
     conda:
         TRAIN_ENV
-    threads: WARM_START["threads"]
+    threads: WARM_START.get("threads", 1)
     resources:
-        runtime=WARM_START["runtime_finetune"],
-        mem_mb=WARM_START["mem_mb"],
-        gpu=WARM_START["gpus"],
+        runtime=WARM_START.get("runtime_finetune", 60),
+        mem_mb=WARM_START.get("mem_mb", 4000),
+        gpu=WARM_START.get("gpus", 0),
     params:
-        cfg=warm_start_settings("finetune"),
+        settings=(
+            warm_start_study.fresh_settings(WARM_START_BASE) if WARM_START_BASE else {}
+        ),
+        seed=lambda wildcards: int(wildcards.seed),
         variant="fresh",
-        device=WARM_START_DEVICE,
-        partial_root=WARM_START_PARTIAL,
+        checkpoint=None,
+        device=DEVICE,
+        partial=f"{WARM_START_PARTIAL}/fresh_s{{seed}}",
     script:
         "../scripts/warm_start_finetune.py"
 

@@ -1,5 +1,7 @@
 from ncplasticity.runlog import log_to_file
-from ncplasticity.warm_start_analysis import sliding_correlations
 
 log_to_file(snakemake.log[0])
-sliding_correlations(snakemake.input, snakemake.params.window, snakemake.output[0])
+
+from ncplasticity.warm_start.analysis import sliding_correlations  # noqa: E402 - errors to the log
+
+sliding_correlations(list(snakemake.input), snakemake.params.window, snakemake.output[0])

@@ -1,15 +1,18 @@
 from ncplasticity.runlog import log_to_file
-from ncplasticity.warm_start import run_finetune
 
 log_to_file(snakemake.log[0])
+
+from ncplasticity.warm_start.run import run_finetune  # noqa: E402 - import errors go to the log
+
+# Also the fresh-init reference: no checkpoint, variant "fresh".
 run_finetune(
     snakemake.input.dataset,
-    cfg=snakemake.params.cfg,
+    settings=snakemake.params.settings,
+    seed=snakemake.params.seed,
     variant=snakemake.params.variant,
-    seed=int(snakemake.wildcards.seed),
-    checkpoint_path=snakemake.input.get("checkpoint"),
+    checkpoint_path=snakemake.params.checkpoint,
     out_path=snakemake.output[0],
-    partial_root=snakemake.params.partial_root,
+    partial_dir=snakemake.params.partial,
     device=snakemake.params.device,
     threads=snakemake.threads,
 )

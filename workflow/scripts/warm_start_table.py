@@ -1,11 +1,16 @@
 from ncplasticity.runlog import log_to_file
-from ncplasticity.warm_start_analysis import run_table
 
 log_to_file(snakemake.log[0])
+
+from ncplasticity.warm_start.analysis import run_table  # noqa: E402 - import errors go to the log
+
 run_table(
     snakemake.input.metrics,
     snakemake.input.warmup_log,
     snakemake.input.finetune,
     snakemake.input.fresh,
     snakemake.output[0],
+    variant=snakemake.params.variant,
+    seed=snakemake.params.seed,
+    warmup_variant=snakemake.params.warmup_variant,
 )

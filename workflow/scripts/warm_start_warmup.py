@@ -1,16 +1,18 @@
 from ncplasticity.runlog import log_to_file
-from ncplasticity.warm_start import run_warmup
 
 log_to_file(snakemake.log[0])
+
+from ncplasticity.warm_start.run import run_warmup  # noqa: E402 - import errors go to the log
+
 run_warmup(
     snakemake.input.dataset,
-    cfg=snakemake.params.cfg,
-    variant=snakemake.wildcards.variant,
-    seed=int(snakemake.wildcards.seed),
+    settings=snakemake.params.settings,
+    seed=snakemake.params.seed,
+    variant=snakemake.params.variant,
     features_path=snakemake.output.features,
     checkpoint_dir=snakemake.params.checkpoint_dir,
     log_path=snakemake.output.log_tsv,
-    partial_root=snakemake.params.partial_root,
+    partial_dir=snakemake.params.partial,
     device=snakemake.params.device,
     threads=snakemake.threads,
 )

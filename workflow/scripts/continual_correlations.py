@@ -1,4 +1,4 @@
-from ncplasticity.permuted_mnist import correlations
+from ncplasticity.continual.analysis import correlations
 from ncplasticity.runlog import log_to_file
 
 log_to_file(snakemake.log[0])

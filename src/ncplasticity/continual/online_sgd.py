@@ -13,6 +13,7 @@ array (each layer's weight transposed to [in, out], then its bias) and back.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from numba import njit
 from torch import nn
 
+from ncplasticity.interventions import HookContext, Intervention, call
 from ncplasticity.models import MLP
 
 # Reassociation lets LLVM vectorise the dot products of the backward pass; no-NaN/no-inf
@@ -48,13 +50,21 @@ def train_epoch(
     lr: float,
     batch_size: int = 1,
     permutation: np.ndarray | None = None,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    interventions: Sequence[Intervention] = (),
+    ctx: HookContext | None = None,
 ) -> EpochResult:
-    """One pass of plain SGD over ``x[order]`` (updating ``model`` in place).
+    """One pass over ``x[order]`` (updating ``model`` in place).
 
     ``x`` is float32 [N, D] (flattened inputs), ``y`` int labels [N], ``order`` the sample
     order, ``permutation`` (optional) the input permutation applied to every sample
-    (``x[:, permutation]``), so permuted tasks need no permuted copy of the data. Batch size
-    1 runs the compiled loop, larger batches the ordinary autograd loop.
+    (``x[:, permutation]``), so permuted tasks need no permuted copy of the data.
+    ``optimizer`` (kept by the caller across epochs and tasks; plain SGD at ``lr`` when None)
+    takes the steps. Interventions with ``every`` get ``on_every`` after each multiple of
+    their period (counted in optimiser steps from ``ctx.step``, which is advanced), so the
+    epoch runs in chunks between those calls. Plain SGD at batch size 1 without loss hooks runs
+    the compiled loop, anything else the autograd loop.
     """
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim != 2 or x.shape[1] != model.hidden[0].in_features:
@@ -63,9 +73,60 @@ def train_epoch(
         )
     if permutation is None:
         permutation = np.arange(x.shape[1])
-    if batch_size == 1:
-        return _train_epoch_compiled(model, x, y, order, lr, permutation)
-    return train_epoch_autograd(model, x, y, order, lr, batch_size, permutation)
+    if optimizer is None:
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    ctx = ctx or HookContext(model, optimizer)
+    compiled = batch_size == 1 and compiles(model, optimizer, interventions)
+    periodic = [i for i in interventions if i.every and type(i).uses("on_every")]
+    num_steps = -(-len(order) // batch_size)
+    results = []
+    for first, last in _chunks(ctx.step, num_steps, [i.every for i in periodic]):
+        part = order[first * batch_size : last * batch_size]
+        if compiled:
+            results.append(_train_epoch_compiled(model, x, y, part, optimizer, permutation))
+        else:
+            results.append(
+                train_epoch_autograd(
+                    model, x, y, part, lr, batch_size, permutation, optimizer, interventions, ctx
+                )
+            )
+        ctx.step += last - first
+        for intervention in periodic:
+            if ctx.step % intervention.every == 0:
+                intervention.on_every(ctx)
+    return EpochResult(
+        np.concatenate([r.correct for r in results]), np.concatenate([r.loss for r in results])
+    )
+
+
+def compiles(model: nn.Module, optimizer, interventions: Sequence[Intervention] = ()) -> bool:
+    """Whether the compiled batch-1 loop implements this update: the plain MLP, one group of
+    SGD without momentum or weight decay, and no intervention adding a loss term or optimiser
+    option."""
+    groups = optimizer.param_groups
+    plain_sgd = (
+        type(optimizer) is torch.optim.SGD
+        and len(groups) == 1
+        and groups[0]["momentum"] == 0
+        and groups[0]["weight_decay"] == 0
+    )
+    hooks_in_step = ("loss", "optimizer_options")
+    return (
+        plain_sgd
+        and isinstance(model, MLP)
+        and not model.layer_norm
+        and not any(type(i).uses(hook) for i in interventions for hook in hooks_in_step)
+    )
+
+
+def _chunks(step: int, num_steps: int, periods: Sequence[int]) -> list[tuple[int, int]]:
+    """(first, last) step ranges of an epoch of ``num_steps`` steps starting after global step
+    ``step``, cut after every global multiple of a period."""
+    cuts = {num_steps}
+    for period in periods:
+        cuts.update(range(period - step % period, num_steps, period))
+    ends = sorted(c for c in cuts if c > 0)
+    return list(zip([0, *ends[:-1]], ends, strict=True))
 
 
 def train_epoch_autograd(
@@ -76,14 +137,20 @@ def train_epoch_autograd(
     lr: float,
     batch_size: int,
     permutation: np.ndarray,
+    optimizer: torch.optim.Optimizer | None = None,
+    interventions: Sequence[Intervention] = (),
+    ctx: HookContext | None = None,
 ) -> EpochResult:
-    """The plain PyTorch loop: forward, ``F.cross_entropy``, backward, ``optimizer.step()``.
+    """The plain PyTorch loop: forward, ``F.cross_entropy`` (+ the interventions' loss terms),
+    backward, ``optimizer.step()``.
 
-    Serves batches larger than one and is the reference the compiled path is tested and
-    benchmarked against.
+    Serves whatever the compiled loop does not and is the reference the compiled path is
+    tested and benchmarked against. ``optimizer`` defaults to plain SGD at ``lr``.
     """
     device = next(model.parameters()).device
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    if optimizer is None:
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    with_loss = [i for i in interventions if type(i).uses("loss")]
     inputs = torch.from_numpy(np.ascontiguousarray(x[:, permutation])).to(device)
     targets = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
     order_t = torch.from_numpy(np.asarray(order, dtype=np.int64)).to(device)
@@ -92,9 +159,13 @@ def train_epoch_autograd(
     model.train()
     for start in range(0, len(order), batch_size):
         idx = order_t[start : start + batch_size]
-        logits = model(inputs[idx])
+        features = model.features(inputs[idx])
+        logits = model.classifier(features)
         per_sample = F.cross_entropy(logits, targets[idx], reduction="none")
         loss = per_sample.mean()
+        for term in call(with_loss, "loss", ctx, features, logits, targets[idx]):
+            if term is not None:
+                loss = loss + term
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -127,7 +198,8 @@ def load_flat_parameters(model: MLP, params: np.ndarray) -> None:
             pos += n_out
 
 
-def _train_epoch_compiled(model, x, y, order, lr, permutation) -> EpochResult:
+def _train_epoch_compiled(model, x, y, order, optimizer, permutation) -> EpochResult:
+    lr = optimizer.param_groups[0]["lr"]
     params, sizes = flat_parameters(model)
     steps = len(order)
     correct = np.empty(steps, dtype=np.bool_)

@@ -1,11 +1,12 @@
-from ncplasticity.permuted_mnist import train_run
+from ncplasticity.continual.train import train_run
 from ncplasticity.runlog import log_to_file
 
 log_to_file(snakemake.log[0])
 train_run(
-    snakemake.params.cfg,
-    snakemake.input[0],
+    snakemake.params.settings,
+    snakemake.params.seed,
     snakemake.wildcards.run,
+    snakemake.input[0],
     snakemake.output.features,
     snakemake.output.log,
     snakemake.params.partial,

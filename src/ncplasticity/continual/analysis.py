@@ -1,0 +1,201 @@
+"""Continual-learning tables, correlations and figures (pandas; no torch).
+
+Per-run tables carry ``run``, ``variant`` and ``seed`` columns (from the workflow, never from
+file names); every analysis groups by ``variant``, so runs of different variants never pool
+silently. Metrics come from the registry (:mod:`ncplasticity.metrics`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from ncplasticity import metrics, stats
+from ncplasticity.nc import METRIC_KEYS
+from ncplasticity.plasticity import plasticity_loss
+from ncplasticity.plots import Panel, Series, panels_figure
+
+CORRELATION_COLUMNS = [
+    "variant",
+    "x",
+    "metric",
+    "method",
+    "seed",
+    "r",
+    "ci_low",
+    "ci_high",
+    "p",
+    "n_points",
+    "n_groups",
+    "partial_r_steps",
+]
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t")
+
+
+def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write a TSV atomically (a reader never sees half a table)."""
+    tmp = f"{path}.tmp"
+    table.to_csv(tmp, sep="\t", index=False, na_rep="nan")
+    os.replace(tmp, path)
+
+
+def plasticity_table(
+    log_path, metrics_path, out_path, *, run_id: str, variant: str, seed: int
+) -> None:
+    """Join a run's log and NC metrics per task, add PL_i = acc(task 0) − acc(task i) and the
+    derived metrics."""
+    log = read_table(log_path)
+    nc = read_table(metrics_path)
+    missing = sorted(set(log["task"]) - set(nc["task"]))
+    if missing:
+        raise ValueError(f"{metrics_path}: no metrics for tasks {missing} of {log_path}")
+    nc = nc[["task", *METRIC_KEYS]].rename(columns={"accuracy": "probe_accuracy"})
+    table = log.merge(nc, on="task", how="left", validate="one_to_one")
+    table.insert(0, "seed", seed)
+    table.insert(0, "variant", variant)
+    table.insert(0, "run", run_id)
+    table["pl"] = plasticity_loss(table["online_accuracy"])
+    table["pl_test"] = plasticity_loss(table["test_accuracy"])
+    write_table(metrics.add_derived(table), out_path)
+
+
+def read_tables(paths, analysis_tasks: int) -> pd.DataFrame:
+    """All per-run tables, each cut to its first ``analysis_tasks`` tasks."""
+    tables = []
+    for path in paths:
+        table = read_table(path)
+        table = table[table["task"] < analysis_tasks]
+        if table.empty:
+            raise ValueError(f"{path}: no tasks below analysis_tasks={analysis_tasks}")
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
+def correlations(
+    table_paths, out_path, analysis_tasks: int, x: str = "online_accuracy", n_boot: int = 2000
+) -> None:
+    """Per-task ``x`` against every correlated metric of the registry, per variant: per seed
+    (r, p) and pooled over seeds (r with a bootstrap CI over seeds), Pearson and Spearman, each
+    with the partial correlation controlling for training steps so far."""
+    rows = []
+    for variant, runs in read_tables(table_paths, analysis_tasks).groupby("variant", sort=True):
+        by_seed = [run for _, run in runs.groupby("seed", sort=True)]
+        for metric in metrics.select(correlated=True):
+            for method in stats.METHODS:
+                xs = [run[x].to_numpy(float) for run in by_seed]
+                ys = [run[metric.name].to_numpy(float) for run in by_seed]
+                steps = [run["total_steps"].to_numpy(float) for run in by_seed]
+                common = {"variant": variant, "x": x, "metric": metric.name, "method": method}
+                for run, xv, yv, sv in zip(by_seed, xs, ys, steps, strict=True):
+                    r, p, n = stats.correlation_test(xv, yv, method)
+                    rows.append(
+                        common
+                        | {
+                            "seed": int(run["seed"].iloc[0]),
+                            "r": r,
+                            "p": p,
+                            "n_points": n,
+                            "n_groups": 1,
+                            "partial_r_steps": stats.partial_correlation(xv, yv, sv, method),
+                        }
+                    )
+                pooled = stats.bootstrap_correlation(xs, ys, method, n_boot=n_boot, seed=0)
+                partial = stats.partial_correlation(
+                    np.concatenate(xs), np.concatenate(ys), np.concatenate(steps), method
+                )
+                rows.append(common | {"seed": "pooled", **pooled, "partial_r_steps": partial})
+    write_table(pd.DataFrame(rows, columns=CORRELATION_COLUMNS), out_path)
+
+
+def sweep_correlations(table_paths, out_path, analysis_tasks: int) -> None:
+    """Per task i ≥ 1, across all runs of the first-task sweep (every variant and seed):
+    correlation of PL_i with the NC1 after the first task and with the first task's epochs,
+    and of PL_i with that NC1 controlling for the first task's training steps."""
+    tables = read_tables(table_paths, analysis_tasks)
+    first = tables[tables["task"] == 0].set_index("run")
+    later = tables[tables["task"] > 0].copy()
+    later["first_nc1"] = later["run"].map(first["nc1"])
+    later["first_epochs"] = later["run"].map(first["epochs"])
+    later["first_steps"] = later["run"].map(first["steps"])
+    points = later.to_dict("records")
+    pooled = ",".join(sorted(tables["variant"].unique()))
+    rows = []
+    for method in stats.METHODS:
+        by_nc1 = stats.per_group_correlation(points, "task", "first_nc1", "pl", method)
+        by_epochs = stats.per_group_correlation(points, "task", "first_epochs", "pl", method)
+        for nc1_row, epochs_row in zip(by_nc1, by_epochs, strict=True):
+            members = later[later["task"] == nc1_row["task"]]
+            partial = stats.partial_correlation(
+                members["first_nc1"].to_numpy(float),
+                members["pl"].to_numpy(float),
+                members["first_steps"].to_numpy(float),
+                method,
+            )
+            rows.append(
+                {
+                    "task": nc1_row["task"],
+                    "method": method,
+                    "r_first_nc1_pl": nc1_row["r"],
+                    "p_first_nc1_pl": nc1_row["p"],
+                    "r_first_epochs_pl": epochs_row["r"],
+                    "p_first_epochs_pl": epochs_row["p"],
+                    "partial_r_first_nc1_pl_steps": partial,
+                    "n_runs": nc1_row["n"],
+                    "variants": pooled,
+                }
+            )
+    write_table(pd.DataFrame(rows), out_path)
+
+
+# Figure panels: an outcome, then the plotted metrics of a registry group.
+PANEL_SETS = {"collapse": ("online_accuracy", "nc"), "plasticity": ("test_accuracy", "plasticity")}
+
+
+def panel_metrics(panels: str) -> list[metrics.Metric]:
+    if panels not in PANEL_SETS:
+        raise ValueError(f"unknown panel set {panels!r}; expected one of {list(PANEL_SETS)}")
+    outcome, group = PANEL_SETS[panels]
+    return [metrics.registry()[outcome], *metrics.select(group=group, plotted=True)]
+
+
+def over_tasks_figure(table_paths, pdf, png, analysis_tasks: int, panels: str) -> None:
+    """The panel set's metrics against task: mean ± std over seeds, one line per variant."""
+    chosen = panel_metrics(panels)
+    tables = read_tables(table_paths, analysis_tasks)
+    figure_panels = []
+    for metric in chosen:
+        series = {}
+        for variant, runs in tables.groupby("variant", sort=True):
+            wide = runs.pivot_table(
+                index="seed", columns="task", values=metric.name, aggfunc="first", dropna=False
+            )
+            series[variant] = Series(wide.columns.to_numpy(), wide.to_numpy(float))
+        figure_panels.append(Panel(metric.label, series, scale=metric.scale))
+    panels_figure(figure_panels, "task", pdf, png)
+
+
+SWEEP_SERIES = {
+    "r_first_nc1_pl": "NC1 after first task vs PL",
+    "r_first_epochs_pl": "first-task epochs vs PL",
+    "partial_r_first_nc1_pl_steps": "NC1 vs PL | first-task steps",
+}
+
+
+def sweep_figure(sweep_path, pdf, png) -> None:
+    """Per-task correlations of the first-task sweep, one panel per method."""
+    table = read_table(sweep_path)
+    figure_panels = []
+    for method, rows in table.groupby("method", sort=False):
+        series = {
+            label: Series(rows["task"].to_numpy(), rows[column].to_numpy(float))
+            for column, label in SWEEP_SERIES.items()
+        }
+        figure_panels.append(
+            Panel(f"{method} r across runs", series, ylim=(-1.05, 1.05), zero_line=True)
+        )
+    panels_figure(figure_panels, "task i", pdf, png)

@@ -1,0 +1,335 @@
+"""One continual-learning run: tasks of the configured scenario, one after the other.
+
+Protocol, as in the paper's code (which follows Dohare et al.'s loss-of-plasticity code):
+
+* Task t is drawn by the scenario with ``default_rng([seed, 0, t])`` (the paper's Permuted
+  MNIST: a new random permutation of the pixels, task 0 included); samples are visited in a new
+  shuffled order each epoch (``default_rng([seed, 1, t, epoch])``). Pixels are scaled to
+  [0, 1] and flattened, not normalised.
+* The first task is longer: ``schedule.first_task.epochs`` epochs, or epoch by epoch until NC1
+  of the probe features drops below ``nc1_threshold`` (at most ``max_epochs``); every later
+  task trains ``epochs_per_task`` epochs.
+* Online accuracy of a task is the accuracy of the predictions made before each update over
+  its *first* epoch, so every task is measured the same way (the last epoch's is logged too).
+* After each task: accuracy on the task's test split, and the features (last hidden ReLU) of
+  a fixed seeded stratified probe of the task's training examples (``probe_size``), stored as
+  snapshot ``task{t:04d}``; the registered plasticity measures are logged.
+
+The optimiser lives for the whole run (its state crosses task boundaries) and, with the
+interventions' state, is saved after every epoch through :class:`ResumableJob`; all randomness
+is derived from (seed, task, epoch), so a resumed run is bitwise identical to an uninterrupted
+one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+
+import numpy as np
+import torch
+
+from ncplasticity import metrics
+from ncplasticity.continual import EXPERIMENT
+from ncplasticity.continual.interventions import REGISTRY
+from ncplasticity.continual.online_sgd import train_epoch
+from ncplasticity.continual.scenarios import SCENARIOS, Task
+from ncplasticity.data import load_prepared
+from ncplasticity.features import FeatureWriter
+from ncplasticity.interventions import HookContext, call, optimizer_options
+from ncplasticity.jobs import ResumableJob, resolve_device
+from ncplasticity.metrics import ProbeState
+from ncplasticity.models import MLP
+from ncplasticity.nc import collapse_metrics
+
+log = logging.getLogger(__name__)
+
+# Independent random streams per (seed, ...): np.random.default_rng([seed, stream, ...]).
+_ORDER_STREAM, _PROBE_STREAM, _INIT_STREAM, _EXAMPLES_STREAM = 1, 2, 3, 4
+
+LOG_COLUMNS = (
+    "task",
+    "epochs",
+    "steps",
+    "total_steps",
+    "online_accuracy",
+    "online_accuracy_last_epoch",
+    "online_loss",
+    "first_task_nc1",
+    "test_accuracy",
+    *(m.name for m in metrics.select(computed=True)),
+    "wall_seconds",
+)
+
+
+def epoch_order(seed: int, task: int, epoch: int, num_samples: int) -> np.ndarray:
+    return np.random.default_rng([seed, _ORDER_STREAM, task, epoch]).permutation(num_samples)
+
+
+def probe_indices(labels: np.ndarray, size: int | None, seed: int, num_classes: int) -> np.ndarray:
+    """Sorted indices of a seeded subset of ``size`` samples, stratified by class (largest-
+    remainder allocation, at least one per present class); all samples when ``size`` is None
+    or ≥ N."""
+    labels = np.asarray(labels)
+    if size is None or size >= len(labels):
+        return np.arange(len(labels))
+    if size < num_classes:
+        raise ValueError(f"probe_size {size} is smaller than the {num_classes} classes")
+    counts = np.bincount(labels, minlength=num_classes)
+    quota = size * counts / counts.sum()
+    take = np.maximum(np.floor(quota).astype(int), np.minimum(counts, 1))
+    for c in np.argsort(-(quota - np.floor(quota)), kind="stable"):
+        if take.sum() >= size:
+            break
+        take[c] += take[c] < counts[c]
+    rng = np.random.default_rng([seed, _PROBE_STREAM])
+    chosen = [
+        rng.choice(np.flatnonzero(labels == c), take[c], replace=False) for c in range(num_classes)
+    ]
+    return np.sort(np.concatenate(chosen))
+
+
+def task_examples(settings: dict, seed: int, task: int, num_train: int) -> np.ndarray | None:
+    """Indices of the task's training examples (a seeded subset when ``examples_per_task`` is
+    below the training set's size), or None for all of them."""
+    count = settings.get("examples_per_task")
+    if count is None or count == num_train:
+        return None
+    if count > num_train:
+        raise ValueError(
+            f"continual.examples_per_task ({count}) exceeds the {num_train} training examples "
+            f"of dataset {settings['dataset']!r}"
+        )
+    rng = np.random.default_rng([seed, _EXAMPLES_STREAM, task])
+    return np.sort(rng.choice(num_train, count, replace=False))
+
+
+def build_model(settings: dict, in_features: int, num_classes: int) -> MLP:
+    network = settings["network"]
+    return MLP(in_features, network["hidden_sizes"], num_classes, network.get("layer_norm", False))
+
+
+def build_optimizer(settings: dict, model, interventions) -> torch.optim.Optimizer:
+    spec = settings["optimizer"]
+    options = optimizer_options(interventions)
+    if spec.get("name", "sgd") == "adam":
+        betas = tuple(spec.get("betas", (0.9, 0.999)))
+        return torch.optim.Adam(
+            model.parameters(), lr=spec["lr"], betas=betas, eps=spec.get("eps", 1e-8), **options
+        )
+    return torch.optim.SGD(model.parameters(), lr=spec["lr"], **options)
+
+
+def _first_task_done(settings: dict, progress: dict) -> bool:
+    first = settings["schedule"]["first_task"]
+    if "nc1_threshold" not in first:
+        return progress["epochs"] >= first["epochs"]
+    nc1 = progress["nc1"]
+    return progress["epochs"] >= first["max_epochs"] or (
+        nc1 is not None and nc1 < first["nc1_threshold"]
+    )
+
+
+def _task_done(settings: dict, task: int, progress: dict) -> bool:
+    if task == 0:
+        return _first_task_done(settings, progress)
+    return progress["epochs"] >= settings["schedule"].get("epochs_per_task", 1)
+
+
+def _fresh_progress() -> dict:
+    keys = ("first_accuracy", "first_loss", "last_accuracy", "nc1")
+    return {"epochs": 0, "seconds": 0.0, **dict.fromkeys(keys)}
+
+
+def train_run(
+    settings: dict,
+    seed: int,
+    run_id: str,
+    dataset_path: str | os.PathLike,
+    features_path: str | os.PathLike,
+    log_path: str | os.PathLike,
+    partial_dir: str | os.PathLike,
+    device: str = "auto",
+    threads: int = 1,
+) -> None:
+    """Train one run (``settings`` = its resolved settings) and write its feature store and
+    per-task log; resumes from ``partial_dir`` when an earlier attempt left state."""
+    from ncplasticity.tsv import write_tsv
+
+    torch.set_num_threads(threads)
+    device = resolve_device(device)
+    data = load_prepared(dataset_path)
+    x_train = _flat_pixels(data.x_train)
+    x_test = _flat_pixels(data.x_test)
+    scenario = SCENARIOS.build([settings["scenario"]])[0]
+    interventions = REGISTRY.build(settings["interventions"])
+
+    torch.manual_seed(seed)
+    model = build_model(settings, x_train.shape[1], data.num_classes).to(device)
+    optimizer = build_optimizer(settings, model, interventions)
+    job = ResumableJob(partial_dir, {"settings": settings, "seed": seed, "run_id": run_id})
+    state = job.load(
+        model=model, optimizer=optimizer, interventions=interventions, map_location=device
+    )
+    if state is None:
+        state = {"task": 0, "total_steps": 0, "steps": 0, "rows": [], "progress": _fresh_progress()}
+    partial_features = job.dir / "features.h5"
+
+    def fresh_model(salt: int) -> MLP:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(
+                int(
+                    np.random.SeedSequence([seed, _INIT_STREAM, ctx.task, salt]).generate_state(1)[
+                        0
+                    ]
+                )
+            )
+            return build_model(settings, x_train.shape[1], data.num_classes).to(device)
+
+    ctx = HookContext(model, optimizer, seed=seed, step=state["steps"], fresh_model=fresh_model)
+
+    def save():
+        state["steps"] = ctx.step
+        job.save(model=model, optimizer=optimizer, interventions=interventions, **state)
+
+    writer = FeatureWriter(
+        partial_features,
+        experiment=EXPERIMENT,
+        run_id=run_id,
+        seed=seed,
+        config=json.dumps(settings, sort_keys=True),
+        feature_dtype=settings.get("feature_dtype", "float16"),
+        mode="a" if job.resuming else "w",
+    )
+    with writer:
+        writer.truncate(len(state["rows"]))
+        for task_index in range(state["task"], settings["num_tasks"]):
+            examples = task_examples(settings, seed, task_index, len(x_train))
+            x_task = x_train if examples is None else x_train[examples]
+            y_task = data.y_train if examples is None else data.y_train[examples]
+            task = scenario.task(seed, task_index, x_train.shape[1], y_task, data.y_test)
+            probe = probe_indices(task.y_train, settings.get("probe_size"), seed, data.num_classes)
+            progress = state["progress"]
+            ctx.task = task_index
+            if progress["epochs"] == 0:
+                call(interventions, "on_task_start", ctx)
+            while not _task_done(settings, task_index, progress):
+                started = time.perf_counter()
+                order = epoch_order(seed, task_index, progress["epochs"], len(x_task))
+                result = train_epoch(
+                    model,
+                    x_task,
+                    task.y_train,
+                    order,
+                    settings["optimizer"]["lr"],
+                    settings["optimizer"].get("batch_size", 1),
+                    task.permutation,
+                    optimizer=optimizer,
+                    interventions=interventions,
+                    ctx=ctx,
+                )
+                if progress["epochs"] == 0:
+                    progress["first_accuracy"] = result.accuracy
+                    progress["first_loss"] = float(result.loss.mean())
+                progress["last_accuracy"] = result.accuracy
+                progress["epochs"] += 1
+                ctx.epoch = progress["epochs"]
+                state["total_steps"] += len(x_task)
+                if task_index == 0 and "nc1_threshold" in settings["schedule"]["first_task"]:
+                    features, _ = _probe_features(model, x_task[probe], task, device)
+                    progress["nc1"] = collapse_metrics(
+                        features, task.y_train[probe], *_classifier(model)
+                    )["nc1"]
+                call(interventions, "on_epoch_end", ctx)
+                progress["seconds"] += time.perf_counter() - started
+                if not _task_done(settings, task_index, progress):
+                    save()
+            row = _after_task(model, writer, x_task, x_test, task, probe, task_index, state, device)
+            state["rows"].append(row)
+            state["task"] = task_index + 1
+            state["progress"] = _fresh_progress()
+            save()
+            write_tsv(job.dir / "log.tsv", state["rows"], LOG_COLUMNS)
+            log.info(
+                "%s task %d/%d: %s",
+                run_id,
+                task_index + 1,
+                settings["num_tasks"],
+                " ".join(f"{k}={_short(v)}" for k, v in row.items() if k != "task"),
+            )
+    write_tsv(job.dir / "log.tsv", state["rows"], LOG_COLUMNS)
+    job.publish([(partial_features, features_path), (job.dir / "log.tsv", log_path)])
+    try:
+        job.dir.parent.rmdir()  # the last run to finish removes the empty partial/ folder
+    except OSError:
+        pass
+
+
+def _after_task(model, writer, x_task, x_test, task: Task, probe, task_index, state, device):
+    """Snapshot the probe features and return the task's log row."""
+    progress = state["progress"]
+    started = time.perf_counter()
+    features, hidden = _probe_features(model, x_task[probe], task, device)
+    weight, bias = _classifier(model)
+    writer.add_snapshot(
+        f"task{task_index:04d}",
+        features,
+        task.y_train[probe],
+        weight,
+        bias,
+        task=task_index,
+        epoch=progress["epochs"],
+        step=state["total_steps"],
+        split="train",
+    )
+    probe_state = ProbeState(
+        features, hidden, [p.detach().cpu().numpy() for p in model.parameters()]
+    )
+    row = {
+        "task": task_index,
+        "epochs": progress["epochs"],
+        "steps": progress["epochs"] * len(x_task),
+        "total_steps": state["total_steps"],
+        "online_accuracy": progress["first_accuracy"],
+        "online_accuracy_last_epoch": progress["last_accuracy"],
+        "online_loss": progress["first_loss"],
+        "first_task_nc1": progress["nc1"],
+        "test_accuracy": _accuracy(model, x_test, task.y_test, task, device),
+        **{m.name: m.compute(probe_state) for m in metrics.select(computed=True)},
+    }
+    row["wall_seconds"] = progress["seconds"] + time.perf_counter() - started
+    return row
+
+
+def _flat_pixels(images: np.ndarray) -> np.ndarray:
+    return (images.reshape(len(images), -1) / np.float32(255)).astype(np.float32)
+
+
+def _probe_features(model, x, task: Task, device) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(penultimate features, every hidden layer's activations) of the task's inputs."""
+    model.eval()
+    with torch.no_grad():
+        hidden = model.hidden_activations(torch.from_numpy(x[:, task.permutation]).to(device))
+    hidden = [h.cpu().numpy() for h in hidden]
+    return hidden[-1], hidden
+
+
+def _classifier(model) -> tuple[np.ndarray, np.ndarray]:
+    return (
+        model.classifier.weight.detach().cpu().numpy().copy(),
+        model.classifier.bias.detach().cpu().numpy().copy(),
+    )
+
+
+def _accuracy(model, x, y, task: Task, device) -> float:
+    model.eval()
+    with torch.no_grad():
+        inputs = torch.from_numpy(np.ascontiguousarray(x[:, task.permutation])).to(device)
+        logits = model(inputs)
+    return float((logits.argmax(1).cpu().numpy() == y).mean())
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

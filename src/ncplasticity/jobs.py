@@ -1,0 +1,127 @@
+"""The resumable-job helper every training job uses (both experiments).
+
+A job works under ``results/<experiment>/partial/<name>/`` (not a declared output, so
+Snakemake never deletes it) and only at the end puts its files where the rule declares them.
+Its state is model + optimiser state + intervention states + the rows written so far + the
+RNG positions (+ whatever the job adds), saved atomically; its identity is a hash of the
+resolved run settings (and whatever else the job's outcome depends on). State left by a job
+with another identity is discarded, never resumed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from ncplasticity.study import settings_hash
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str):
+    """``auto`` = CUDA when available, else the CPU; otherwise the named device."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def save_atomic(obj, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary name, then rename: a kill leaves the old file or the new."""
+    import torch
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def publish(files: Iterable[tuple[str | os.PathLike, str | os.PathLike]], partial_dir) -> None:
+    """Put each finished (source, target) file in place, then remove ``partial_dir``.
+
+    Targets are hard links (copies where the file system has none), and the in-progress
+    directory goes last: a job killed half-way through keeps every file there, and its rerun
+    (whose half-published outputs Snakemake has removed) publishes them again.
+    """
+    for source, target in files:
+        target = Path(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copy2(source, target)
+    shutil.rmtree(partial_dir)
+
+
+# State entries that load() puts back into their objects instead of returning.
+_RESTORED = ("identity", "model", "optimizer", "interventions", "torch_rng")
+
+
+class ResumableJob:
+    """The in-progress directory and saved state of one job.
+
+    ``identity`` (JSON-serialisable) decides whether saved state may be resumed; the state
+    file holds ``model``, ``optimizer``, ``interventions``, ``rows``, the torch RNG state and
+    any extra entries the job passes to :meth:`save`.
+    """
+
+    def __init__(self, partial_dir: str | os.PathLike, identity: Mapping):
+        self.dir = Path(partial_dir)
+        self.identity = settings_hash(identity)
+        identity_path = self.dir / "identity.txt"
+        if self.dir.exists() and (
+            not identity_path.exists() or identity_path.read_text() != self.identity
+        ):
+            log.warning("discarding %s: left by a job with other settings", self.dir)
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        identity_path.write_text(self.identity)
+        self.state_path = self.dir / "state.pt"
+
+    @property
+    def resuming(self) -> bool:
+        return self.state_path.exists()
+
+    def save(self, *, model, optimizer=None, interventions=(), rows=(), **extra) -> None:
+        import torch
+
+        save_atomic(
+            {
+                "identity": self.identity,
+                "model": model.state_dict(),
+                "optimizer": None if optimizer is None else optimizer.state_dict(),
+                "interventions": [i.state_dict() for i in interventions],
+                "rows": list(rows),
+                "torch_rng": torch.get_rng_state(),
+                **extra,
+            },
+            self.state_path,
+        )
+
+    def load(self, *, model, optimizer=None, interventions=(), map_location="cpu") -> dict | None:
+        """Restore model, optimiser, interventions and the torch RNG from the saved state;
+        return the state (``rows`` and the extras), or None when there is none."""
+        import torch
+
+        if not self.resuming:
+            return None
+        state = torch.load(self.state_path, map_location=map_location, weights_only=False)
+        model.load_state_dict(state["model"])
+        if optimizer is not None and state["optimizer"] is not None:
+            optimizer.load_state_dict(state["optimizer"])
+        interventions = list(interventions)
+        if len(state["interventions"]) != len(interventions):
+            raise ValueError(f"{self.state_path}: saved intervention states do not match")
+        for intervention, saved in zip(interventions, state["interventions"], strict=True):
+            intervention.load_state_dict(saved)
+        torch.set_rng_state(state["torch_rng"].cpu())
+        log.info("resuming from %s (%d rows so far)", self.state_path, len(state["rows"]))
+        return {k: v for k, v in state.items() if k not in _RESTORED}
+
+    def publish(self, files: Iterable[tuple[str | os.PathLike, str | os.PathLike]]) -> None:
+        publish(files, self.dir)

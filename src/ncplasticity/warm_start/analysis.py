@@ -1,0 +1,217 @@
+"""Warm-starting tables, correlations and figures (pandas; runs in the analysis environment).
+
+Per run, one row per warm-up checkpoint epoch joins the NC metrics of the warm-up features at
+that epoch, the warm-up log and the fine-tuned outcome, plus the fresh-init reference of the
+same seed. A variant that fine-tunes another's warm-up (e.g. ``shrink_perturb``, plain's) has
+that warm-up's NC metrics and log: its ``warmup_variant``. Every row names its variant, seed
+and warm-up variant, so no analysis reads anything from a file name. Which metrics enter the
+tables, correlations and panels, and their labels, come from the metric registry.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ncplasticity import metrics
+from ncplasticity.plots import Panel, Series, panels_figure
+from ncplasticity.stats import sliding_window_correlation
+from ncplasticity.tsv import write_tsv
+
+OUTCOME_COLUMNS = [
+    "warmup_train_accuracy",
+    "warmup_test_accuracy",
+    "finetune_test_accuracy",
+    "finetune_train_accuracy",
+    "finetune_epochs",
+    "diverged",
+    "fresh_test_accuracy",
+    "gap_to_fresh",
+]
+CORRELATION_COLUMNS = ["variant", "metric", "window_end", "r_mean", "r_std", "n_seeds"]
+
+
+def _read(path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t")
+
+
+def _read_all(paths) -> pd.DataFrame:
+    return pd.concat([_read(path) for path in paths], ignore_index=True)
+
+
+def _write(table: pd.DataFrame, path) -> None:
+    """Through the shared writer: atomic, and the TSV format every other table has."""
+    write_tsv(path, table.to_dict("records"), list(table.columns))
+
+
+def _check_run(table: pd.DataFrame, variant: str, seed: int, path) -> None:
+    found = set(zip(table["variant"], table["seed"], strict=True))
+    if found != {(variant, seed)}:
+        raise ValueError(f"{path}: rows of runs {sorted(found)}, expected ({variant!r}, {seed})")
+
+
+def _snapshot_metrics(path) -> pd.DataFrame:
+    """The registered NC metrics of a run's snapshots by warm-up epoch (none after a
+    divergence; a table without snapshots has no epoch column)."""
+    table = _read(path)
+    names = [m.name for m in metrics.select(group="nc") if m.name in table]
+    table = table.reindex(columns=["epoch", *names])
+    if table["epoch"].isna().any():
+        raise ValueError(f"{path}: a snapshot without an 'epoch' coordinate")
+    return table.astype({"epoch": "int64"})
+
+
+def run_table(
+    metrics_path,
+    warmup_log_path,
+    finetune_paths,
+    fresh_path,
+    out_path,
+    *,
+    variant: str,
+    seed: int,
+    warmup_variant: str,
+) -> None:
+    """Write the per-checkpoint table of one run (rows in warm-up-epoch order)."""
+    finetuned = _read_all(finetune_paths)
+    _check_run(finetuned, variant, seed, finetune_paths)
+    fresh = _read(fresh_path)
+    _check_run(fresh, "fresh", seed, fresh_path)
+    if len(fresh) != 1:
+        raise ValueError(f"{fresh_path}: {len(fresh)} rows, expected one")
+    logged = _read(warmup_log_path)[["epoch", "train_accuracy", "test_accuracy", "diverged"]]
+    logged.columns = ["epoch", "warmup_train_accuracy", "warmup_test_accuracy", "warmup_diverged"]
+    table = pd.DataFrame(
+        {
+            "variant": variant,
+            "seed": seed,
+            "warmup_variant": warmup_variant,
+            "epoch": finetuned["warmup_epoch"].astype("int64"),
+            "finetune_test_accuracy": finetuned["test_accuracy"].astype(float),
+            "finetune_train_accuracy": finetuned["train_accuracy"].astype(float),
+            "finetune_epochs": finetuned["epochs"],
+            "finetune_diverged": finetuned["diverged"].astype(bool),
+        }
+    )
+    # Left joins: a checkpoint after a divergence has no snapshot, its metrics are NaN.
+    table = table.merge(_snapshot_metrics(metrics_path), on="epoch", how="left")
+    table = table.merge(logged, on="epoch", how="left")
+    table["diverged"] = table.pop("finetune_diverged") | table.pop("warmup_diverged").eq(True)
+    table["fresh_test_accuracy"] = float(fresh["test_accuracy"].iloc[0])
+    table["gap_to_fresh"] = table["fresh_test_accuracy"] - table["finetune_test_accuracy"]
+    table = metrics.add_derived(table)
+    nc_columns = [m.name for m in metrics.select(group="nc") if m.name in table]
+    columns = ["variant", "seed", "warmup_variant", "epoch", *nc_columns, *OUTCOME_COLUMNS]
+    _write(table[columns].sort_values("epoch", kind="stable"), out_path)
+
+
+def sliding_correlations(table_paths, window: int, out_path) -> None:
+    """Pearson r between each correlated NC metric (NC4 as agreement) and fine-tuned test
+    accuracy over sliding windows of ``window`` warm-up epochs, per run; then mean and std
+    over the seeds of each variant.
+
+    Output columns: variant, metric, window_end, r_mean, r_std, n_seeds (seeds with a finite
+    r in that window).
+    """
+    names = [m.name for m in metrics.select(group="nc", correlated=True)]
+    records = []
+    for path in table_paths:
+        table = _read(path)
+        if table.empty:
+            raise ValueError(f"{path}: empty warm-start table")
+        epochs = table["epoch"].to_numpy()
+        accuracy = table["finetune_test_accuracy"].to_numpy(float)
+        for name in names:
+            values = table[name].to_numpy(float) if name in table else np.full(len(table), np.nan)
+            ends, rs = sliding_window_correlation(epochs, values, accuracy, window)
+            records += [
+                {"variant": table["variant"].iloc[0], "metric": name, "window_end": int(e), "r": r}
+                for e, r in zip(ends, rs, strict=True)
+            ]
+    per_seed = pd.DataFrame(records, columns=["variant", "metric", "window_end", "r"])
+    r = per_seed.groupby(["variant", "metric", "window_end"])["r"]
+    table = pd.DataFrame({"r_mean": r.mean(), "r_std": r.std(ddof=0), "n_seeds": r.count()})
+    _write(table.reset_index()[CORRELATION_COLUMNS], out_path)
+
+
+# --- figures ------------------------------------------------------------------------------
+
+
+def _by_seed(table: pd.DataFrame, by: str, column: str, x: str = "epoch") -> dict[str, Series]:
+    """One series per value of ``by``: ``column`` against ``x``, a row per seed (NaN where a
+    run has no point, e.g. after it diverged)."""
+    series = {}
+    for name, group in table.groupby(by, sort=False):
+        values = group[column] if column in group else np.nan
+        wide = group.assign(_value=values).pivot(index="seed", columns=x, values="_value")
+        series[name] = Series(wide.columns.to_numpy(), wide.to_numpy(dtype=float))
+    return series
+
+
+def nc_metrics_figure(table_paths, pdf, png) -> None:
+    """The plotted NC metrics of the warm-up features against warm-up epoch, one line per
+    warm-up (one shared by several variants is shown once)."""
+    table = _read_all(table_paths).drop_duplicates(["warmup_variant", "seed", "epoch"])
+    panels = [
+        Panel(m.label, _by_seed(table, "warmup_variant", m.name), scale=m.scale)
+        for m in metrics.select(group="nc", plotted=True)
+    ]
+    panels_figure(panels, "warm-up epoch", pdf, png)
+
+
+def finetune_accuracy_figure(table_paths, pdf, png) -> None:
+    """Test accuracy after fine-tuning each warm-up checkpoint, per variant, with the
+    fresh-init reference (mean ± std over seeds) as a band."""
+    table = _read_all(table_paths)
+    fresh = table.drop_duplicates("seed")["fresh_test_accuracy"].to_numpy(float)
+    panel = Panel(
+        "test accuracy after fine-tuning",
+        _by_seed(table, "variant", "finetune_test_accuracy"),
+        references={"fresh init": (fresh.mean(), fresh.std())} if len(fresh) else {},
+    )
+    panels_figure([panel], "warm-up epoch of the checkpoint", pdf, png)
+
+
+def warmup_accuracy_figure(log_paths, pdf, png) -> None:
+    """Warm-up training and test accuracy per epoch, one line per warm-up (shows any
+    collapse)."""
+    logs = _read_all(log_paths)
+    panels = [
+        Panel(f"warm-up {column.replace('_', ' ')}", _by_seed(logs, "variant", column))
+        for column in ("train_accuracy", "test_accuracy")
+    ]
+    panels_figure(panels, "warm-up epoch", pdf, png, sharey=True)
+
+
+def sliding_correlation_figure(correlation_paths, pdf, png) -> None:
+    """r between each plotted NC metric and fine-tuned test accuracy over sliding windows of
+    warm-up epochs (mean ± std over seeds), one panel per metric, one line per variant."""
+    rows = _read_all(correlation_paths)
+    panels = []
+    for metric in metrics.select(group="nc", plotted=True):
+        mine = rows[rows["metric"] == metric.name].sort_values("window_end")
+        series = {
+            variant: Series(
+                group["window_end"].to_numpy(),
+                group["r_mean"].to_numpy(float),
+                group["r_std"].to_numpy(float),
+            )
+            for variant, group in mine.groupby("variant", sort=False)
+        }
+        panels.append(
+            Panel(
+                f"r with fine-tuned accuracy\n{metric.label}",
+                series,
+                ylim=(-1.05, 1.05),
+                zero_line=True,
+            )
+        )
+    panels_figure(panels, "window end (warm-up epoch)", pdf, png, sharey=True)
+
+
+FIGURES = {
+    "nc_metrics": nc_metrics_figure,
+    "finetune_accuracy": finetune_accuracy_figure,
+    "warmup_accuracy": warmup_accuracy_figure,
+    "sliding_correlation": sliding_correlation_figure,
+}

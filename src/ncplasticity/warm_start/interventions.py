@@ -1,0 +1,99 @@
+"""The warm-start intervention registry (hooks: :mod:`ncplasticity.interventions`).
+
+``phase`` says where an intervention acts: ``warmup`` (loss terms, optimiser options) or
+``finetune`` (``before_finetune``: applied to each warm-up checkpoint before it is fine-tuned).
+torch is imported inside the hooks: the workflow reads this registry while planning.
+"""
+
+from __future__ import annotations
+
+from ncplasticity.interventions import HookContext, Intervention, Registry
+
+REGISTRY = Registry("warm_start")
+
+_NON_NEGATIVE = {"type": "number", "minimum": 0}
+
+
+class _BatchNC1Penalty(Intervention):
+    """Shared by the NC1 regularisers: the penalty of the mini-batch's NC1 (computed with
+    gradients on its penultimate features). Logs the batch NC1 through ``ctx.extra``."""
+
+    phase = "warmup"
+
+    def penalty(self, nc1):
+        raise NotImplementedError
+
+    def loss(self, ctx: HookContext, features, logits, targets):
+        from ncplasticity.regularizers import batch_nc1
+
+        nc1 = batch_nc1(features, targets)
+        ctx.extra["batch_nc1"] = nc1
+        if not nc1.requires_grad:  # fewer than two classes in the batch: NC1 undefined
+            return features.new_zeros(())
+        return self.penalty(nc1)
+
+
+@REGISTRY.register
+class NCReg(_BatchNC1Penalty):
+    """The paper's regulariser: loss − λ·min(NC1_batch, cap). It destabilises training."""
+
+    name = "nc_reg"
+    parameters = {
+        "lam": {**_NON_NEGATIVE, "default": 0.05},
+        "cap": {"type": "number", "exclusiveMinimum": 0, "default": 200},
+    }
+
+    def penalty(self, nc1):
+        from ncplasticity.regularizers import paper_nc_penalty
+
+        return paper_nc_penalty(nc1, self.params["lam"], self.params["cap"])
+
+
+@REGISTRY.register
+class NCRegStable(_BatchNC1Penalty):
+    """Ours: λ·max(0, log(target) − log NC1_batch), pulls batch NC1 back up to ``target``."""
+
+    name = "nc_reg_stable"
+    parameters = {
+        "lam": _NON_NEGATIVE,
+        "target": {"type": "number", "exclusiveMinimum": 0},
+    }
+    required = ("lam", "target")
+
+    def penalty(self, nc1):
+        from ncplasticity.regularizers import stable_nc_penalty
+
+        return stable_nc_penalty(nc1, self.params["lam"], self.params["target"])
+
+
+@REGISTRY.register
+class L2(Intervention):
+    """L2 weight decay during warm-up: SGD on loss + (λ/2)‖θ‖²."""
+
+    name = "l2"
+    phase = "warmup"
+    parameters = {"weight_decay": {**_NON_NEGATIVE, "default": 0.0005}}
+
+    def optimizer_options(self) -> dict:
+        return {"weight_decay": self.params["weight_decay"]}
+
+
+@REGISTRY.register
+class ShrinkPerturb(Intervention):
+    """Shrink & perturb (Ash & Adams) of each checkpoint before fine-tuning:
+    θ ← shrink·θ + perturb·θ_fresh; BatchNorm running statistics are kept."""
+
+    name = "shrink_perturb"
+    phase = "finetune"
+    parameters = {
+        "shrink": {**_NON_NEGATIVE, "default": 0.6},
+        "perturb": {**_NON_NEGATIVE, "default": 0.01},
+    }
+
+    def before_finetune(self, ctx: HookContext) -> None:
+        import torch
+
+        fresh = ctx.fresh_model(0)
+        with torch.no_grad():
+            for param, fresh_param in zip(ctx.model.parameters(), fresh.parameters(), strict=True):
+                param.mul_(self.params["shrink"]).add_(fresh_param, alpha=self.params["perturb"])

@@ -1,0 +1,248 @@
+"""The warm-start jobs: the warm-up of one run, and the fine-tuning of one checkpoint (or of
+the fresh initialisation, the reference).
+
+``settings`` are a run's resolved settings, already reduced to the job's phase by the workflow
+(:mod:`ncplasticity.warm_start.study`); a job's identity (what decides whether its saved state
+may be resumed) is those settings and the seed, plus the checkpoint file for a fine-tune.
+
+Warm-up checkpoints are taken at epochs ``checkpoint_every, 2·checkpoint_every, …,
+warmup_epochs`` (no epoch-0 snapshot: fine-tuning the epoch-0 model is exactly the fresh-init
+reference). A fine-tune job applies its interventions' ``before_finetune`` hooks (e.g. shrink
+& perturb) to the checkpoint, then trains on the full training set with a fresh optimiser.
+
+A diverged warm-up stops cleanly: its log row says ``diverged``, the snapshots so far are kept,
+and every checkpoint not yet reached is written as a marker ``{"epoch": E, "diverged": True}``
+that the fine-tune job turns into a diverged row, so the workflow's job graph stays fixed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ncplasticity.data import load_prepared
+from ncplasticity.features import FeatureWriter
+from ncplasticity.interventions import HookContext, call
+from ncplasticity.jobs import ResumableJob, resolve_device, save_atomic
+from ncplasticity.study import run_id as make_run_id
+from ncplasticity.tsv import write_tsv
+from ncplasticity.warm_start import EXPERIMENT
+from ncplasticity.warm_start.interventions import REGISTRY
+from ncplasticity.warm_start.study import checkpoint_epochs
+from ncplasticity.warm_start.training import (
+    FINETUNE,
+    INIT,
+    PERTURB,
+    ROW_COLUMNS,
+    WARMUP,
+    DeviceData,
+    build_model,
+    derived_seed,
+    features_and_accuracy,
+    fit,
+    warmup_indices,
+)
+
+log = logging.getLogger(__name__)
+
+LOG_COLUMNS = ["variant", "seed", *ROW_COLUMNS]
+FINETUNE_COLUMNS = [
+    "variant",
+    "seed",
+    "warmup_epoch",
+    "epochs",
+    "train_accuracy",
+    "test_accuracy",
+    "wall_seconds",
+    "diverged",
+]
+# Hooks of the continual loop that warm-start training never calls.
+_UNSUPPORTED_HOOKS = ("on_every", "on_task_start")
+
+
+def _setup(device: str, threads: int, dataset_path, settings: dict) -> DeviceData:
+    torch.set_num_threads(threads)
+    return DeviceData(
+        load_prepared(dataset_path), resolve_device(device), settings.get("channels_last", False)
+    )
+
+
+def _interventions(settings: dict) -> list:
+    """The run's interventions; one whose hook would never be called is an error, not a
+    silent no-op."""
+    built = REGISTRY.build(settings.get("interventions", []))
+    for intervention in built:
+        unsupported = [h for h in _UNSUPPORTED_HOOKS if type(intervention).uses(h)]
+        if unsupported:
+            raise ValueError(
+                f"warm_start: intervention {intervention.name!r} uses {unsupported}, which "
+                "warm-start training never calls"
+            )
+    return built
+
+
+def _checkpoint(epoch: int) -> str:
+    return f"epoch{epoch:04d}.pt"
+
+
+def run_warmup(
+    dataset_path,
+    *,
+    settings: dict,
+    seed: int,
+    variant: str,
+    features_path,
+    checkpoint_dir,
+    log_path,
+    partial_dir,
+    device="auto",
+    threads=1,
+) -> None:
+    """Warm up one run: checkpoints ``checkpoint_dir/epochEEEE.pt``, feature snapshots
+    ``epochEEEE`` of the warm-up set in ``features_path``, per-epoch log TSV (LOG_COLUMNS)."""
+    run_id = make_run_id(variant, seed)
+    data = _setup(device, threads, dataset_path, settings)
+    interventions = _interventions(settings)
+    job = ResumableJob(partial_dir, {"settings": settings, "seed": seed})
+    partial_features = job.dir / "features.h5"
+    epochs = checkpoint_epochs(settings)
+    indices = warmup_indices(len(data.y_train), settings.get("warmup_fraction", 0.5), seed)
+    x_warm, y_warm = data.x_train[torch.as_tensor(indices)], data.y_train[torch.as_tensor(indices)]
+    model = build_model(settings, data, derived_seed(seed, INIT))
+    with FeatureWriter(
+        partial_features,
+        experiment=EXPERIMENT,
+        run_id=run_id,
+        seed=seed,
+        config=settings,
+        feature_dtype=settings.get("feature_dtype", "float16"),
+        mode="a" if job.resuming else "w",
+    ) as writer:
+
+        def at_epoch_end(epoch, row, evaluated):
+            if row["diverged"]:
+                for marker_epoch in (e for e in epochs if e >= epoch):
+                    save_atomic(
+                        {"epoch": marker_epoch, "diverged": True},
+                        job.dir / _checkpoint(marker_epoch),
+                    )
+            elif epoch in epochs:
+                save_atomic(
+                    {"epoch": epoch, "diverged": False, "model": model.state_dict()},
+                    job.dir / _checkpoint(epoch),
+                )
+                features, _ = features_and_accuracy(evaluated, data, x_warm, y_warm)
+                writer.add_snapshot(
+                    f"epoch{epoch:04d}",
+                    features,
+                    y_warm.cpu().numpy(),
+                    model.classifier.weight.detach().float().cpu().numpy(),
+                    model.classifier.bias.detach().float().cpu().numpy(),
+                    epoch=epoch,
+                    phase="warmup",
+                    split="train",
+                )
+            return {"n_snapshots": writer.num_snapshots}
+
+        rows = fit(
+            model,
+            data,
+            indices,
+            settings=settings,
+            seed=seed,
+            phase=WARMUP,
+            max_epochs=settings["warmup_epochs"],
+            job=job,
+            interventions=interventions,
+            at_epoch_end=at_epoch_end,
+            # Drop a snapshot written after the last save (a kill in between).
+            on_resume=lambda state: writer.truncate(state["n_snapshots"]),
+        )
+    rows = [{"variant": variant, "seed": seed, **row} for row in rows]
+    write_tsv(job.dir / "log.tsv", rows, LOG_COLUMNS)
+    checkpoints = [
+        (job.dir / _checkpoint(epoch), Path(checkpoint_dir) / _checkpoint(epoch))
+        for epoch in epochs
+    ]
+    job.publish([*checkpoints, (partial_features, features_path), (job.dir / "log.tsv", log_path)])
+
+
+def run_finetune(
+    dataset_path,
+    *,
+    settings: dict,
+    seed: int,
+    variant: str,
+    checkpoint_path,
+    out_path,
+    partial_dir,
+    device="auto",
+    threads=1,
+) -> None:
+    """Fine-tune one warm-up checkpoint (or, with ``checkpoint_path=None`` and variant
+    ``fresh``, the fresh initialisation) on the full training set with a fresh optimiser until
+    running training accuracy > ``finetune.target_train_accuracy`` or ``finetune.max_epochs``;
+    write one TSV row (FINETUNE_COLUMNS)."""
+    if checkpoint_path is None and variant != "fresh":
+        raise ValueError(f"warm_start: fine-tuning variant {variant!r} needs a checkpoint")
+    data = _setup(device, threads, dataset_path, settings)
+    interventions = _interventions(settings)
+    model = build_model(settings, data, derived_seed(seed, INIT))
+    result = {"variant": variant, "seed": seed, "warmup_epoch": 0}
+    source = None
+    if checkpoint_path is not None:
+        checkpoint = torch.load(checkpoint_path, map_location=data.device, weights_only=False)
+        warmup_epoch = result["warmup_epoch"] = checkpoint["epoch"]
+        if checkpoint["diverged"]:
+            log.info("checkpoint %s comes from a diverged warm-up; not fine-tuned", checkpoint_path)
+            result.update(
+                epochs=0,
+                train_accuracy=math.nan,
+                test_accuracy=math.nan,
+                wall_seconds=0.0,
+                diverged=True,
+            )
+            write_tsv(out_path, [result], FINETUNE_COLUMNS)
+            return
+        model.load_state_dict(checkpoint["model"])
+        ctx = HookContext(
+            model=model,
+            seed=seed,
+            epoch=warmup_epoch,
+            fresh_model=lambda salt: build_model(
+                settings, data, derived_seed(seed, PERTURB, warmup_epoch, salt)
+            ),
+        )
+        call(interventions, "before_finetune", ctx)
+        stat = os.stat(checkpoint_path)
+        source = [stat.st_size, stat.st_mtime_ns]
+    job = ResumableJob(partial_dir, {"settings": settings, "seed": seed, "checkpoint": source})
+    finetune = settings["finetune"]
+    rows = fit(
+        model,
+        data,
+        np.arange(len(data.y_train)),
+        settings=settings,
+        seed=seed,
+        phase=FINETUNE,
+        max_epochs=finetune["max_epochs"],
+        job=job,
+        interventions=interventions,
+        stop_accuracy=finetune["target_train_accuracy"],
+        test_every_epoch=False,  # only the last epoch's test accuracy is the outcome
+    )
+    last = rows[-1]
+    result.update(
+        epochs=len(rows),
+        train_accuracy=last["train_accuracy"],
+        test_accuracy=last["test_accuracy"],
+        wall_seconds=sum(r["wall_seconds"] for r in rows),
+        diverged=last["diverged"],
+    )
+    write_tsv(job.dir / "finetune.tsv", [result], FINETUNE_COLUMNS)
+    job.publish([(job.dir / "finetune.tsv", out_path)])

@@ -1,0 +1,296 @@
+"""The one training loop of warm starting (:func:`fit`): the warm-up, the fine-tuning of a
+checkpoint and the fresh-init reference.
+
+Data sit on the device as uint8 tensors and are normalised per batch (no DataLoader, no
+per-image transforms); each epoch's shuffle comes from a generator seeded by (seed, phase,
+epoch), and the loop saves its whole state after every epoch through a
+:class:`~ncplasticity.jobs.ResumableJob`, so a killed job that is rerun continues bitwise
+identically on CPU (on CUDA, cuDNN's algorithm choice can make the continuation differ in the
+last bits).
+
+Interventions act through their hooks: ``optimizer_options`` (e.g. ``weight_decay``), ``loss``
+(a term added to each mini-batch loss; the NC regularisers report the batch NC1 in
+``ctx.extra["batch_nc1"]``) and ``on_epoch_end``.
+
+A run diverges when its epoch loss is not finite, its penalty is infinite, or its training
+accuracy collapses (below half the best so far, once that best reached 0.5); it then stops.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import operator
+import time
+from copy import deepcopy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ncplasticity.interventions import HookContext, call, optimizer_options
+from ncplasticity.models import ResNet18
+
+log = logging.getLogger(__name__)
+
+# Accuracy collapse: training accuracy below this fraction of the best so far ...
+COLLAPSE_FRACTION = 0.5
+# ... once the best so far has reached this accuracy.
+COLLAPSE_MIN_BEST = 0.5
+EVAL_BATCH = 1024
+# The per-epoch rows of :func:`fit`.
+ROW_COLUMNS = [
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "test_accuracy",
+    "regularizer",
+    "batch_nc1",
+    "wall_seconds",
+    "diverged",
+]
+# Phase codes in the seeds of the per-epoch generators and of initialisations.
+WARMUP, FINETUNE, INIT, PERTURB, SPLIT = range(5)
+
+
+def derived_seed(*parts: int) -> int:
+    """A seed derived from ``parts``. Up to four 32-bit parts, trailing zeros do not change
+    it (numpy's SeedSequence pads its entropy with zeros): a salt of 0 keeps earlier seeds."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+class DeviceData:
+    """A prepared dataset held on the device as uint8, normalised batch by batch."""
+
+    def __init__(self, dataset, device: torch.device, channels_last: bool):
+        self.device = device
+        self.channels_last = channels_last
+        self.num_classes = int(dataset.num_classes)
+        self.in_channels = int(dataset.x_train.shape[1])
+        self.x_train = torch.as_tensor(dataset.x_train, device=device)
+        self.y_train = torch.as_tensor(dataset.y_train, dtype=torch.int64, device=device)
+        self.x_test = torch.as_tensor(dataset.x_test, device=device)
+        self.y_test = torch.as_tensor(dataset.y_test, dtype=torch.int64, device=device)
+        self.mean = torch.as_tensor(dataset.mean, dtype=torch.float32, device=device)[:, None, None]
+        self.std = torch.as_tensor(dataset.std, dtype=torch.float32, device=device)[:, None, None]
+
+    def batch(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        x = (x_uint8.to(torch.float32) / 255.0 - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+def warmup_indices(num_train: int, fraction: float, seed: int) -> np.ndarray:
+    """The seeded random warm-up subset (sorted indices into the training set)."""
+    count = int(round(fraction * num_train))
+    return np.sort(np.random.default_rng([seed, SPLIT]).permutation(num_train)[:count])
+
+
+def build_model(settings: dict, data: DeviceData, init_seed: int) -> ResNet18:
+    """A ResNet-18 initialised from ``init_seed`` (the global RNG is left untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)
+        model = ResNet18(data.in_channels, data.num_classes, settings["width"])
+    model = model.to(data.device)
+    return model.to(memory_format=torch.channels_last) if data.channels_last else model
+
+
+def train_epoch(
+    model,
+    optimizer,
+    data: DeviceData,
+    indices,
+    *,
+    batch_size,
+    generator_seed,
+    interventions=(),
+    ctx: HookContext | None = None,
+    precision="float32",
+):
+    """One shuffled pass over ``data.x_train[indices]``; returns loss, running accuracy
+    (predictions made during the pass, BatchNorm in train mode), the mean of the
+    interventions' loss terms (NaN without any) and the mean batch NC1 they reported (NaN
+    when none did)."""
+    if ctx is None:
+        ctx = HookContext(model=model, optimizer=optimizer)
+    penalised = any(type(i).uses("loss") for i in interventions)
+    model.train()
+    order = indices[
+        torch.randperm(len(indices), generator=torch.Generator().manual_seed(generator_seed))
+    ]
+    order = order.to(data.device)
+    autocast = torch.autocast(
+        data.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"
+    )
+    totals = torch.zeros(4, dtype=torch.float64, device=data.device)
+    nc1_reported = False
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        x, y = data.batch(data.x_train[batch]), data.y_train[batch]
+        with autocast:
+            features = model.features(x)
+            logits = model.classifier(features)
+            loss = F.cross_entropy(logits.float(), y)
+        total = loss
+        terms = [t for t in call(interventions, "loss", ctx, features, logits, y) if t is not None]
+        if terms:
+            penalty = functools.reduce(operator.add, terms)
+            total = loss + penalty
+            totals[2] += penalty.detach() * len(batch)
+        nc1 = ctx.extra.pop("batch_nc1", None)
+        if nc1 is not None:
+            nc1_reported = True
+            totals[3] += torch.nan_to_num(nc1.detach()) * len(batch)
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+        totals[0] += loss.detach() * len(batch)
+        totals[1] += (logits.argmax(1) == y).sum()
+    loss, correct, penalty, nc1 = (totals / len(order)).tolist()
+    return {
+        "train_loss": loss,
+        "train_accuracy": correct,
+        "regularizer": penalty if penalised else math.nan,
+        "batch_nc1": nc1 if nc1_reported else math.nan,
+    }
+
+
+@torch.no_grad()
+def recalibrated_bn(model, data: DeviceData, indices: torch.Tensor) -> torch.nn.Module:
+    """A copy of ``model`` whose BatchNorm running statistics are recomputed over
+    ``data.x_train[indices]`` ("precise BN"); ``model`` itself is left untouched.
+
+    The running mean becomes the exact mean over the data, the running variance the
+    size-weighted mean of the batches' (unbiased) variances. With a large learning rate the
+    exponential running averages lag the weights, and eval-mode accuracy swings from epoch to
+    epoch (test accuracy 0.63-0.96 over consecutive fine-tuning epochs of the CPU default);
+    recalibrated statistics remove that noise.
+    """
+    indices = indices.to(data.device)
+    copy = deepcopy(model)
+    norms = [m for m in copy.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+    copy.train()
+    # Near-equal batches: no batch of one image, whose variance BatchNorm rejects.
+    seen = 0
+    for batch in torch.tensor_split(indices, math.ceil(len(indices) / EVAL_BATCH)):
+        seen += len(batch)
+        for norm in norms:
+            norm.momentum = len(batch) / seen  # running average weighted by batch size
+        copy.features(data.batch(data.x_train[batch]))
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
+    return copy
+
+
+def evaluation_model(model, data: DeviceData, indices: torch.Tensor, settings: dict):
+    """The model to evaluate and take features from: BN recalibrated on the training indices
+    when ``settings["recalibrate_bn"]``, else ``model`` as it is (the paper's code)."""
+    return recalibrated_bn(model, data, indices) if settings.get("recalibrate_bn") else model
+
+
+@torch.no_grad()
+def features_and_accuracy(model, data: DeviceData, x_uint8, labels):
+    """Penultimate features (float32, numpy) in eval mode and the classifier's accuracy."""
+    model.eval()
+    chunks, correct = [], 0
+    for start in range(0, len(x_uint8), EVAL_BATCH):
+        h = model.features(data.batch(x_uint8[start : start + EVAL_BATCH])).float()
+        correct += int((model.classifier(h).argmax(1) == labels[start : start + EVAL_BATCH]).sum())
+        chunks.append(h.cpu())
+    return torch.cat(chunks).numpy(), correct / len(x_uint8)
+
+
+def _diverged(row: dict, best_train_accuracy: float) -> bool:
+    # A non-finite penalty (NaN when there is none) diverges the run too.
+    if not math.isfinite(row["train_loss"]) or math.isinf(row["regularizer"]):
+        return True
+    return (
+        best_train_accuracy >= COLLAPSE_MIN_BEST
+        and row["train_accuracy"] < COLLAPSE_FRACTION * best_train_accuracy
+    )
+
+
+def fit(
+    model,
+    data: DeviceData,
+    indices,
+    *,
+    settings,
+    seed,
+    phase,
+    max_epochs,
+    job,
+    interventions=(),
+    stop_accuracy=None,
+    at_epoch_end=None,
+    on_resume=None,
+    test_every_epoch=True,
+):
+    """Train ``model`` on ``data.x_train[indices]`` with SGD (learning rate ``settings["lr"]``,
+    options from the interventions), resuming from ``job`` (a ResumableJob).
+
+    After each epoch: call the ``on_epoch_end`` hooks, evaluate test accuracy (every epoch
+    with ``test_every_epoch``, else only on the last one, the others logging NaN), log, call
+    ``at_epoch_end(epoch, row, evaluated)`` with the evaluation model (see
+    :func:`evaluation_model`; it returns extra entries to save, e.g. the snapshot count), save
+    the state, and stop when the run diverged or the running training accuracy exceeds
+    ``stop_accuracy``. ``on_resume(state)`` sees the saved state when resuming. Returns the
+    per-epoch rows (those of earlier runs included when resumed).
+    """
+    options = {"momentum": 0.0, "weight_decay": 0.0, **optimizer_options(interventions)}
+    optimizer = torch.optim.SGD(model.parameters(), lr=settings["lr"], **options)
+    ctx = HookContext(model=model, optimizer=optimizer, seed=seed)
+    rows, extra = [], {}
+    state = job.load(
+        model=model, optimizer=optimizer, interventions=interventions, map_location=data.device
+    )
+    if state is not None:
+        rows = state["rows"]
+        if on_resume is not None:
+            on_resume(state)
+    indices = torch.as_tensor(indices)
+
+    def finished(row):
+        return row["diverged"] or (
+            stop_accuracy is not None and row["train_accuracy"] > stop_accuracy
+        )
+
+    while len(rows) < max_epochs and not (rows and finished(rows[-1])):
+        epoch = ctx.epoch = len(rows) + 1
+        started = time.perf_counter()
+        row = {"epoch": epoch}
+        row.update(
+            train_epoch(
+                model,
+                optimizer,
+                data,
+                indices,
+                batch_size=settings["batch_size"],
+                generator_seed=derived_seed(seed, phase, epoch),
+                interventions=interventions,
+                ctx=ctx,
+                precision=settings.get("precision", "float32"),
+            )
+        )
+        call(interventions, "on_epoch_end", ctx)
+        best = max((r["train_accuracy"] for r in rows), default=0.0)
+        row["diverged"] = _diverged(row, best)
+        tested = test_every_epoch or epoch == max_epochs or finished(row)
+        evaluated = None
+        if tested or at_epoch_end is not None:
+            evaluated = evaluation_model(model, data, indices, settings)
+        row["test_accuracy"] = math.nan
+        if tested:
+            _, row["test_accuracy"] = features_and_accuracy(
+                evaluated, data, data.x_test, data.y_test
+            )
+        row["wall_seconds"] = time.perf_counter() - started
+        rows.append(row)
+        log.info("epoch %d: %s", epoch, " ".join(f"{k}={row[k]:.4g}" for k in ROW_COLUMNS[1:]))
+        if at_epoch_end is not None:
+            extra = at_epoch_end(epoch, row, evaluated)
+        job.save(model=model, optimizer=optimizer, interventions=interventions, rows=rows, **extra)
+    return rows

@@ -1,0 +1,404 @@
+"""Continual driver: probe sets, scenarios, determinism, resuming, tables, analysis, figures."""
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import ncplasticity.continual.train as ct
+from ncplasticity import metrics, stats
+from ncplasticity.continual import analysis
+from ncplasticity.continual.interventions import REGISTRY
+from ncplasticity.continual.scenarios import SCENARIOS
+from ncplasticity.continual.study import SPEC as CONTINUAL_SPEC
+from ncplasticity.data import prepare_dataset
+from ncplasticity.features import FeatureReader
+from ncplasticity.interventions import Intervention
+from ncplasticity.jobs import ResumableJob
+from ncplasticity.models import MLP
+from ncplasticity.nc import file_metrics
+from ncplasticity.study import StudyError, resolve_experiment
+from ncplasticity.tsv import read_tsv, write_tsv
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+SETTINGS = {
+    "dataset": "mnist5k",
+    "examples_per_task": None,
+    "num_tasks": 3,
+    "probe_size": 300,
+    "feature_dtype": "float16",
+    "network": {"hidden_sizes": [32, 32], "layer_norm": False},
+    "optimizer": {"name": "sgd", "lr": 0.01, "batch_size": 1},
+    "scenario": {"name": "permuted_pixels", "fraction": 1.0},
+    "schedule": {"first_task": {"epochs": 1}, "epochs_per_task": 1},
+    "interventions": [],
+}
+
+
+def settings(first_task=None, **changes):
+    result = copy.deepcopy(SETTINGS) | changes
+    if first_task is not None:
+        result["schedule"] = {**result["schedule"], "first_task": first_task}
+    return result
+
+
+def epochs(n):
+    return settings({"epochs": n})
+
+
+def threshold(tau, max_epochs=3):
+    return settings({"nc1_threshold": tau, "max_epochs": max_epochs})
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "mnist5k.npz"
+    prepare_dataset("mnist5k", tmp_path_factory.mktemp("root"), path)
+    return path
+
+
+def _train(dataset, out, run_id, run_settings, seed=1):
+    ct.train_run(
+        run_settings,
+        seed,
+        run_id,
+        dataset,
+        out / f"{run_id}.h5",
+        out / f"{run_id}.tsv",
+        out / "partial" / run_id,
+        device="cpu",
+    )
+    return out / f"{run_id}.h5", out / f"{run_id}.tsv"
+
+
+def _snapshots(path):
+    with FeatureReader(path) as reader:
+        return [(info, reader.read(info.name)) for info in reader.snapshots()]
+
+
+def _assert_same_run(a, b):
+    (features_a, log_a), (features_b, log_b) = a, b
+    snaps_a, snaps_b = _snapshots(features_a), _snapshots(features_b)
+    assert [info for info, _ in snaps_a] == [info for info, _ in snaps_b]
+    for (_, arrays_a), (_, arrays_b) in zip(snaps_a, snaps_b, strict=True):
+        for x, y in zip(arrays_a, arrays_b, strict=True):
+            assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
+    rows_a, rows_b = read_tsv(log_a), read_tsv(log_b)
+    for row in rows_a + rows_b:
+        row.pop("wall_seconds")
+    assert rows_a == rows_b
+
+
+def test_probe_is_seeded_stratified_and_complete_when_unset():
+    labels = np.repeat(np.arange(10), [50, 40, 60, 45, 55, 50, 52, 48, 50, 50])
+    probe = ct.probe_indices(labels, 100, seed=3, num_classes=10)
+    assert len(probe) == 100 and len(np.unique(probe)) == 100 and np.all(np.diff(probe) > 0)
+    counts = np.bincount(labels[probe], minlength=10)
+    assert np.all(np.abs(counts - 100 * np.bincount(labels) / len(labels)) <= 1)
+    np.testing.assert_array_equal(probe, ct.probe_indices(labels, 100, 3, 10))
+    assert not np.array_equal(probe, ct.probe_indices(labels, 100, 4, 10))
+    np.testing.assert_array_equal(ct.probe_indices(labels, None, 3, 10), np.arange(len(labels)))
+    with pytest.raises(ValueError, match="smaller than the 10 classes"):
+        ct.probe_indices(labels, 5, 3, 10)
+
+
+def test_run_outputs_and_determinism(dataset, tmp_path):
+    first = _train(dataset, tmp_path / "a", "e2_s1", epochs(2))
+    _assert_same_run(first, _train(dataset, tmp_path / "b", "e2_s1", epochs(2)))
+    assert not (tmp_path / "a" / "partial").exists()
+    snaps = _snapshots(first[0])
+    assert [info.name for info, _ in snaps] == ["task0000", "task0001", "task0002"]
+    assert [info.coords for info, _ in snaps] == [
+        {"task": 0, "epoch": 2, "step": 8000, "split": "train"},
+        {"task": 1, "epoch": 1, "step": 12000, "split": "train"},
+        {"task": 2, "epoch": 1, "step": 16000, "split": "train"},
+    ]
+    assert all(info.n == 300 and info.d == 32 and info.c == 10 for info, _ in snaps)
+    log = read_tsv(first[1])
+    assert [row["steps"] for row in log] == [8000, 4000, 4000]
+    for row in log:
+        assert 0.3 < row["online_accuracy"] < 1 and 0.3 < row["test_accuracy"] < 1
+        assert 0 <= row["dead_fraction"] < 1 and 1 < row["effective_rank"] <= 32
+    # The second epoch of task 0 sees the same data again: it is predicted better.
+    assert log[0]["online_accuracy_last_epoch"] > log[0]["online_accuracy"]
+
+
+def test_nc1_threshold_stops_first_task(dataset, tmp_path):
+    # NC1 of this small network is about 0.58 after 2 epochs and above 0.6 after one.
+    _, log_path = _train(dataset, tmp_path, "nc0.6_s2", threshold(0.6), seed=2)
+    first = read_tsv(log_path)[0]
+    assert first["epochs"] == 2 and first["first_task_nc1"] < 0.6
+    assert first["steps"] == 8000
+    # An unreachable threshold stops at max_epochs.
+    _, log_path = _train(dataset, tmp_path, "nc0.01_s2", threshold(0.01), seed=2)
+    assert read_tsv(log_path)[0]["epochs"] == 3
+
+
+RUNS = {"e2_s1": epochs(2), "nc0.3_s1": threshold(0.3)}
+
+
+@pytest.mark.parametrize(("run_id", "fail_at"), [("e2_s1", 3), ("nc0.3_s1", 2)])
+def test_interrupted_run_resumes_bitwise(dataset, tmp_path, monkeypatch, run_id, fail_at):
+    """Interrupt inside the ``fail_at``-th epoch (nc0.3 does not reach NC1 < 0.3 within
+    max_epochs = 3, so its second epoch is inside task 0), rerun, and get exactly the
+    uninterrupted run."""
+    reference = _train(dataset, tmp_path / "ref", run_id, RUNS[run_id])
+    _interrupt_at_epoch(monkeypatch, fail_at)
+    with pytest.raises(KeyboardInterrupt):
+        _train(dataset, tmp_path / "resumed", run_id, RUNS[run_id])
+    assert (tmp_path / "resumed" / "partial" / run_id / "state.pt").exists()
+    monkeypatch.undo()
+    _assert_same_run(reference, _train(dataset, tmp_path / "resumed", run_id, RUNS[run_id]))
+
+
+def _interrupt_at_epoch(monkeypatch, fail_at):
+    real_epoch = ct.train_epoch
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == fail_at:
+            raise KeyboardInterrupt("killed")
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(ct, "train_epoch", interrupted)
+
+
+def test_autograd_path_keeps_and_resumes_its_optimizer_state(dataset, tmp_path, monkeypatch):
+    """Adam at batch size 4 runs the autograd loop: its moments cross task boundaries (the
+    optimiser is made once per run) and survive a kill mid-run bitwise."""
+    adam = settings(optimizer={"name": "adam", "lr": 1e-3, "batch_size": 4})
+    reference = _train(dataset, tmp_path / "ref", "adam_s1", adam)
+    _interrupt_at_epoch(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        _train(dataset, tmp_path / "resumed", "adam_s1", adam)
+    saved = torch.load(
+        tmp_path / "resumed" / "partial" / "adam_s1" / "state.pt", weights_only=False
+    )
+    # Two tasks' worth of Adam steps: the state was not reset at the task boundary.
+    assert saved["optimizer"]["state"][0]["step"] == 2 * 4000 / 4
+    monkeypatch.undo()
+    _assert_same_run(reference, _train(dataset, tmp_path / "resumed", "adam_s1", adam))
+
+
+def test_run_killed_while_publishing_its_files_publishes_them_when_rerun(
+    dataset, tmp_path, monkeypatch
+):
+    from ncplasticity import jobs
+
+    reference = _train(dataset, tmp_path / "ref", "e1_s1", epochs(1))
+    real_publish = jobs.publish
+
+    def killed_after_first_file(files, partial_dir):
+        files = list(files)
+        real_publish(files[:1], tmp_path / "scratch")  # links the features, then "dies"
+        raise KeyboardInterrupt("killed")
+
+    (tmp_path / "scratch").mkdir()
+    monkeypatch.setattr(jobs, "publish", killed_after_first_file)
+    with pytest.raises(KeyboardInterrupt):
+        _train(dataset, tmp_path / "rerun", "e1_s1", epochs(1))
+    (tmp_path / "rerun" / "e1_s1.h5").unlink()  # Snakemake removes a killed job's outputs
+    monkeypatch.setattr(jobs, "publish", real_publish)
+    _assert_same_run(reference, _train(dataset, tmp_path / "rerun", "e1_s1", epochs(1)))
+
+
+def test_state_of_other_settings_is_not_resumed(dataset, tmp_path):
+    stale = ResumableJob(tmp_path / "partial" / "e1_s1", {"settings": epochs(2), "seed": 1})
+    stale.save(model=MLP(784, [32, 32], 10), rows=[{"task": 0}] * 2, task=2)
+    _assert_same_run(
+        _train(dataset, tmp_path, "e1_s1", epochs(1)),
+        _train(dataset, tmp_path / "b", "e1_s1", epochs(1)),
+    )
+
+
+class CountingIntervention(Intervention):
+    """A toy intervention: counts task starts and every-3-steps calls, scales the classifier
+    at every task start (so its effect is visible), and keeps its counters across resumes."""
+
+    name = "toy_counter"
+    parameters = {"every": {"type": "integer", "minimum": 1}, "scale": {"type": "number"}}
+    required = ("every",)
+    instances = []
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.task_starts = 0
+        self.calls = 0
+        self.instances.append(self)
+
+    def on_task_start(self, ctx):
+        self.task_starts += 1
+        with torch.no_grad():
+            ctx.model.classifier.weight.mul_(self.params.get("scale", 1.0))
+
+    def on_every(self, ctx):
+        assert ctx.step % self.params["every"] == 0
+        self.calls += 1
+
+    def state_dict(self):
+        return {"task_starts": self.task_starts, "calls": self.calls}
+
+    def load_state_dict(self, state):
+        self.task_starts, self.calls = state["task_starts"], state["calls"]
+
+
+@pytest.fixture
+def toy_intervention():
+    REGISTRY.register(CountingIntervention)
+    yield CountingIntervention
+    REGISTRY.unregister(CountingIntervention.name)
+    CountingIntervention.instances.clear()
+
+
+def test_registered_toy_intervention_runs_on_the_compiled_path_and_resumes(
+    dataset, tmp_path, monkeypatch, toy_intervention
+):
+    """Registering a class is all it takes: the run calls its hooks on the compiled path
+    (chunked between every-k calls), its effect shows in the features, and its state is
+    saved and resumed bitwise."""
+    toy = settings(interventions=[{"name": "toy_counter", "every": 3, "scale": 0.5}])
+    # The study validates it from its registered parameter schema, like any other.
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["continual"]["variants"] = {
+        "toy": {"interventions": copy.deepcopy(toy["interventions"])}
+    }
+    (run, *_) = resolve_experiment(config, SCHEMA, CONTINUAL_SPEC).values()
+    assert run.settings["interventions"] == toy["interventions"]
+    config["continual"]["variants"]["toy"]["interventions"][0]["every"] = 0
+    with pytest.raises(StudyError, match=r"toy.interventions\[0\].every: 0 is less than"):
+        resolve_experiment(config, SCHEMA, CONTINUAL_SPEC)
+
+    reference = _train(dataset, tmp_path / "ref", "toy_s1", toy)
+    (counter,) = toy_intervention.instances
+    assert counter.task_starts == 3 and counter.calls == 3 * 4000 // 3
+    plain = _train(dataset, tmp_path / "plain", "plain_s1", settings())
+    assert _snapshots(reference[0])[0][1][0].tobytes() != _snapshots(plain[0])[0][1][0].tobytes()
+
+    _interrupt_at_epoch(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        _train(dataset, tmp_path / "resumed", "toy_s1", toy)
+    monkeypatch.undo()
+    toy_intervention.instances.clear()
+    _assert_same_run(reference, _train(dataset, tmp_path / "resumed", "toy_s1", toy))
+    (resumed,) = toy_intervention.instances
+    assert resumed.task_starts == 3 and resumed.calls == 3 * 4000 // 3
+
+
+def test_scenarios_permute_the_requested_fraction_of_pixels():
+    labels = np.arange(10)
+    full = SCENARIOS.build([{"name": "permuted_pixels", "fraction": 1.0}])[0]
+    task = full.task(1, 5, 784, labels, labels)
+    # The paper's protocol: a full permutation from default_rng([seed, 0, task]).
+    np.testing.assert_array_equal(
+        task.permutation, np.random.default_rng([1, 0, 5]).permutation(784)
+    )
+    for fraction in (0.0, 0.25, 0.5):
+        part = SCENARIOS.build([{"name": "permuted_pixels", "fraction": fraction}])[0]
+        permutation = part.task(1, 5, 784, labels, labels).permutation
+        assert sorted(permutation) == list(range(784))
+        moved = np.flatnonzero(permutation != np.arange(784))
+        assert len(moved) <= round(fraction * 784)
+        assert len(moved) >= round(fraction * 784) - 10  # a few land on their own place
+
+
+def test_layer_norm_runs_on_the_autograd_path(dataset, tmp_path):
+    ln = settings(network={"hidden_sizes": [32, 32], "layer_norm": True}, num_tasks=2)
+    _, log_path = _train(dataset, tmp_path, "ln_s1", ln)
+    rows = read_tsv(log_path)
+    assert len(rows) == 2 and all(0.3 < row["online_accuracy"] < 1 for row in rows)
+
+
+@pytest.fixture(scope="module")
+def tables(dataset, tmp_path_factory):
+    """Per-run tables of a small sweep: 2 seeds x first task of 1 or 3 epochs."""
+    out = tmp_path_factory.mktemp("sweep")
+    paths = []
+    for variant, first_epochs in (("e1", 1), ("e3", 3)):
+        for seed in (1, 2):
+            run_id = f"{variant}_s{seed}"
+            features, log = _train(
+                dataset, out, run_id, epochs(first_epochs) | {"num_tasks": 4}, seed=seed
+            )
+            columns, rows = file_metrics(features)
+            write_tsv(out / f"{run_id}.metrics.tsv", rows, columns)
+            paths.append(out / f"{run_id}.table.tsv")
+            analysis.plasticity_table(
+                log,
+                out / f"{run_id}.metrics.tsv",
+                paths[-1],
+                run_id=run_id,
+                variant=variant,
+                seed=seed,
+            )
+    return paths
+
+
+def test_plasticity_table_joins_log_and_metrics(tables):
+    rows = read_tsv(tables[2])
+    assert [row["task"] for row in rows] == [0, 1, 2, 3]
+    assert rows[0]["run"] == "e3_s1" and rows[0]["variant"] == "e3" and rows[0]["seed"] == 1
+    for row in rows:
+        assert row["pl"] == pytest.approx(rows[0]["online_accuracy"] - row["online_accuracy"])
+        assert row["nc1"] > 0 and 0 <= row["nc4"] <= 1 and 0 < row["probe_accuracy"] <= 1
+        assert row["nc4_agreement"] == pytest.approx(1 - row["nc4"])
+
+
+def test_plasticity_table_rejects_missing_metrics(tables, tmp_path):
+    rows = read_tsv(tables[0])
+    log = tmp_path / "log.tsv"
+    write_tsv(log, [{k: row[k] for k in ct.LOG_COLUMNS} for row in rows])
+    metrics_path = tmp_path / "metrics.tsv"
+    write_tsv(metrics_path, [{"task": 0, "accuracy": 1.0}])
+    with pytest.raises(ValueError, match=r"no metrics for tasks \[1, 2, 3\]"):
+        analysis.plasticity_table(
+            log, metrics_path, tmp_path / "out.tsv", run_id="e1_s1", variant="e1", seed=1
+        )
+
+
+def test_correlations_per_variant_per_seed_and_pooled(tables, tmp_path):
+    out = tmp_path / "corr.tsv"
+    analysis.correlations(tables, out, analysis_tasks=3, n_boot=50)
+    rows = read_tsv(out)
+    assert {row["variant"] for row in rows} == {"e1", "e3"}
+    assert {row["metric"] for row in rows} == {m.name for m in metrics.select(correlated=True)}
+    runs = {path.name: read_tsv(path)[:3] for path in tables}
+    acc = [[r["online_accuracy"] for r in runs[f"e3_s{s}.table.tsv"]] for s in (1, 2)]
+    nc1 = [[r["nc1"] for r in runs[f"e3_s{s}.table.tsv"]] for s in (1, 2)]
+    pick = {(r["variant"], r["metric"], r["method"], r["seed"]): r for r in rows}
+    assert pick["e3", "nc1", "pearson", 2]["r"] == pytest.approx(stats.pearson(acc[1], nc1[1]))
+    pooled = pick["e3", "nc1", "spearman", "pooled"]
+    assert pooled["r"] == pytest.approx(stats.spearman(np.concatenate(acc), np.concatenate(nc1)))
+    assert pooled["n_points"] == 6 and pooled["n_groups"] == 2
+
+
+def test_sweep_correlations_and_figures(tables, tmp_path):
+    out = tmp_path / "sweep.tsv"
+    analysis.sweep_correlations(tables, out, analysis_tasks=4)
+    rows = read_tsv(out)
+    assert [(row["task"], row["method"]) for row in rows] == [
+        (t, m) for m in ("pearson", "spearman") for t in (1, 2, 3)
+    ]
+    first = {path: read_tsv(path) for path in tables}
+    nc1 = [t[0]["nc1"] for t in first.values()]
+    pl2 = [t[2]["pl"] for t in first.values()]
+    assert rows[1]["r_first_nc1_pl"] == pytest.approx(stats.pearson(nc1, pl2))
+    assert all(row["n_runs"] == 4 and row["variants"] == "e1,e3" for row in rows)
+    assert all(-1 <= row["r_first_epochs_pl"] <= 1 for row in rows)
+    for panels in analysis.PANEL_SETS:
+        pdf, png = tmp_path / f"{panels}.pdf", tmp_path / f"{panels}.png"
+        analysis.over_tasks_figure(tables, pdf, png, 4, panels)
+        assert pdf.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+    analysis.sweep_figure(out, tmp_path / "sweep.pdf", tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="unknown panel set"):
+        analysis.over_tasks_figure(tables, pdf, png, 4, "nope")
+
+
+def test_collapse_panels_come_from_the_metric_registry():
+    names = [m.name for m in analysis.panel_metrics("collapse")]
+    assert names == ["online_accuracy", "nc1", "nc2_etf_weights", "nc3_wh", "nc4_agreement"]

@@ -1,0 +1,123 @@
+"""The study grammar: deep merge, validation naming variant and key, registries, run ids."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ncplasticity import metrics
+from ncplasticity.continual.study import SPEC as CONTINUAL
+from ncplasticity.metrics import Metric
+from ncplasticity.plots import series_colors
+from ncplasticity.study import (
+    StudyError,
+    base_settings,
+    deep_merge,
+    resolve_experiment,
+    settings_hash,
+)
+from ncplasticity.warm_start import study as warm_start_study
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+
+
+@pytest.fixture
+def config():
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_deep_merge_merges_mappings_replaces_the_rest_and_null_removes():
+    base = {"a": {"x": 1, "y": [1, 2]}, "b": 2, "c": 3}
+    merged = deep_merge(base, {"a": {"y": [3], "z": 4}, "b": None, "c": {"k": 1}})
+    assert merged == {"a": {"x": 1, "y": [3], "z": 4}, "c": {"k": 1}}
+    assert base == {"a": {"x": 1, "y": [1, 2]}, "b": 2, "c": 3}  # untouched
+
+
+def test_runs_are_variants_times_seeds_with_resolved_settings(config):
+    runs = resolve_experiment(config, SCHEMA, CONTINUAL)
+    assert list(runs) == [f"{v}_s{s}" for v in ("e1", "nc0.25", "nc0.22") for s in (1, 2, 3)]
+    run = runs["nc0.22_s2"]
+    assert (run.variant, run.seed, run.run_id) == ("nc0.22", 2, "nc0.22_s2")
+    # The threshold replaces the base's `epochs`; study keys are no settings.
+    assert run.settings["schedule"]["first_task"] == {"nc1_threshold": 0.22, "max_epochs": 20}
+    assert runs["e1_s1"].settings["schedule"]["first_task"] == {"epochs": 1}
+    assert not {"seeds", "variants", "analysis_tasks", "threads"} & set(run.settings)
+    # Defaults of the schema are filled in.
+    assert runs["e1_s1"].settings["network"]["layer_norm"] is False
+
+
+def test_a_variant_set_to_null_is_dropped(config):
+    config["continual"]["variants"]["nc0.22"] = None
+    assert {run.variant for run in resolve_experiment(config, SCHEMA, CONTINUAL).values()} == {
+        "e1",
+        "nc0.25",
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"interventions": [{"name": "rdo"}]}, "continual.variants.v.interventions[0].name: 'rdo'"),
+        ({"optimizer": {"lr": "fast"}}, "continual.variants.v.optimizer.lr: 'fast' is not of"),
+        ({"optimizer": {"learning_rate": 1}}, "continual.variants.v.optimizer: Additional"),
+        (
+            {"interventions": [{"name": "l2", "weight_decay": -1}]},
+            "continual.variants.v.interventions[0].weight_decay: -1 is less than",
+        ),
+        ({"scenario": {"name": "rotated"}}, "continual.variants.v.scenario.name: 'rotated'"),
+    ],
+)
+def test_invalid_variant_names_variant_and_key(config, overrides, message):
+    config["continual"]["variants"]["v"] = overrides
+    with pytest.raises(StudyError) as error:
+        resolve_experiment(config, SCHEMA, CONTINUAL)
+    assert message in str(error.value)
+
+
+def test_invalid_base_setting_names_the_section(config):
+    config["continual"]["num_tasks"] = 0
+    with pytest.raises(StudyError, match=r"continual\.num_tasks: 0 is less than the minimum"):
+        base_settings(config, SCHEMA, CONTINUAL)
+
+
+def test_settings_hash_ignores_key_order():
+    assert settings_hash({"a": 1, "b": [1, 2]}) == settings_hash({"b": [1, 2], "a": 1})
+    assert settings_hash({"a": 1}) != settings_hash({"a": 2})
+
+
+def test_warm_start_variants_share_a_warmup_when_its_settings_agree(config):
+    runs = resolve_experiment(config, SCHEMA, warm_start_study.SPEC)
+    variants = {run.variant: run.settings for run in runs.values()}
+    sources = warm_start_study.warmup_sources(variants)
+    assert sources == {
+        "plain": "plain",
+        "nc_reg": "nc_reg",
+        "nc_reg_stable": "nc_reg_stable",
+        "shrink_perturb": "plain",
+        "l2": "l2",
+    }
+    finetune = warm_start_study.finetune_settings(variants["shrink_perturb"])
+    assert [i["name"] for i in finetune["interventions"]] == ["shrink_perturb"]
+    assert "warmup_epochs" not in finetune and "finetune" in finetune
+    assert warm_start_study.warmup_settings(variants["nc_reg"])["interventions"][0]["lam"] == 0.05
+
+
+def test_a_registered_metric_reaches_every_consumer():
+    """Adding a metric is one registered entry: correlation tables and figures select it."""
+    toy = Metric("toy_measure", "toy", "plasticity", 1, plotted=True, compute=lambda p: 1.0)
+    metrics.register(toy)
+    try:
+        assert toy in metrics.select(correlated=True)
+        assert toy in metrics.select(group="plasticity", plotted=True, computed=True)
+    finally:
+        metrics._REGISTRY.pop("toy_measure")
+
+
+def test_variant_colours_are_distinct_and_do_not_depend_on_order():
+    names = ["plain", "nc_reg", "nc_reg_stable", "shrink_perturb", "l2", "e1", "nc0.25", "nc0.22"]
+    colors = series_colors(names)
+    assert len(set(colors.values())) == len(names)
+    assert series_colors(reversed(names)) == colors
+    # Adding a variant keeps the others' colours unless it takes their slot.
+    assert series_colors([*names, "redo"])["plain"] == colors["plain"]

@@ -1,0 +1,170 @@
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ncplasticity import metrics
+from ncplasticity.tsv import read_tsv, write_tsv
+from ncplasticity.warm_start import analysis
+from ncplasticity.warm_start.analysis import FIGURES, run_table, sliding_correlations
+
+EPOCHS = [2, 4, 6, 8]
+
+
+def write_run(tmp_path, variant, seed, slope, warmup_variant=None):
+    """The inputs of one run's table: NC1 falls (by ``slope`` per epoch) and fine-tuned
+    accuracy falls with it; the warm-up diverged at epoch 8, so there is no snapshot there.
+    Returns the run's table."""
+    warmup_variant = warmup_variant or variant
+    run = tmp_path / f"{variant}_s{seed}"
+    run.mkdir()
+    write_tsv(
+        run / "metrics.tsv",
+        [
+            {
+                "snapshot": f"epoch{e:04d}",
+                "order": i,
+                "epoch": e,
+                "n": 32,
+                "nc1": 10.0 - slope * e,
+                "nc4": 0.1 * i,
+            }
+            for i, e in enumerate(EPOCHS[:3])
+        ],
+    )
+    write_tsv(
+        run / "log.tsv",
+        [
+            {"variant": warmup_variant, "seed": seed, "epoch": e, "train_accuracy": 0.9,
+             "test_accuracy": 0.8 + 0.01 * e, "diverged": e == 8}
+            for e in range(1, 9)
+        ],
+    )  # fmt: skip
+    finetune = []
+    for e in EPOCHS:
+        finetune.append(run / f"f{e}.tsv")
+        write_tsv(
+            finetune[-1],
+            [
+                {
+                    "variant": variant,
+                    "seed": seed,
+                    "warmup_epoch": e,
+                    "epochs": 3,
+                    "train_accuracy": 1.0,
+                    "test_accuracy": 0.9 - 0.01 * e,
+                    "wall_seconds": 1.0,
+                    "diverged": False,
+                }
+            ],
+        )
+    write_tsv(
+        run / "fresh.tsv",
+        [{"variant": "fresh", "seed": seed, "warmup_epoch": 0, "test_accuracy": 0.95,
+          "diverged": False}],
+    )  # fmt: skip
+    table = tmp_path / f"table_{variant}_s{seed}.tsv"
+    run_table(
+        run / "metrics.tsv",
+        run / "log.tsv",
+        finetune,
+        run / "fresh.tsv",
+        table,
+        variant=variant,
+        seed=seed,
+        warmup_variant=warmup_variant,
+    )
+    return table
+
+
+def test_run_table_and_sliding_correlations(tmp_path):
+    tables = [write_run(tmp_path, "plain", seed, slope) for seed, slope in ((1, 1.0), (2, 2.0))]
+    rows = read_tsv(tables[0])
+    assert [r["epoch"] for r in rows] == EPOCHS
+    assert {(r["variant"], r["seed"], r["warmup_variant"]) for r in rows} == {("plain", 1, "plain")}
+    assert rows[0]["gap_to_fresh"] == pytest.approx(0.95 - 0.88)
+    assert rows[1]["warmup_test_accuracy"] == pytest.approx(0.84)
+    assert rows[0]["nc1"] == 8.0 and math.isnan(rows[3]["nc1"])  # no snapshot after divergence
+    assert [r["nc4_agreement"] for r in rows[:3]] == pytest.approx([1.0, 0.9, 0.8])  # derived
+    assert [r["diverged"] for r in rows] == [False, False, False, True]
+    assert "snapshot" not in rows[0] and "n" not in rows[0]  # snapshot metadata left out
+
+    sliding_correlations(tables, 6, tmp_path / "corr.tsv")
+    correlations = pd.read_csv(tmp_path / "corr.tsv", sep="\t")
+    assert list(correlations.columns) == [
+        "variant", "metric", "window_end", "r_mean", "r_std", "n_seeds"
+    ]  # fmt: skip
+    # Every correlated NC metric, NC4 as agreement; metrics a table lacks have no finite r.
+    expected = {m.name for m in metrics.select(group="nc", correlated=True)}
+    assert set(correlations["metric"]) == expected and "nc4" not in expected
+    nc1 = correlations[correlations["metric"] == "nc1"].to_dict("records")
+    window_6, window_8 = nc1
+    assert (window_6["variant"], window_6["window_end"], window_6["n_seeds"]) == ("plain", 6, 2)
+    assert window_6["r_mean"] == pytest.approx(1.0) and window_6["r_std"] == pytest.approx(0.0)
+    assert window_8["n_seeds"] == 0  # only two finite NC1 values in (2, 8]
+    agreement = correlations[correlations["metric"] == "nc4_agreement"]
+    assert agreement["r_mean"].iloc[0] == pytest.approx(1.0)  # both fall: 1 - nc4, not nc4
+    assert (correlations[correlations["metric"] == "cdnv"]["n_seeds"] == 0).all()
+
+
+def test_a_run_table_without_snapshots(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.tsv").write_text("snapshot\torder\tn\td\tc\tnc1\tnc4\n")  # all diverged
+    write_tsv(run / "log.tsv", [{"epoch": 1, "train_accuracy": 0.1, "test_accuracy": 0.1,
+                                 "diverged": True}])  # fmt: skip
+    row = {"variant": "nc_reg", "seed": 1, "warmup_epoch": 2, "epochs": 0, "wall_seconds": 0.0,
+           "train_accuracy": math.nan, "test_accuracy": math.nan, "diverged": True}  # fmt: skip
+    write_tsv(run / "f2.tsv", [row])
+    write_tsv(run / "fresh.tsv", [{**row, "variant": "fresh", "test_accuracy": 0.9}])
+    common = dict(variant="nc_reg", seed=1, warmup_variant="nc_reg")
+    run_table(run / "metrics.tsv", run / "log.tsv", [run / "f2.tsv"], run / "fresh.tsv",
+              tmp_path / "table.tsv", **common)  # fmt: skip
+    ((table,),) = [read_tsv(tmp_path / "table.tsv")]
+    assert table["diverged"] is True and math.isnan(table["nc4_agreement"])
+    with pytest.raises(ValueError, match="expected \\('plain', 1\\)"):
+        run_table(run / "metrics.tsv", run / "log.tsv", [run / "f2.tsv"], run / "fresh.tsv",
+                  tmp_path / "table.tsv", **{**common, "variant": "plain"})  # fmt: skip
+
+
+def test_figures_draw_from_the_tables(tmp_path, monkeypatch):
+    drawn = {}
+    real_panels_figure = analysis.panels_figure
+
+    def recorded(panels, xlabel, pdf, png, **options):
+        drawn[Path(pdf).stem] = panels
+        real_panels_figure(panels, xlabel, pdf, png, **options)
+
+    monkeypatch.setattr(analysis, "panels_figure", recorded)
+    tables = [write_run(tmp_path, "plain", seed, slope) for seed, slope in ((1, 1.0), (2, 2.0))]
+    # shrink_perturb fine-tunes plain's warm-up: its NC curves are plain's, shown once.
+    tables += [write_run(tmp_path, "shrink_perturb", 1, 1.0, warmup_variant="plain")]
+    sliding_correlations(tables, 4, tmp_path / "corr.tsv")
+    inputs = {
+        "nc_metrics": tables,
+        "finetune_accuracy": tables,
+        "warmup_accuracy": [tmp_path / "plain_s1" / "log.tsv", tmp_path / "plain_s2" / "log.tsv"],
+        "sliding_correlation": [tmp_path / "corr.tsv"],
+    }
+    assert set(FIGURES) == set(inputs)
+    for name, paths in inputs.items():
+        FIGURES[name](paths, tmp_path / f"{name}.pdf", tmp_path / f"{name}.png")
+        assert (tmp_path / f"{name}.pdf").stat().st_size > 0
+        assert (tmp_path / f"{name}.png").stat().st_size > 0
+
+    plotted = metrics.select(group="nc", plotted=True)
+    nc_panels = drawn["nc_metrics"]
+    assert [p.ylabel for p in nc_panels] == [m.label for m in plotted]
+    assert [p.scale for p in nc_panels] == [m.scale for m in plotted]
+    nc1 = nc_panels[0].series
+    assert list(nc1) == ["plain"]  # one line per warm-up
+    assert nc1["plain"].values.shape == (2, 4)  # seeds x checkpoint epochs
+    (accuracy,) = drawn["finetune_accuracy"]
+    assert set(accuracy.series) == {"plain", "shrink_perturb"}
+    assert accuracy.references["fresh init"] == pytest.approx((0.95, 0.0))
+    assert [list(p.series) for p in drawn["warmup_accuracy"]] == [["plain"], ["plain"]]
+    correlation_panels = drawn["sliding_correlation"]
+    assert len(correlation_panels) == len(plotted)
+    assert all(p.ylim == (-1.05, 1.05) and p.zero_line for p in correlation_panels)
+    assert set(correlation_panels[0].series) == {"plain", "shrink_perturb"}

@@ -1,0 +1,268 @@
+"""The training loop of warm starting; the jobs built on it are tested in test_warm_start."""
+
+import math
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from test_warm_start import (
+    INTERVENTIONS,
+    SETTINGS,
+    EpochCounter,
+    kill_in_epoch,
+    make_tiny_dataset,
+    parameter_values,
+    without_wall_time,
+)
+from torchvision import transforms
+
+from ncplasticity.interventions import HookContext
+from ncplasticity.jobs import ResumableJob
+from ncplasticity.models import ResNet18
+from ncplasticity.regularizers import batch_nc1, paper_nc_penalty
+from ncplasticity.warm_start import training
+from ncplasticity.warm_start.interventions import REGISTRY
+
+
+@pytest.fixture
+def tiny_dataset():
+    return make_tiny_dataset()
+
+
+@pytest.fixture
+def epoch_counter():
+    REGISTRY.register(EpochCounter)
+    EpochCounter.calls = []
+    yield EpochCounter
+    REGISTRY.unregister(EpochCounter.name)
+
+
+@pytest.mark.parametrize(
+    ("loss", "accuracy", "best", "regularizer", "diverged"),
+    [
+        (float("nan"), 0.9, 0.9, float("nan"), True),
+        (float("inf"), 0.9, 0.0, float("nan"), True),
+        (0.5, 0.2, 0.9, float("nan"), True),  # collapse below half the best
+        (0.5, 0.5, 0.9, float("nan"), False),  # NaN regulariser: the variant has none
+        (2.3, 0.1, 0.3, float("nan"), False),  # never learnt: not a collapse
+        (0.5, 0.9, 0.9, float("inf"), True),  # the penalty blew up
+        (0.5, 0.9, 0.9, -0.4, False),
+    ],
+)
+def test_divergence_rule(loss, accuracy, best, regularizer, diverged):
+    row = {"train_loss": loss, "train_accuracy": accuracy, "regularizer": regularizer}
+    assert training._diverged(row, best) is diverged
+
+
+def fit_tiny(dataset, partial_dir, interventions=(), **kwargs):
+    """``fit`` of a fresh model on the 64 training images of ``tiny_dataset`` (lr 0.05);
+    returns the rows and the model."""
+    data = training.DeviceData(dataset, torch.device("cpu"), channels_last=False)
+    model = training.build_model(SETTINGS, data, 0)
+    rows = training.fit(
+        model,
+        data,
+        np.arange(64),
+        settings=SETTINGS,
+        seed=0,
+        phase=training.FINETUNE,
+        job=ResumableJob(partial_dir, {"test": str(partial_dir)}),
+        interventions=interventions,
+        **kwargs,
+    )
+    return rows, model
+
+
+def test_fit_stops_once_train_accuracy_exceeds_the_target(tiny_dataset, tmp_path):
+    rows, _ = fit_tiny(tiny_dataset, tmp_path / "a", max_epochs=5, stop_accuracy=0.0)
+    assert len(rows) == 1  # any accuracy > 0 meets a target of 0
+    rows, _ = fit_tiny(tiny_dataset, tmp_path / "b", max_epochs=3, stop_accuracy=1.0)
+    assert len(rows) == 3  # accuracy can never exceed 1: runs to max_epochs
+
+
+def test_fit_without_per_epoch_tests_tests_the_last_epoch_also_when_resumed(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    def fit(partial, **kwargs):
+        rows, _ = fit_tiny(tiny_dataset, tmp_path / partial, test_every_epoch=False, **kwargs)
+        return rows
+
+    def tested(rows):
+        return [math.isfinite(r["test_accuracy"]) for r in rows]
+
+    stopped_early = fit("early", max_epochs=5, stop_accuracy=0.0)
+    assert tested(stopped_early) == [True]
+    reference = fit("reference", max_epochs=3, stop_accuracy=1.0)
+    assert tested(reference) == [False, False, True]
+
+    undo_kill = kill_in_epoch(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        fit("resumed", max_epochs=3, stop_accuracy=1.0)
+    undo_kill()
+    resumed = fit("resumed", max_epochs=3, stop_accuracy=1.0)
+    assert tested(resumed) == [False, False, True]
+    # repr: NaN equals NaN
+    assert repr(without_wall_time(resumed)) == repr(without_wall_time(reference))
+    # A rerun of a finished fit trains nothing and keeps the outcome.
+    rerun = fit("resumed", max_epochs=3, stop_accuracy=1.0)
+    assert repr(rerun) == repr(resumed)
+
+
+def test_fit_resume_restores_optimizer_and_intervention_state(
+    tiny_dataset, tmp_path, monkeypatch, epoch_counter
+):
+    def fit(partial):
+        counter = epoch_counter()
+        rows, model = fit_tiny(tiny_dataset, tmp_path / partial, [counter], max_epochs=3)
+        return rows, model, counter
+
+    reference_rows, reference_model, reference_counter = fit("reference")
+    assert reference_counter.count == 3
+    # The interventions' options reach the optimiser, their loss terms the log.
+    assert all(math.isfinite(r["regularizer"]) and r["regularizer"] > 0 for r in reference_rows)
+    assert all(math.isnan(r["batch_nc1"]) for r in reference_rows)  # no NC regulariser
+
+    undo_kill = kill_in_epoch(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        fit("resumed")
+    undo_kill()
+    epoch_counter.calls = []
+    rows, model, counter = fit("resumed")
+    assert epoch_counter.calls == [(3, 3)]  # the count of epochs 1-2 came back
+    assert repr(without_wall_time(rows)) == repr(without_wall_time(reference_rows))
+    # Bitwise: momentum buffers restored (a fresh momentum would change epoch 3).
+    for a, b in zip(model.parameters(), reference_model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def reference_epoch(
+    model, dataset, order, device, *, batch_size, lr, penalty=None, precision="float32"
+):
+    """One epoch the plain way (the paper's code): each image through PIL, ``ToTensor`` and
+    ``Normalize``, the batch copied to the device, ``model(x)``, cross-entropy (plus a batch-NC1
+    penalty), an SGD step. Returns the parameters after every step."""
+    transform = transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize(dataset.mean.tolist(), dataset.std.tolist())]
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    model.train()
+    steps = []
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size].numpy()
+        x = torch.stack([transform(Image.fromarray(dataset.x_train[i, 0])) for i in batch])
+        x, y = x.to(device), torch.as_tensor(dataset.y_train[batch], device=device)
+        bf16 = precision == "bfloat16"
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            features = model.features(x)
+            loss = F.cross_entropy(model.classifier(features).float(), y)
+        if penalty is not None:
+            loss = loss + penalty(batch_nc1(features, y))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        steps.append(parameter_values(model))
+    return steps
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        # Runs where a GPU is: the CUDA path of the loop, bf16 autocast and channels_last.
+        pytest.param(
+            "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
+        ),
+    ],
+)
+@pytest.mark.parametrize(
+    "variant, precision, channels_last",
+    [
+        ("plain", "float32", False),
+        ("nc_reg", "float32", False),
+        ("plain", "float32", True),
+        ("plain", "bfloat16", False),
+    ],
+)
+def test_train_epoch_matches_a_plain_pytorch_loop_step_by_step(
+    tiny_dataset, variant, precision, channels_last, device
+):
+    device = torch.device(device)
+    data = training.DeviceData(tiny_dataset, device, channels_last=channels_last)
+    model = training.build_model(SETTINGS, data, 0)
+    reference = ResNet18(1, 4, SETTINGS["width"]).to(device)
+    reference.load_state_dict(model.state_dict())
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    steps = []
+    optimizer.register_step_post_hook(lambda *_: steps.append(parameter_values(model)))
+    indices = torch.randperm(64, generator=torch.Generator().manual_seed(1))[:48]  # a subset
+    row = training.train_epoch(
+        model,
+        optimizer,
+        data,
+        indices,
+        batch_size=16,
+        generator_seed=5,
+        interventions=REGISTRY.build(INTERVENTIONS[variant]),
+        ctx=HookContext(model=model, optimizer=optimizer),
+        precision=precision,
+    )
+    # The penalty and batch NC1 columns: logged for the NC regulariser, NaN without one.
+    assert math.isfinite(row["batch_nc1"]) is math.isfinite(row["regularizer"])
+    assert math.isfinite(row["regularizer"]) is (variant == "nc_reg")
+    order = indices[torch.randperm(48, generator=torch.Generator().manual_seed(5))]
+    nc_reg = INTERVENTIONS["nc_reg"][0]
+    penalty = (
+        partial(paper_nc_penalty, lam=nc_reg["lam"], cap=nc_reg["cap"])
+        if variant == "nc_reg"
+        else None
+    )
+    expected = reference_epoch(
+        reference,
+        tiny_dataset,
+        order,
+        device,
+        batch_size=16,
+        lr=0.05,
+        penalty=penalty,
+        precision=precision,
+    )
+    assert len(steps) == len(expected) == 3
+    # channels_last (and cuDNN's choice on a GPU) runs other convolution kernels: the same
+    # sums in another order.
+    other_kernels = channels_last or device.type == "cuda"
+    tolerance = {"rtol": 1e-3, "atol": 1e-4} if other_kernels else {}
+    for step, (ours, theirs) in enumerate(zip(steps, expected, strict=True)):
+        for a, b in zip(ours, theirs, strict=True):
+            torch.testing.assert_close(
+                a, b, **tolerance, msg=lambda m, step=step: f"step {step + 1}: {m}"
+            )
+    for a, b in zip(model.buffers(), reference.buffers(), strict=True):
+        torch.testing.assert_close(a, b, **tolerance)  # BatchNorm running statistics
+
+
+def test_recalibrated_bn_holds_data_statistics_and_leaves_the_model(tiny_dataset, monkeypatch):
+    monkeypatch.setattr(training, "EVAL_BATCH", 16)
+    data = training.DeviceData(tiny_dataset, torch.device("cpu"), channels_last=False)
+    model = training.build_model(SETTINGS, data, 0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    indices = torch.randperm(64, generator=torch.Generator().manual_seed(1))[:49]
+    recalibrated = training.recalibrated_bn(model, data, indices)
+
+    # 49 images in batches of 13, 12, 12, 12.
+    stem_conv, stem_bn = recalibrated.stem[0], recalibrated.stem[1]
+    with torch.no_grad():
+        batches = [stem_conv(data.batch(data.x_train[b])) for b in indices.tensor_split(4)]
+    sizes = torch.tensor([len(b) for b in batches], dtype=torch.float32)
+    variances = torch.stack([b.var((0, 2, 3), unbiased=True) for b in batches])
+    torch.testing.assert_close(stem_bn.running_mean, torch.cat(batches).mean((0, 2, 3)))
+    torch.testing.assert_close(stem_bn.running_var, sizes @ variances / sizes.sum())
+    assert stem_bn.momentum == 0.1
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert model.training
+    # 17 images: no batch of one image, whose 1x1 last feature map BatchNorm would reject.
+    training.recalibrated_bn(model, data, torch.arange(17))
+    # The switch: without it, the model is evaluated as it is (the paper's code).
+    assert training.evaluation_model(model, data, indices, {"recalibrate_bn": False}) is model
