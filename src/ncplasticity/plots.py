@@ -154,7 +154,10 @@ def panels_figure(
 ) -> None:
     """Panels side by side (any number), one legend for the whole figure."""
     n = max(1, len(panels))
-    fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.0), squeeze=False, sharey=sharey)
+    width = 3.3 * n if n > 1 else 5.5  # a lone panel carries the whole legend above it
+    fig, axes = plt.subplots(
+        1, n, figsize=(width, 3.0 if n > 1 else 3.8), squeeze=False, sharey=sharey
+    )
     colors = series_colors(name for panel in panels for name in panel.series)
     for ax, panel in zip(axes[0], panels, strict=False):
         draw_panel(ax, panel, xlabel, integer_x, colors)
