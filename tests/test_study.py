@@ -7,6 +7,7 @@ import yaml
 
 from ncplasticity import metrics
 from ncplasticity.continual.study import SPEC as CONTINUAL
+from ncplasticity.continual.study import sweep_groups
 from ncplasticity.metrics import Metric
 from ncplasticity.plots import series_colors
 from ncplasticity.study import (
@@ -121,3 +122,39 @@ def test_variant_colours_are_distinct_and_do_not_depend_on_order():
     assert series_colors(reversed(names)) == colors
     # Adding a variant keeps the others' colours unless it takes their slot.
     assert series_colors([*names, "redo"])["plain"] == colors["plain"]
+
+
+def test_reserved_and_dataset_dependent_settings_are_errors(config):
+    config["warm_start"]["variants"]["fresh"] = {}
+    with pytest.raises(StudyError, match=r"warm_start\.variants\.fresh: the name 'fresh'"):
+        resolve_experiment(config, SCHEMA, warm_start_study.SPEC)
+    config["continual"]["variants"]["big"] = {"examples_per_task": 5000}
+    with pytest.raises(StudyError, match=r"variants\.big\.examples_per_task: 5000 exceeds"):
+        resolve_experiment(config, SCHEMA, CONTINUAL)
+    config["continual"]["variants"]["big"] = {"probe_size": 5}
+    with pytest.raises(StudyError, match=r"variants\.big\.probe_size: 5 is smaller"):
+        resolve_experiment(config, SCHEMA, CONTINUAL)
+
+
+def test_fresh_references_are_shared_unless_their_settings_differ(config):
+    config["warm_start"]["variants"]["fast"] = {"lr": 0.1}
+    runs = resolve_experiment(config, SCHEMA, warm_start_study.SPEC)
+    variants = {run.variant: run.settings for run in runs.values()}
+    fresh = warm_start_study.fresh_sources(variants)
+    assert fresh["fast"] == "fast"
+    assert {fresh[v] for v in variants if v != "fast"} == {"plain"}
+
+
+def test_sweep_groups_hold_variants_that_differ_only_in_the_first_task(config):
+    config["continual"]["variants"]["wide"] = {"network": {"hidden_sizes": [400]}}
+    runs = resolve_experiment(config, SCHEMA, CONTINUAL)
+    groups = sweep_groups({run.variant: run.settings for run in runs.values()})
+    assert groups == [["e1", "nc0.25", "nc0.22"], ["wide"]]
+
+
+def test_settings_do_not_depend_on_the_config_key_order(config):
+    reordered = yaml.safe_load((REPO / "config.yaml").read_text())
+    reordered["continual"] = dict(reversed(list(reordered["continual"].items())))
+    a = resolve_experiment(config, SCHEMA, CONTINUAL)["e1_s1"].settings
+    b = resolve_experiment(reordered, SCHEMA, CONTINUAL)["e1_s1"].settings
+    assert repr(a) == repr(b)

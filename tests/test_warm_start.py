@@ -254,19 +254,22 @@ def test_partial_state_of_other_settings_is_discarded(tiny_dataset, tmp_path, mo
     assert_same_warmup(reference, warmup(tmp_path, "rerun", run_settings=faster))
 
 
-def test_an_intervention_with_a_hook_warm_starting_never_calls_is_an_error(tmp_path):
+def test_an_intervention_warm_starting_would_ignore_is_refused_when_registered():
     class EveryStep(Intervention):
         name = "test_every_step"
+        phase = "warmup"
 
         def on_every(self, ctx):
             pass
 
-    REGISTRY.register(EveryStep)
-    try:
-        with pytest.raises(ValueError, match="never calls"):
-            run._interventions({"interventions": [{"name": "test_every_step", "every": 1}]})
-    finally:
-        REGISTRY.unregister(EveryStep.name)
+    class NoPhase(Intervention):
+        name = "test_no_phase"
+
+    with pytest.raises(ValueError, match="never calls"):
+        REGISTRY.register(EveryStep)
+    with pytest.raises(ValueError, match="set `phase` to one of"):
+        REGISTRY.register(NoPhase)
+    assert "test_every_step" not in REGISTRY and "test_no_phase" not in REGISTRY
 
 
 def test_finetune_rows_for_checkpoint_fresh_and_diverged_marker(tiny_dataset, tmp_path):

@@ -74,6 +74,7 @@ def write_run(tmp_path, variant, seed, slope, warmup_variant=None):
         variant=variant,
         seed=seed,
         warmup_variant=warmup_variant,
+        fresh_variant="plain",
     )
     return table
 
@@ -118,7 +119,7 @@ def test_a_run_table_without_snapshots(tmp_path):
            "train_accuracy": math.nan, "test_accuracy": math.nan, "diverged": True}  # fmt: skip
     write_tsv(run / "f2.tsv", [row])
     write_tsv(run / "fresh.tsv", [{**row, "variant": "fresh", "test_accuracy": 0.9}])
-    common = dict(variant="nc_reg", seed=1, warmup_variant="nc_reg")
+    common = dict(variant="nc_reg", seed=1, warmup_variant="nc_reg", fresh_variant="plain")
     run_table(run / "metrics.tsv", run / "log.tsv", [run / "f2.tsv"], run / "fresh.tsv",
               tmp_path / "table.tsv", **common)  # fmt: skip
     ((table,),) = [read_tsv(tmp_path / "table.tsv")]

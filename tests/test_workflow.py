@@ -247,7 +247,11 @@ def test_adding_variants_or_seeds_reruns_nothing_that_exists(smoke_run):
                 "variants": {"wide": {"network": {"hidden_sizes": [200, 100, 100]}}},
             },
             "warm_start": {
-                "variants": {"l2_strong": {"interventions": [{"name": "l2", "weight_decay": 0.01}]}}
+                "variants": {
+                    "l2_strong": {"interventions": [{"name": "l2", "weight_decay": 0.01}]},
+                    # Another learning rate: its own warm-up and its own fresh reference.
+                    "fast": {"lr": 0.02},
+                }
             },
         },
     )
@@ -257,7 +261,9 @@ def test_adding_variants_or_seeds_reruns_nothing_that_exists(smoke_run):
         for run in ("e1_s3", "nc0.5_s3", "wide_s1", "wide_s2", "wide_s3")
     }
     warm = {p for p in planned if "/warm_start/" in p}
-    assert warm and all("l2_strong_s7" in p for p in warm), warm
+    assert all("l2_strong_s7" in p or "fast_s7" in p for p in warm), warm
+    assert "results/warm_start/finetune/fresh/fast_s7.tsv" in warm
+    assert "results/warm_start/features/l2_strong_s7.h5" in warm
 
     planned = _planned_training(
         smoke_run,

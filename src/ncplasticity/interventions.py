@@ -101,17 +101,51 @@ class Intervention:
         return getattr(cls, hook) is not getattr(Intervention, hook)
 
 
-class Registry:
-    """The interventions of one experiment, by name."""
+class WeightDecay(Intervention):
+    """SGD on loss + (λ/2)‖θ‖², i.e. weight decay λ (Adam: L2 added to the gradient). Each
+    experiment registers it with its own name, phase and default."""
 
-    def __init__(self, experiment: str):
+    def optimizer_options(self) -> dict:
+        return {"weight_decay": self.params["weight_decay"]}
+
+
+def shrink_and_perturb(model, fresh, shrink: float, perturb: float) -> None:
+    """θ ← shrink·θ + perturb·θ_fresh for every parameter (Ash & Adams); buffers (e.g.
+    BatchNorm running statistics) are kept."""
+    import torch
+
+    with torch.no_grad():
+        for param, fresh_param in zip(model.parameters(), fresh.parameters(), strict=True):
+            param.mul_(shrink).add_(fresh_param, alpha=perturb)
+
+
+class Registry:
+    """The registered classes of one experiment (interventions, scenarios), by name.
+    ``phases`` and ``hooks``, when given, are the phases its interventions may act in and the
+    hooks its training loop calls: a class outside them is refused when it is registered,
+    never silently ignored."""
+
+    def __init__(self, experiment: str, phases: tuple[str, ...] = (), hooks: tuple[str, ...] = ()):
         self.experiment = experiment
+        self.phases = phases
+        self.hooks = hooks
         self._classes: dict[str, type[Intervention]] = {}
 
     def register(self, cls: type[Intervention]) -> type[Intervention]:
         """Class decorator: add ``cls`` under ``cls.name``."""
         if cls.name in self._classes and self._classes[cls.name] is not cls:
             raise ValueError(f"{self.experiment}: intervention {cls.name!r} is registered twice")
+        if self.phases and cls.phase not in self.phases:
+            raise ValueError(
+                f"{self.experiment}: intervention {cls.name!r} has phase {cls.phase!r}; "
+                f"set `phase` to one of {self.phases}"
+            )
+        uncalled = [h for h in HOOKS if self.hooks and h not in self.hooks and cls.uses(h)]
+        if uncalled:
+            raise ValueError(
+                f"{self.experiment}: intervention {cls.name!r} uses {uncalled}, which "
+                f"{self.experiment} training never calls"
+            )
         self._classes[cls.name] = cls
         return cls
 

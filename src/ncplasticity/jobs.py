@@ -41,7 +41,8 @@ def save_atomic(obj, path: str | os.PathLike) -> None:
 
 
 def publish(files: Iterable[tuple[str | os.PathLike, str | os.PathLike]], partial_dir) -> None:
-    """Put each finished (source, target) file in place, then remove ``partial_dir``.
+    """Put each finished (source, target) file in place, then remove ``partial_dir`` (and the
+    folders above it that this leaves empty).
 
     Targets are hard links (copies where the file system has none), and the in-progress
     directory goes last: a job killed half-way through keeps every file there, and its rerun
@@ -56,6 +57,10 @@ def publish(files: Iterable[tuple[str | os.PathLike, str | os.PathLike]], partia
         except OSError:
             shutil.copy2(source, target)
     shutil.rmtree(partial_dir)
+    try:  # the last job to finish removes the emptied partial/ folders above its own
+        os.removedirs(Path(partial_dir).parent)
+    except OSError:
+        pass
 
 
 # State entries that load() puts back into their objects instead of returning.

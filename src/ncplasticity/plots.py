@@ -151,14 +151,16 @@ def panels_figure(
     integer_x: bool = True,
     title: str | None = None,
     sharey: bool = False,
+    color_names=(),
 ) -> None:
-    """Panels side by side (any number), one legend for the whole figure."""
+    """Panels side by side (any number), one legend for the whole figure. ``color_names``:
+    every variant of the study, so that colours agree between figures showing subsets."""
     n = max(1, len(panels))
     width = 3.3 * n if n > 1 else 5.5  # a lone panel carries the whole legend above it
     fig, axes = plt.subplots(
         1, n, figsize=(width, 3.0 if n > 1 else 3.8), squeeze=False, sharey=sharey
     )
-    colors = series_colors(name for panel in panels for name in panel.series)
+    colors = series_colors([*color_names, *(name for panel in panels for name in panel.series)])
     for ax, panel in zip(axes[0], panels, strict=False):
         draw_panel(ax, panel, xlabel, integer_x, colors)
     if not panels:

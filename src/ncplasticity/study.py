@@ -41,6 +41,10 @@ class ExperimentSpec:
     normalise: Callable[[dict], dict] = lambda settings: settings
     # Further registries whose entries a setting names: schema $defs name -> registry.
     registries: Mapping[str, Registry] = field(default_factory=dict)
+    # Names no variant may take (they label something else in the tables).
+    reserved_variants: tuple[str, ...] = ()
+    # Cross-field rules the schema cannot express: resolved settings -> problems ("key: why").
+    check: Callable[[dict], list[str]] = lambda settings: []
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,16 @@ def deep_merge(base: Mapping, overrides: Mapping) -> dict:
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+def canonical(value):
+    """``value`` with every mapping's keys sorted, recursively: Snakemake compares a job's
+    params by their text, so equal settings must print equally whatever the config's order."""
+    if isinstance(value, Mapping):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
 
 
 def settings_hash(settings: Mapping) -> str:
@@ -134,7 +148,9 @@ def base_settings(config: Mapping, schema: dict, spec: ExperimentSpec) -> dict:
     """The section's settings every variant starts from, validated, defaults filled in."""
     section = config[spec.name]
     base = {k: v for k, v in section.items() if k not in (*spec.study_keys, "variants")}
-    return spec.normalise(validate_settings(base, settings_schema(schema, spec), spec.name))
+    return canonical(
+        spec.normalise(validate_settings(base, settings_schema(schema, spec), spec.name))
+    )
 
 
 def resolve_experiment(config: Mapping, schema: dict, spec: ExperimentSpec) -> dict[str, Run]:
@@ -149,10 +165,17 @@ def resolve_experiment(config: Mapping, schema: dict, spec: ExperimentSpec) -> d
         if overrides is None:  # an overlay file drops the variant
             continue
         where = f"{spec.name}.variants.{variant}"
+        if variant in spec.reserved_variants:
+            raise StudyError(f"invalid configuration: {where}: the name {variant!r} is reserved")
         if not isinstance(overrides, Mapping):
             raise StudyError(f"invalid configuration: {where}: overrides must be a mapping")
         merged = validate_settings(deep_merge(base, overrides), run_schema, where)
-        settings = spec.normalise(merged)
+        settings = canonical(spec.normalise(merged))
+        problems = spec.check(settings)
+        if problems:
+            raise StudyError(
+                "invalid configuration:\n" + "\n".join(f"  {where}.{p}" for p in problems)
+            )
         for seed in section["seeds"]:
             run = Run(spec.name, variant, int(seed), settings)
             runs[run.run_id] = run

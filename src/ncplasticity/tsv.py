@@ -1,4 +1,6 @@
-"""Tab-separated tables: the one reader and writer every stage uses (no pandas needed)."""
+"""Tab-separated tables: one format for every stage. Training jobs write rows with
+:func:`write_tsv` (no pandas needed); analyses read and write pandas tables with
+:func:`read_table` and :func:`write_table`, in the same format."""
 
 from __future__ import annotations
 
@@ -81,3 +83,15 @@ def column(rows: Sequence[Mapping], name: str, dtype=float) -> np.ndarray:
     if dtype is float:
         return np.array([np.nan if r.get(name) is None else r[name] for r in rows], dtype=float)
     return np.array([r[name] for r in rows], dtype=dtype)
+
+
+def read_table(path: str | os.PathLike):
+    """A TSV as a pandas DataFrame (empty cells are NaN)."""
+    import pandas as pd
+
+    return pd.read_csv(path, sep="\t")
+
+
+def write_table(table, path: str | os.PathLike) -> None:
+    """Write a pandas DataFrame in :func:`write_tsv`'s format (atomically)."""
+    write_tsv(path, table.to_dict("records"), list(table.columns))

@@ -12,42 +12,30 @@ localrules:
 # --- Continual ---
 
 
-rule continual_correlations:
-    input:
-        continual_tables(),
-    output:
-        "results/continual/analysis/correlations.tsv",
-    log:
-        "results/logs/continual_correlations/correlations.log",
-    conda:
-        ANALYSIS_ENV
-    threads: 1
-    resources:
-        runtime=10,
-        mem_mb=1000,
-    params:
-        analysis_tasks=CONTINUAL_ANALYSIS_TASKS,
-    script:
-        "../scripts/continual_correlations.py"
+# continual_correlations (per variant) and continual_sweep_correlations (across the runs of
+# each first-task sweep group), each from every per-run table.
+for continual_analysis in ["correlations", "sweep_correlations"]:
 
-
-rule continual_sweep_correlations:
-    input:
-        continual_tables(),
-    output:
-        "results/continual/analysis/sweep_correlations.tsv",
-    log:
-        "results/logs/continual_sweep_correlations/sweep_correlations.log",
-    conda:
-        ANALYSIS_ENV
-    threads: 1
-    resources:
-        runtime=5,
-        mem_mb=1000,
-    params:
-        analysis_tasks=CONTINUAL_ANALYSIS_TASKS,
-    script:
-        "../scripts/continual_sweep_correlations.py"
+    rule:
+        name:
+            f"continual_{continual_analysis}"
+        input:
+            continual_tables(),
+        output:
+            f"results/continual/analysis/{continual_analysis}.tsv",
+        log:
+            f"results/logs/continual_{continual_analysis}/{continual_analysis}.log",
+        conda:
+            ANALYSIS_ENV
+        threads: 1
+        resources:
+            runtime=10,
+            mem_mb=1000,
+        params:
+            analysis_tasks=CONTINUAL_ANALYSIS_TASKS,
+            sweep_groups=CONTINUAL_SWEEPS,
+        script:
+            f"../scripts/continual_{continual_analysis}.py"
 
 
 # --- Warm starting ---
@@ -70,6 +58,7 @@ rule warm_start_table:
         variant=lambda wildcards: wildcards.variant,
         seed=lambda wildcards: int(wildcards.seed),
         warmup_variant=lambda wildcards: WARM_START_SOURCES[wildcards.variant],
+        fresh_variant=lambda wildcards: WARM_START_FRESH[wildcards.variant],
     script:
         "../scripts/warm_start_table.py"
 

@@ -20,7 +20,8 @@ from snakemake.exceptions import WorkflowError
 import yaml
 
 from ncplasticity.continual.study import SPEC as CONTINUAL_SPEC
-from ncplasticity.study import StudyError, base_settings, resolve_experiment, run_id
+from ncplasticity.continual.study import sweep_groups
+from ncplasticity.study import StudyError, resolve_experiment, run_id
 from ncplasticity.warm_start import study as warm_start_study
 
 TRAIN_ENV = "../../envs/train.yaml"
@@ -54,12 +55,12 @@ with open(
     SCHEMA = yaml.safe_load(_schema)
 
 
-def resolve(spec, resolver=resolve_experiment):
+def resolve(spec):
     """The experiment's runs (run id -> Run), or a stop naming the variant and key."""
     if spec.name not in config:
         return {}
     try:
-        return resolver(config, SCHEMA, spec)
+        return resolve_experiment(config, SCHEMA, spec)
     except StudyError as error:
         raise WorkflowError(str(error)) from None
 
@@ -74,6 +75,12 @@ CONTINUAL_RUNS = resolve(CONTINUAL_SPEC)
 CONTINUAL = config.get("continual", {})
 CONTINUAL_ANALYSIS_TASKS = CONTINUAL.get(
     "analysis_tasks", CONTINUAL.get("num_tasks", 1)
+)
+
+
+# Groups of variants that differ only in the first task: the runs of a first-task sweep.
+CONTINUAL_SWEEPS = sweep_groups(
+    {run.variant: run.settings for run in CONTINUAL_RUNS.values()}
 )
 
 
@@ -103,13 +110,13 @@ def continual_tables():
 
 WARM_START = config.get("warm_start", {})
 WARM_START_RUNS = resolve(warm_start_study.SPEC)
-# The fresh-init reference trains from the section's own settings (no variant, no intervention).
-WARM_START_BASE = resolve(warm_start_study.SPEC, base_settings)
 # variant -> its resolved settings (the same for every seed).
 WARM_START_VARIANTS = {run.variant: run.settings for run in WARM_START_RUNS.values()}
 # variant -> the variant whose warm-up it fine-tunes (shared when warm-up settings agree).
 WARM_START_SOURCES = warm_start_study.warmup_sources(WARM_START_VARIANTS)
 WARM_START_WARMUPS = sorted(set(WARM_START_SOURCES.values()))
+# variant -> the variant whose fresh-init reference it is compared with.
+WARM_START_FRESH = warm_start_study.fresh_sources(WARM_START_VARIANTS)
 WARM_START_PARTIAL = "results/warm_start/partial"
 WARM_START_FIGURE_NAMES = [
     "nc_metrics",
@@ -141,7 +148,7 @@ def warm_start_table_inputs(wildcards):
             f"results/warm_start/finetune/{wildcards.variant}_s{wildcards.seed}/epoch{e:04d}.tsv"
             for e in warm_start_epochs(wildcards.variant)
         ],
-        "fresh": f"results/warm_start/finetune/fresh_s{wildcards.seed}.tsv",
+        "fresh": f"results/warm_start/finetune/fresh/{WARM_START_FRESH[wildcards.variant]}_s{wildcards.seed}.tsv",
     }
 
 
@@ -161,13 +168,12 @@ def check_config():
     """Cross-field rules the JSON schema cannot express, named by their keys."""
     problems = []
     if "continual" in config["experiments"]:
-        for run in CONTINUAL_RUNS.values():
-            if CONTINUAL_ANALYSIS_TASKS > run.settings["num_tasks"]:
-                problems.append(
-                    f"continual.analysis_tasks ({CONTINUAL_ANALYSIS_TASKS}) exceeds num_tasks "
-                    f"({run.settings['num_tasks']}) of variant {run.variant!r}"
-                )
-                break
+        base_tasks = CONTINUAL.get("num_tasks", 1)
+        if CONTINUAL_ANALYSIS_TASKS > base_tasks:
+            problems.append(
+                f"continual.analysis_tasks ({CONTINUAL_ANALYSIS_TASKS}) exceeds num_tasks "
+                f"({base_tasks}); variants with fewer tasks are analysed over all of theirs"
+            )
     for variant, settings in WARM_START_VARIANTS.items():
         if not warm_start_study.checkpoint_epochs(settings):
             problems.append(

@@ -15,54 +15,35 @@ localrules:
 # --- Continual ---
 
 
-rule continual_collapse_figure:
-    input:
-        continual_tables(),
-    output:
-        pdf="results/continual/figures/collapse_over_tasks.pdf",
-        png=report(
-            "results/continual/figures/collapse_over_tasks.png",
-            caption="../report/continual_collapse_over_tasks.rst",
-            category="Continual learning",
-        ),
-    log:
-        "results/logs/continual_collapse_figure/collapse_over_tasks.log",
-    conda:
-        ANALYSIS_ENV
-    threads: 1
-    resources:
-        runtime=5,
-        mem_mb=2000,
-    params:
-        analysis_tasks=CONTINUAL_ANALYSIS_TASKS,
-        panels="collapse",
-    script:
-        "../scripts/continual_over_tasks_figure.py"
+# One rule per panel set of ncplasticity.continual.analysis.PANEL_SETS
+# (continual_{panels}_figure, drawing figures/{panels}_over_tasks).
+for continual_panels in ["collapse", "plasticity"]:
 
-
-rule continual_plasticity_figure:
-    input:
-        continual_tables(),
-    output:
-        pdf="results/continual/figures/plasticity_over_tasks.pdf",
-        png=report(
-            "results/continual/figures/plasticity_over_tasks.png",
-            caption="../report/continual_plasticity_over_tasks.rst",
-            category="Continual learning",
-        ),
-    log:
-        "results/logs/continual_plasticity_figure/plasticity_over_tasks.log",
-    conda:
-        ANALYSIS_ENV
-    threads: 1
-    resources:
-        runtime=5,
-        mem_mb=2000,
-    params:
-        analysis_tasks=CONTINUAL_ANALYSIS_TASKS,
-        panels="plasticity",
-    script:
-        "../scripts/continual_over_tasks_figure.py"
+    rule:
+        name:
+            f"continual_{continual_panels}_figure"
+        input:
+            continual_tables(),
+        output:
+            pdf=f"results/continual/figures/{continual_panels}_over_tasks.pdf",
+            png=report(
+                f"results/continual/figures/{continual_panels}_over_tasks.png",
+                caption=f"../report/continual_{continual_panels}_over_tasks.rst",
+                category="Continual learning",
+            ),
+        log:
+            f"results/logs/continual_{continual_panels}_figure/{continual_panels}_over_tasks.log",
+        conda:
+            ANALYSIS_ENV
+        threads: 1
+        resources:
+            runtime=5,
+            mem_mb=2000,
+        params:
+            analysis_tasks=CONTINUAL_ANALYSIS_TASKS,
+            panels=continual_panels,
+        script:
+            "../scripts/continual_over_tasks_figure.py"
 
 
 rule continual_sweep_figure:
@@ -115,5 +96,6 @@ for warm_start_figure in WARM_START_FIGURE_NAMES:
             mem_mb=2000,
         params:
             figure=warm_start_figure,
+            variants=list(WARM_START_VARIANTS),
         script:
             "../scripts/warm_start_figure.py"

@@ -8,6 +8,7 @@
 wildcard_constraints:
     variant=one_of(WARM_START_VARIANTS),
     warmup_variant=one_of(WARM_START_WARMUPS),
+    fresh_variant=one_of(set(WARM_START_FRESH.values())),
     seed=r"\d+",
     epoch=r"\d{4}",
 
@@ -77,15 +78,18 @@ rule warm_start_finetune:
         "../scripts/warm_start_finetune.py"
 
 
+# The fresh-init reference of each variant's fine-tune settings (shared when they agree).
 rule warm_start_fresh:
     input:
-        dataset=dataset_file(WARM_START_BASE.get("dataset", "mnist5k")),
+        dataset=lambda wildcards: dataset_file(
+            WARM_START_VARIANTS[wildcards.fresh_variant]["dataset"]
+        ),
     output:
-        "results/warm_start/finetune/fresh_s{seed}.tsv",
+        "results/warm_start/finetune/fresh/{fresh_variant}_s{seed}.tsv",
     log:
-        "results/logs/warm_start_fresh/fresh_s{seed}.log",
+        "results/logs/warm_start_fresh/{fresh_variant}_s{seed}.log",
     benchmark:
-        "results/benchmarks/warm_start_fresh/fresh_s{seed}.tsv"
+        "results/benchmarks/warm_start_fresh/{fresh_variant}_s{seed}.tsv"
     conda:
         TRAIN_ENV
     threads: WARM_START.get("threads", 1)
@@ -94,14 +98,14 @@ rule warm_start_fresh:
         mem_mb=WARM_START.get("mem_mb", 4000),
         gpu=WARM_START.get("gpus", 0),
     params:
-        settings=(
-            warm_start_study.fresh_settings(WARM_START_BASE) if WARM_START_BASE else {}
+        settings=lambda wildcards: warm_start_study.fresh_settings(
+            WARM_START_VARIANTS[wildcards.fresh_variant]
         ),
         seed=lambda wildcards: int(wildcards.seed),
-        variant="fresh",
+        variant=warm_start_study.FRESH,
         checkpoint=None,
         device=DEVICE,
-        partial=f"{WARM_START_PARTIAL}/fresh_s{{seed}}",
+        partial=f"{WARM_START_PARTIAL}/fresh/{{fresh_variant}}_s{{seed}}",
     script:
         "../scripts/warm_start_finetune.py"
 

@@ -13,4 +13,5 @@ run_table(
     variant=snakemake.params.variant,
     seed=snakemake.params.seed,
     warmup_variant=snakemake.params.warmup_variant,
+    fresh_variant=snakemake.params.fresh_variant,
 )

@@ -7,8 +7,6 @@ silently. Metrics come from the registry (:mod:`ncplasticity.metrics`).
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pandas as pd
 
@@ -16,6 +14,7 @@ from ncplasticity import metrics, stats
 from ncplasticity.nc import METRIC_KEYS
 from ncplasticity.plasticity import plasticity_loss
 from ncplasticity.plots import Panel, Series, panels_figure
+from ncplasticity.tsv import read_table, write_table
 
 CORRELATION_COLUMNS = [
     "variant",
@@ -31,17 +30,6 @@ CORRELATION_COLUMNS = [
     "n_groups",
     "partial_r_steps",
 ]
-
-
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t")
-
-
-def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write a TSV atomically (a reader never sees half a table)."""
-    tmp = f"{path}.tmp"
-    table.to_csv(tmp, sep="\t", index=False, na_rep="nan")
-    os.replace(tmp, path)
 
 
 def plasticity_table(
@@ -112,18 +100,28 @@ def correlations(
     write_table(pd.DataFrame(rows, columns=CORRELATION_COLUMNS), out_path)
 
 
-def sweep_correlations(table_paths, out_path, analysis_tasks: int) -> None:
-    """Per task i ≥ 1, across all runs of the first-task sweep (every variant and seed):
-    correlation of PL_i with the NC1 after the first task and with the first task's epochs,
-    and of PL_i with that NC1 controlling for the first task's training steps."""
+def sweep_correlations(table_paths, out_path, analysis_tasks: int, groups=None) -> None:
+    """Per task i ≥ 1, across the runs of a first-task sweep (every seed of a group of
+    variants that differ only in the first task's schedule; all variants when ``groups`` is
+    None): correlation of PL_i with the NC1 after the first task and with the first task's
+    epochs, and of PL_i with that NC1 controlling for the first task's training steps. The
+    ``variants`` column names the group."""
     tables = read_tables(table_paths, analysis_tasks)
+    if groups is None:
+        groups = [sorted(tables["variant"].unique())]
+    rows = []
+    for group in groups:
+        rows += _sweep_rows(tables[tables["variant"].isin(group)], ",".join(group))
+    write_table(pd.DataFrame(rows), out_path)
+
+
+def _sweep_rows(tables: pd.DataFrame, group: str) -> list[dict]:
     first = tables[tables["task"] == 0].set_index("run")
     later = tables[tables["task"] > 0].copy()
     later["first_nc1"] = later["run"].map(first["nc1"])
     later["first_epochs"] = later["run"].map(first["epochs"])
     later["first_steps"] = later["run"].map(first["steps"])
     points = later.to_dict("records")
-    pooled = ",".join(sorted(tables["variant"].unique()))
     rows = []
     for method in stats.METHODS:
         by_nc1 = stats.per_group_correlation(points, "task", "first_nc1", "pl", method)
@@ -138,6 +136,7 @@ def sweep_correlations(table_paths, out_path, analysis_tasks: int) -> None:
             )
             rows.append(
                 {
+                    "variants": group,
                     "task": nc1_row["task"],
                     "method": method,
                     "r_first_nc1_pl": nc1_row["r"],
@@ -146,10 +145,9 @@ def sweep_correlations(table_paths, out_path, analysis_tasks: int) -> None:
                     "p_first_epochs_pl": epochs_row["p"],
                     "partial_r_first_nc1_pl_steps": partial,
                     "n_runs": nc1_row["n"],
-                    "variants": pooled,
                 }
             )
-    write_table(pd.DataFrame(rows), out_path)
+    return rows
 
 
 # Figure panels: an outcome, then the plotted metrics of a registry group.
@@ -187,14 +185,17 @@ SWEEP_SERIES = {
 
 
 def sweep_figure(sweep_path, pdf, png) -> None:
-    """Per-task correlations of the first-task sweep, one panel per method."""
+    """Per-task correlations of the first-task sweep, one panel per method (one line per
+    quantity, and per group of variants when there are several)."""
     table = read_table(sweep_path)
+    several = table["variants"].nunique() > 1
     figure_panels = []
     for method, rows in table.groupby("method", sort=False):
-        series = {
-            label: Series(rows["task"].to_numpy(), rows[column].to_numpy(float))
-            for column, label in SWEEP_SERIES.items()
-        }
+        series = {}
+        for group, members in rows.groupby("variants", sort=True):
+            for column, label in SWEEP_SERIES.items():
+                name = f"{label} ({group})" if several else label
+                series[name] = Series(members["task"].to_numpy(), members[column].to_numpy(float))
         figure_panels.append(
             Panel(f"{method} r across runs", series, ylim=(-1.05, 1.05), zero_line=True)
         )

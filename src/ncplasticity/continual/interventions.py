@@ -8,22 +8,29 @@ while planning.
 
 from __future__ import annotations
 
-from ncplasticity.interventions import HookContext, Intervention, Registry
+from ncplasticity.interventions import (
+    HookContext,
+    Intervention,
+    Registry,
+    WeightDecay,
+    shrink_and_perturb,
+)
 
-REGISTRY = Registry("continual")
+REGISTRY = Registry(
+    "continual",
+    phases=("train",),
+    hooks=("optimizer_options", "loss", "on_every", "on_task_start", "on_epoch_end"),
+)
 
 _NON_NEGATIVE = {"type": "number", "minimum": 0}
 
 
 @REGISTRY.register
-class L2(Intervention):
+class L2(WeightDecay):
     """SGD on loss + (λ/2)‖θ‖², i.e. weight decay λ (for Adam: L2 added to the gradient)."""
 
     name = "l2"
     parameters = {"weight_decay": {**_NON_NEGATIVE, "default": 1e-4}}
-
-    def optimizer_options(self) -> dict:
-        return {"weight_decay": self.params["weight_decay"]}
 
 
 @REGISTRY.register
@@ -38,11 +45,7 @@ class ShrinkPerturb(Intervention):
     }
 
     def on_task_start(self, ctx: HookContext) -> None:
-        import torch
-
-        if ctx.task == 0:
-            return
-        fresh = ctx.fresh_model(0)
-        with torch.no_grad():
-            for param, fresh_param in zip(ctx.model.parameters(), fresh.parameters(), strict=True):
-                param.mul_(self.params["shrink"]).add_(fresh_param, alpha=self.params["perturb"])
+        if ctx.task > 0:
+            shrink_and_perturb(
+                ctx.model, ctx.fresh_model(0), self.params["shrink"], self.params["perturb"]
+            )

@@ -4,10 +4,12 @@ canonical form of a run's settings."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 
 from ncplasticity.continual import EXPERIMENT
 from ncplasticity.continual.interventions import REGISTRY
 from ncplasticity.continual.scenarios import SCENARIOS
+from ncplasticity.data import NUM_CLASSES, TRAINING_EXAMPLES
 from ncplasticity.study import ExperimentSpec
 
 # Section keys that choose runs, analyses or resources, never a run's settings.
@@ -26,10 +28,38 @@ def normalise(settings: dict) -> dict:
     return settings
 
 
+def check(settings: dict) -> list[str]:
+    """What the schema cannot say: sizes that depend on the dataset."""
+    problems = []
+    available = TRAINING_EXAMPLES[settings["dataset"]]
+    examples = settings.get("examples_per_task")
+    if examples is not None and examples > available:
+        problems.append(
+            f"examples_per_task: {examples} exceeds the {available} training examples of "
+            f"{settings['dataset']}"
+        )
+    probe = settings.get("probe_size")
+    if probe is not None and probe < NUM_CLASSES:
+        problems.append(f"probe_size: {probe} is smaller than the {NUM_CLASSES} classes")
+    return problems
+
+
 SPEC = ExperimentSpec(
     EXPERIMENT,
     REGISTRY,
     STUDY_KEYS,
     normalise=normalise,
     registries={"continual_scenario": SCENARIOS},
+    check=check,
 )
+
+
+def sweep_groups(variants: Mapping[str, Mapping]) -> list[list[str]]:
+    """Variants whose settings agree except for the first task's schedule, grouped (in config
+    order): the runs a first-task sweep may correlate across."""
+    groups: dict[str, list[str]] = {}
+    for name, settings in variants.items():
+        rest = copy.deepcopy(dict(settings))
+        rest["schedule"].pop("first_task")
+        groups.setdefault(repr(rest), []).append(name)
+    return list(groups.values())

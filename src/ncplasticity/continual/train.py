@@ -122,6 +122,11 @@ def build_optimizer(settings: dict, model, interventions) -> torch.optim.Optimiz
     return torch.optim.SGD(model.parameters(), lr=spec["lr"], **options)
 
 
+def _steps_per_epoch(settings: dict, num_examples: int) -> int:
+    """Optimiser steps of one epoch (the step counts of the log)."""
+    return -(-num_examples // settings["optimizer"].get("batch_size", 1))
+
+
 def _first_task_done(settings: dict, progress: dict) -> bool:
     first = settings["schedule"]["first_task"]
     if "nc1_threshold" not in first:
@@ -174,7 +179,7 @@ def train_run(
         model=model, optimizer=optimizer, interventions=interventions, map_location=device
     )
     if state is None:
-        state = {"task": 0, "total_steps": 0, "steps": 0, "rows": [], "progress": _fresh_progress()}
+        state = {"task": 0, "total_steps": 0, "rows": [], "progress": _fresh_progress()}
     partial_features = job.dir / "features.h5"
 
     def fresh_model(salt: int) -> MLP:
@@ -188,10 +193,12 @@ def train_run(
             )
             return build_model(settings, x_train.shape[1], data.num_classes).to(device)
 
-    ctx = HookContext(model, optimizer, seed=seed, step=state["steps"], fresh_model=fresh_model)
+    # ctx.step counts optimiser steps (train_epoch advances it): the log's total_steps.
+    ctx = HookContext(
+        model, optimizer, seed=seed, step=state["total_steps"], fresh_model=fresh_model
+    )
 
     def save():
-        state["steps"] = ctx.step
         job.save(model=model, optimizer=optimizer, interventions=interventions, **state)
 
     writer = FeatureWriter(
@@ -212,7 +219,7 @@ def train_run(
             task = scenario.task(seed, task_index, x_train.shape[1], y_task, data.y_test)
             probe = probe_indices(task.y_train, settings.get("probe_size"), seed, data.num_classes)
             progress = state["progress"]
-            ctx.task = task_index
+            ctx.task, ctx.epoch = task_index, progress["epochs"]
             if progress["epochs"] == 0:
                 call(interventions, "on_task_start", ctx)
             while not _task_done(settings, task_index, progress):
@@ -236,7 +243,7 @@ def train_run(
                 progress["last_accuracy"] = result.accuracy
                 progress["epochs"] += 1
                 ctx.epoch = progress["epochs"]
-                state["total_steps"] += len(x_task)
+                state["total_steps"] = ctx.step
                 if task_index == 0 and "nc1_threshold" in settings["schedule"]["first_task"]:
                     features, _ = _probe_features(model, x_task[probe], task, device)
                     progress["nc1"] = collapse_metrics(
@@ -246,7 +253,9 @@ def train_run(
                 progress["seconds"] += time.perf_counter() - started
                 if not _task_done(settings, task_index, progress):
                     save()
-            row = _after_task(model, writer, x_task, x_test, task, probe, task_index, state, device)
+            row = _after_task(
+                settings, model, writer, x_task, x_test, task, probe, task_index, state, device
+            )
             state["rows"].append(row)
             state["task"] = task_index + 1
             state["progress"] = _fresh_progress()
@@ -261,13 +270,11 @@ def train_run(
             )
     write_tsv(job.dir / "log.tsv", state["rows"], LOG_COLUMNS)
     job.publish([(partial_features, features_path), (job.dir / "log.tsv", log_path)])
-    try:
-        job.dir.parent.rmdir()  # the last run to finish removes the empty partial/ folder
-    except OSError:
-        pass
 
 
-def _after_task(model, writer, x_task, x_test, task: Task, probe, task_index, state, device):
+def _after_task(
+    settings, model, writer, x_task, x_test, task: Task, probe, task_index, state, device
+):
     """Snapshot the probe features and return the task's log row."""
     progress = state["progress"]
     started = time.perf_counter()
@@ -290,7 +297,7 @@ def _after_task(model, writer, x_task, x_test, task: Task, probe, task_index, st
     row = {
         "task": task_index,
         "epochs": progress["epochs"],
-        "steps": progress["epochs"] * len(x_task),
+        "steps": progress["epochs"] * _steps_per_epoch(settings, len(x_task)),
         "total_steps": state["total_steps"],
         "online_accuracy": progress["first_accuracy"],
         "online_accuracy_last_epoch": progress["last_accuracy"],

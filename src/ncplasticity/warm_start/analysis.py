@@ -16,7 +16,7 @@ import pandas as pd
 from ncplasticity import metrics
 from ncplasticity.plots import Panel, Series, panels_figure
 from ncplasticity.stats import sliding_window_correlation
-from ncplasticity.tsv import write_tsv
+from ncplasticity.tsv import read_table, write_table
 
 OUTCOME_COLUMNS = [
     "warmup_train_accuracy",
@@ -31,17 +31,8 @@ OUTCOME_COLUMNS = [
 CORRELATION_COLUMNS = ["variant", "metric", "window_end", "r_mean", "r_std", "n_seeds"]
 
 
-def _read(path) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t")
-
-
 def _read_all(paths) -> pd.DataFrame:
-    return pd.concat([_read(path) for path in paths], ignore_index=True)
-
-
-def _write(table: pd.DataFrame, path) -> None:
-    """Through the shared writer: atomic, and the TSV format every other table has."""
-    write_tsv(path, table.to_dict("records"), list(table.columns))
+    return pd.concat([read_table(path) for path in paths], ignore_index=True)
 
 
 def _check_run(table: pd.DataFrame, variant: str, seed: int, path) -> None:
@@ -53,7 +44,7 @@ def _check_run(table: pd.DataFrame, variant: str, seed: int, path) -> None:
 def _snapshot_metrics(path) -> pd.DataFrame:
     """The registered NC metrics of a run's snapshots by warm-up epoch (none after a
     divergence; a table without snapshots has no epoch column)."""
-    table = _read(path)
+    table = read_table(path)
     names = [m.name for m in metrics.select(group="nc") if m.name in table]
     table = table.reindex(columns=["epoch", *names])
     if table["epoch"].isna().any():
@@ -71,21 +62,25 @@ def run_table(
     variant: str,
     seed: int,
     warmup_variant: str,
+    fresh_variant: str,
 ) -> None:
-    """Write the per-checkpoint table of one run (rows in warm-up-epoch order)."""
+    """Write the per-checkpoint table of one run (rows in warm-up-epoch order);
+    ``warmup_variant`` and ``fresh_variant`` name the variants whose warm-up and fresh-init
+    reference it shares."""
     finetuned = _read_all(finetune_paths)
     _check_run(finetuned, variant, seed, finetune_paths)
-    fresh = _read(fresh_path)
+    fresh = read_table(fresh_path)
     _check_run(fresh, "fresh", seed, fresh_path)
     if len(fresh) != 1:
         raise ValueError(f"{fresh_path}: {len(fresh)} rows, expected one")
-    logged = _read(warmup_log_path)[["epoch", "train_accuracy", "test_accuracy", "diverged"]]
+    logged = read_table(warmup_log_path)[["epoch", "train_accuracy", "test_accuracy", "diverged"]]
     logged.columns = ["epoch", "warmup_train_accuracy", "warmup_test_accuracy", "warmup_diverged"]
     table = pd.DataFrame(
         {
             "variant": variant,
             "seed": seed,
             "warmup_variant": warmup_variant,
+            "fresh_variant": fresh_variant,
             "epoch": finetuned["warmup_epoch"].astype("int64"),
             "finetune_test_accuracy": finetuned["test_accuracy"].astype(float),
             "finetune_train_accuracy": finetuned["train_accuracy"].astype(float),
@@ -101,8 +96,16 @@ def run_table(
     table["gap_to_fresh"] = table["fresh_test_accuracy"] - table["finetune_test_accuracy"]
     table = metrics.add_derived(table)
     nc_columns = [m.name for m in metrics.select(group="nc") if m.name in table]
-    columns = ["variant", "seed", "warmup_variant", "epoch", *nc_columns, *OUTCOME_COLUMNS]
-    _write(table[columns].sort_values("epoch", kind="stable"), out_path)
+    columns = [
+        "variant",
+        "seed",
+        "warmup_variant",
+        "fresh_variant",
+        "epoch",
+        *nc_columns,
+        *OUTCOME_COLUMNS,
+    ]
+    write_table(table[columns].sort_values("epoch", kind="stable"), out_path)
 
 
 def sliding_correlations(table_paths, window: int, out_path) -> None:
@@ -116,7 +119,7 @@ def sliding_correlations(table_paths, window: int, out_path) -> None:
     names = [m.name for m in metrics.select(group="nc", correlated=True)]
     records = []
     for path in table_paths:
-        table = _read(path)
+        table = read_table(path)
         if table.empty:
             raise ValueError(f"{path}: empty warm-start table")
         epochs = table["epoch"].to_numpy()
@@ -131,7 +134,7 @@ def sliding_correlations(table_paths, window: int, out_path) -> None:
     per_seed = pd.DataFrame(records, columns=["variant", "metric", "window_end", "r"])
     r = per_seed.groupby(["variant", "metric", "window_end"])["r"]
     table = pd.DataFrame({"r_mean": r.mean(), "r_std": r.std(ddof=0), "n_seeds": r.count()})
-    _write(table.reset_index()[CORRELATION_COLUMNS], out_path)
+    write_table(table.reset_index()[CORRELATION_COLUMNS], out_path)
 
 
 # --- figures ------------------------------------------------------------------------------
@@ -148,7 +151,7 @@ def _by_seed(table: pd.DataFrame, by: str, column: str, x: str = "epoch") -> dic
     return series
 
 
-def nc_metrics_figure(table_paths, pdf, png) -> None:
+def nc_metrics_figure(table_paths, pdf, png, variants=()) -> None:
     """The plotted NC metrics of the warm-up features against warm-up epoch, one line per
     warm-up (one shared by several variants is shown once)."""
     table = _read_all(table_paths).drop_duplicates(["warmup_variant", "seed", "epoch"])
@@ -156,23 +159,27 @@ def nc_metrics_figure(table_paths, pdf, png) -> None:
         Panel(m.label, _by_seed(table, "warmup_variant", m.name), scale=m.scale)
         for m in metrics.select(group="nc", plotted=True)
     ]
-    panels_figure(panels, "warm-up epoch", pdf, png)
+    panels_figure(panels, "warm-up epoch", pdf, png, color_names=variants)
 
 
-def finetune_accuracy_figure(table_paths, pdf, png) -> None:
-    """Test accuracy after fine-tuning each warm-up checkpoint, per variant, with the
+def finetune_accuracy_figure(table_paths, pdf, png, variants=()) -> None:
+    """Test accuracy after fine-tuning each warm-up checkpoint, per variant, with each
     fresh-init reference (mean ± std over seeds) as a band."""
     table = _read_all(table_paths)
-    fresh = table.drop_duplicates("seed")["fresh_test_accuracy"].to_numpy(float)
+    references = {}
+    for group, rows in table.groupby("fresh_variant", sort=True):
+        fresh = rows.drop_duplicates("seed")["fresh_test_accuracy"].to_numpy(float)
+        label = "fresh init" if table["fresh_variant"].nunique() == 1 else f"fresh init ({group})"
+        references[label] = (fresh.mean(), fresh.std())
     panel = Panel(
         "test accuracy after fine-tuning",
         _by_seed(table, "variant", "finetune_test_accuracy"),
-        references={"fresh init": (fresh.mean(), fresh.std())} if len(fresh) else {},
+        references=references,
     )
-    panels_figure([panel], "warm-up epoch of the checkpoint", pdf, png)
+    panels_figure([panel], "warm-up epoch of the checkpoint", pdf, png, color_names=variants)
 
 
-def warmup_accuracy_figure(log_paths, pdf, png) -> None:
+def warmup_accuracy_figure(log_paths, pdf, png, variants=()) -> None:
     """Warm-up training and test accuracy per epoch, one line per warm-up (shows any
     collapse)."""
     logs = _read_all(log_paths)
@@ -180,10 +187,10 @@ def warmup_accuracy_figure(log_paths, pdf, png) -> None:
         Panel(f"warm-up {column.replace('_', ' ')}", _by_seed(logs, "variant", column))
         for column in ("train_accuracy", "test_accuracy")
     ]
-    panels_figure(panels, "warm-up epoch", pdf, png, sharey=True)
+    panels_figure(panels, "warm-up epoch", pdf, png, sharey=True, color_names=variants)
 
 
-def sliding_correlation_figure(correlation_paths, pdf, png) -> None:
+def sliding_correlation_figure(correlation_paths, pdf, png, variants=()) -> None:
     """r between each plotted NC metric and fine-tuned test accuracy over sliding windows of
     warm-up epochs (mean ± std over seeds), one panel per metric, one line per variant."""
     rows = _read_all(correlation_paths)
@@ -206,7 +213,7 @@ def sliding_correlation_figure(correlation_paths, pdf, png) -> None:
                 zero_line=True,
             )
         )
-    panels_figure(panels, "window end (warm-up epoch)", pdf, png, sharey=True)
+    panels_figure(panels, "window end (warm-up epoch)", pdf, png, sharey=True, color_names=variants)
 
 
 FIGURES = {

@@ -7,9 +7,19 @@ torch is imported inside the hooks: the workflow reads this registry while plann
 
 from __future__ import annotations
 
-from ncplasticity.interventions import HookContext, Intervention, Registry
+from ncplasticity.interventions import (
+    HookContext,
+    Intervention,
+    Registry,
+    WeightDecay,
+    shrink_and_perturb,
+)
 
-REGISTRY = Registry("warm_start")
+REGISTRY = Registry(
+    "warm_start",
+    phases=("warmup", "finetune"),
+    hooks=("optimizer_options", "loss", "on_epoch_end", "before_finetune"),
+)
 
 _NON_NEGATIVE = {"type": "number", "minimum": 0}
 
@@ -67,15 +77,12 @@ class NCRegStable(_BatchNC1Penalty):
 
 
 @REGISTRY.register
-class L2(Intervention):
+class L2(WeightDecay):
     """L2 weight decay during warm-up: SGD on loss + (λ/2)‖θ‖²."""
 
     name = "l2"
     phase = "warmup"
     parameters = {"weight_decay": {**_NON_NEGATIVE, "default": 0.0005}}
-
-    def optimizer_options(self) -> dict:
-        return {"weight_decay": self.params["weight_decay"]}
 
 
 @REGISTRY.register
@@ -91,9 +98,6 @@ class ShrinkPerturb(Intervention):
     }
 
     def before_finetune(self, ctx: HookContext) -> None:
-        import torch
-
-        fresh = ctx.fresh_model(0)
-        with torch.no_grad():
-            for param, fresh_param in zip(ctx.model.parameters(), fresh.parameters(), strict=True):
-                param.mul_(self.params["shrink"]).add_(fresh_param, alpha=self.params["perturb"])
+        shrink_and_perturb(
+            ctx.model, ctx.fresh_model(0), self.params["shrink"], self.params["perturb"]
+        )

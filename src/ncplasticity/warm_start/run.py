@@ -61,8 +61,6 @@ FINETUNE_COLUMNS = [
     "wall_seconds",
     "diverged",
 ]
-# Hooks of the continual loop that warm-start training never calls.
-_UNSUPPORTED_HOOKS = ("on_every", "on_task_start")
 
 
 def _setup(device: str, threads: int, dataset_path, settings: dict) -> DeviceData:
@@ -70,20 +68,6 @@ def _setup(device: str, threads: int, dataset_path, settings: dict) -> DeviceDat
     return DeviceData(
         load_prepared(dataset_path), resolve_device(device), settings.get("channels_last", False)
     )
-
-
-def _interventions(settings: dict) -> list:
-    """The run's interventions; one whose hook would never be called is an error, not a
-    silent no-op."""
-    built = REGISTRY.build(settings.get("interventions", []))
-    for intervention in built:
-        unsupported = [h for h in _UNSUPPORTED_HOOKS if type(intervention).uses(h)]
-        if unsupported:
-            raise ValueError(
-                f"warm_start: intervention {intervention.name!r} uses {unsupported}, which "
-                "warm-start training never calls"
-            )
-    return built
 
 
 def _checkpoint(epoch: int) -> str:
@@ -107,7 +91,7 @@ def run_warmup(
     ``epochEEEE`` of the warm-up set in ``features_path``, per-epoch log TSV (LOG_COLUMNS)."""
     run_id = make_run_id(variant, seed)
     data = _setup(device, threads, dataset_path, settings)
-    interventions = _interventions(settings)
+    interventions = REGISTRY.build(settings.get("interventions", []))
     job = ResumableJob(partial_dir, {"settings": settings, "seed": seed})
     partial_features = job.dir / "features.h5"
     epochs = checkpoint_epochs(settings)
@@ -191,7 +175,7 @@ def run_finetune(
     if checkpoint_path is None and variant != "fresh":
         raise ValueError(f"warm_start: fine-tuning variant {variant!r} needs a checkpoint")
     data = _setup(device, threads, dataset_path, settings)
-    interventions = _interventions(settings)
+    interventions = REGISTRY.build(settings.get("interventions", []))
     model = build_model(settings, data, derived_seed(seed, INIT))
     result = {"variant": variant, "seed": seed, "warmup_epoch": 0}
     source = None

@@ -6,7 +6,8 @@ warm-up interventions; variants whose warm-up settings agree share one warm-up (
 them in the config runs it), so e.g. ``shrink_perturb``, a fine-tune-only intervention,
 fine-tunes the plain variant's checkpoints. A fine-tune job is given the settings without the
 warm-up keys and with only its fine-tune interventions, so changing ``finetune.max_epochs``
-reruns no warm-up and changing ``warmup_epochs`` no fine-tune of an unchanged checkpoint.
+reruns no warm-up. The fresh-init reference is trained from a variant's fine-tune settings
+without interventions; variants whose reference settings agree share one reference.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ STUDY_KEYS = (
 WARMUP_ONLY_KEYS = ("warmup_fraction", "warmup_epochs", "checkpoint_every", "feature_dtype")
 FINETUNE_ONLY_KEYS = ("finetune",)
 
-SPEC = ExperimentSpec(EXPERIMENT, REGISTRY, STUDY_KEYS)
+# The fresh-init reference's name in tables; no variant may take it.
+FRESH = "fresh"
+
+SPEC = ExperimentSpec(EXPERIMENT, REGISTRY, STUDY_KEYS, reserved_variants=(FRESH,))
 
 
 def _phase_view(settings: Mapping, phase: str, excluded: tuple[str, ...]) -> dict:
@@ -58,13 +62,21 @@ def checkpoint_epochs(settings: Mapping) -> list[int]:
     return list(range(every, last + 1, every))
 
 
-def warmup_sources(variants: Mapping[str, Mapping]) -> dict[str, str]:
-    """variant -> the variant whose warm-up it fine-tunes (itself, or the first variant in
-    order with the same warm-up settings)."""
+def shared_sources(variants: Mapping[str, Mapping], view) -> dict[str, str]:
+    """variant -> the first variant (in config order) whose ``view`` of the settings equals
+    its own: the one whose job it shares."""
     sources: dict[str, str] = {}
     for name, settings in variants.items():
-        view = warmup_settings(settings)
-        sources[name] = next(
-            (other for other in sources if warmup_settings(variants[other]) == view), name
-        )
+        own = view(settings)
+        sources[name] = next((other for other in sources if view(variants[other]) == own), name)
     return sources
+
+
+def warmup_sources(variants: Mapping[str, Mapping]) -> dict[str, str]:
+    """variant -> the variant whose warm-up it fine-tunes."""
+    return shared_sources(variants, warmup_settings)
+
+
+def fresh_sources(variants: Mapping[str, Mapping]) -> dict[str, str]:
+    """variant -> the variant whose fresh-init reference it is compared with."""
+    return shared_sources(variants, fresh_settings)
