@@ -8,15 +8,10 @@ while planning.
 
 from __future__ import annotations
 
-from ncplasticity.interventions import (
-    HookContext,
-    Intervention,
-    Registry,
-    WeightDecay,
-    shrink_and_perturb,
-)
+from ncplasticity import interventions as hooks
+from ncplasticity.interventions import HookContext, Intervention, WeightDecay
 
-REGISTRY = Registry(
+REGISTRY = hooks.Registry(
     "continual",
     phases=("train",),
     hooks=("optimizer_options", "loss", "on_every", "on_task_start", "on_epoch_end"),
@@ -46,6 +41,6 @@ class ShrinkPerturb(Intervention):
 
     def on_task_start(self, ctx: HookContext) -> None:
         if ctx.task > 0:
-            shrink_and_perturb(
+            hooks.shrink_and_perturb(
                 ctx.model, ctx.fresh_model(0), self.params["shrink"], self.params["perturb"]
             )

@@ -7,15 +7,10 @@ torch is imported inside the hooks: the workflow reads this registry while plann
 
 from __future__ import annotations
 
-from ncplasticity.interventions import (
-    HookContext,
-    Intervention,
-    Registry,
-    WeightDecay,
-    shrink_and_perturb,
-)
+from ncplasticity import interventions as hooks
+from ncplasticity.interventions import HookContext, Intervention, WeightDecay
 
-REGISTRY = Registry(
+REGISTRY = hooks.Registry(
     "warm_start",
     phases=("warmup", "finetune"),
     hooks=("optimizer_options", "loss", "on_epoch_end", "before_finetune"),
@@ -98,6 +93,6 @@ class ShrinkPerturb(Intervention):
     }
 
     def before_finetune(self, ctx: HookContext) -> None:
-        shrink_and_perturb(
+        hooks.shrink_and_perturb(
             ctx.model, ctx.fresh_model(0), self.params["shrink"], self.params["perturb"]
         )
