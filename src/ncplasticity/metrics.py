@@ -22,12 +22,15 @@ GROUPS = ("outcome", "nc", "plasticity")
 
 @dataclass(frozen=True)
 class ProbeState:
-    """What a plasticity measure sees after a task: penultimate features [N, D] of the probe,
-    every hidden layer's post-activation output, and the parameters (numpy arrays)."""
+    """What a plasticity measure sees at a snapshot: penultimate features [N, D] of the probe,
+    every hidden layer's post-activation output [N, units] (for a network with convolutions,
+    the layers the experiment exposes), the parameters and the initial parameters (numpy
+    arrays, same order; None when unknown)."""
 
     features: Any
     hidden: list
     parameters: list
+    initial_parameters: list | None = None
 
 
 @dataclass(frozen=True)

@@ -173,6 +173,7 @@ def train_run(
 
     torch.manual_seed(seed)
     model = build_model(settings, x_train.shape[1], data.num_classes).to(device)
+    initial_parameters = _parameters(model)  # θ₀, before any resumed state is loaded
     optimizer = build_optimizer(settings, model, interventions)
     job = ResumableJob(partial_dir, {"settings": settings, "seed": seed, "run_id": run_id})
     state = job.load(
@@ -254,7 +255,17 @@ def train_run(
                 if not _task_done(settings, task_index, progress):
                     save()
             row = _after_task(
-                settings, model, writer, x_task, x_test, task, probe, task_index, state, device
+                settings,
+                model,
+                initial_parameters,
+                writer,
+                x_task,
+                x_test,
+                task,
+                probe,
+                task_index,
+                state,
+                device,
             )
             state["rows"].append(row)
             state["task"] = task_index + 1
@@ -273,7 +284,17 @@ def train_run(
 
 
 def _after_task(
-    settings, model, writer, x_task, x_test, task: Task, probe, task_index, state, device
+    settings,
+    model,
+    initial_parameters,
+    writer,
+    x_task,
+    x_test,
+    task: Task,
+    probe,
+    task_index,
+    state,
+    device,
 ):
     """Snapshot the probe features and return the task's log row."""
     progress = state["progress"]
@@ -291,9 +312,7 @@ def _after_task(
         step=state["total_steps"],
         split="train",
     )
-    probe_state = ProbeState(
-        features, hidden, [p.detach().cpu().numpy() for p in model.parameters()]
-    )
+    probe_state = ProbeState(features, hidden, _parameters(model), initial_parameters)
     row = {
         "task": task_index,
         "epochs": progress["epochs"],
@@ -308,6 +327,10 @@ def _after_task(
     }
     row["wall_seconds"] = progress["seconds"] + time.perf_counter() - started
     return row
+
+
+def _parameters(model) -> list[np.ndarray]:
+    return [p.detach().cpu().numpy().copy() for p in model.parameters()]
 
 
 def _flat_pixels(images: np.ndarray) -> np.ndarray:
