@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -22,11 +23,20 @@ log = logging.getLogger(__name__)
 
 
 def resolve_device(device: str):
-    """``auto`` = CUDA when available, else the CPU; otherwise the named device."""
+    """``auto`` = CUDA when available, else the CPU; ``cuda`` = CUDA or an immediate error that
+    names the node (a GPU job on a node without a usable CUDA would otherwise crawl on the CPU
+    for its whole time limit); ``cpu`` = the CPU."""
     import torch
 
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device {device!r} requested but CUDA is not usable on node "
+            f"{socket.gethostname()}: torch {torch.__version__} (built for CUDA "
+            f"{torch.version.cuda or 'none'}) sees {torch.cuda.device_count()} GPU(s); "
+            "run on a GPU node, or set `device: cpu` to train on the CPU"
+        )
     return torch.device(device)
 
 

@@ -14,7 +14,8 @@ class MLP(nn.Module):
     """784 -> hidden... -> classes with ReLU after each hidden layer (after a LayerNorm with
     ``layer_norm``).
 
-    Weights Kaiming-uniform with the ReLU gain, biases zero, as in the paper's code.
+    As in the paper's code: Kaiming-uniform weights, with the ReLU gain √2 for the hidden
+    layers and gain 1 for the output layer; zero biases.
     Penultimate features are the output of the last hidden ReLU.
     """
 
@@ -33,9 +34,13 @@ class MLP(nn.Module):
         )
         self.norms = nn.ModuleList(nn.LayerNorm(b) for b in hidden_sizes) if layer_norm else None
         self.classifier = nn.Linear(sizes[-1], num_classes)
-        for layer in [*self.hidden, self.classifier]:
+        for layer in self.hidden:
             nn.init.kaiming_uniform_(layer.weight, nonlinearity="relu")
             nn.init.zeros_(layer.bias)
+        # The output layer has no ReLU after it: gain 1, as the paper's code
+        # (kaiming_uniform_(nonlinearity="linear")).
+        nn.init.kaiming_uniform_(self.classifier.weight, nonlinearity="linear")
+        nn.init.zeros_(self.classifier.bias)
 
     def hidden_activations(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Output of every hidden ReLU, first to last (the last is ``features(x)``)."""

@@ -26,6 +26,9 @@ from ncplasticity.warm_start import study as warm_start_study
 
 TRAIN_ENV = "../../envs/train.yaml"
 ANALYSIS_ENV = "../../envs/analysis.yaml"
+# Warm-start jobs that request GPUs need one: `auto` becomes `cuda`, which fails at once on a
+# node without a usable CUDA (an explicit `cpu` still runs on the CPU). Continual (batch-1)
+# jobs always run on the CPU.
 DEVICE = config.get("device", "auto")
 
 # Each experiment module registers a function returning its final targets.
@@ -118,6 +121,7 @@ WARM_START_WARMUPS = sorted(set(WARM_START_SOURCES.values()))
 # variant -> the variant whose fresh-init reference it is compared with.
 WARM_START_FRESH = warm_start_study.fresh_sources(WARM_START_VARIANTS)
 WARM_START_PARTIAL = "results/warm_start/partial"
+WARM_START_DEVICE = "cuda" if DEVICE == "auto" and WARM_START.get("gpus", 0) > 0 else DEVICE
 WARM_START_FIGURE_NAMES = [
     "nc_metrics",
     "finetune_accuracy",

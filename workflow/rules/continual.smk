@@ -22,7 +22,6 @@ rule continual_train:
         settings=continual_run_settings,
         seed=lambda wildcards: CONTINUAL_RUNS[wildcards.run].seed,
         partial="results/continual/partial/{run}",
-        device=DEVICE,
     script:
         "../scripts/continual_train.py"
 

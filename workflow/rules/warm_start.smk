@@ -39,7 +39,7 @@ rule warm_start_warmup:
         ),
         seed=lambda wildcards: int(wildcards.seed),
         variant=lambda wildcards: wildcards.warmup_variant,
-        device=DEVICE,
+        device=WARM_START_DEVICE,
         partial=f"{WARM_START_PARTIAL}/{{warmup_variant}}_s{{seed}}",
         checkpoint_dir="results/warm_start/checkpoints/{warmup_variant}_s{seed}",
     script:
@@ -72,7 +72,7 @@ rule warm_start_finetune:
         seed=lambda wildcards: int(wildcards.seed),
         variant=lambda wildcards: wildcards.variant,
         checkpoint=lambda wildcards, input: f"{input.checkpoints}/epoch{wildcards.epoch}.pt",
-        device=DEVICE,
+        device=WARM_START_DEVICE,
         partial=f"{WARM_START_PARTIAL}/{{variant}}_s{{seed}}_finetune{{epoch}}",
     script:
         "../scripts/warm_start_finetune.py"
@@ -104,7 +104,7 @@ rule warm_start_fresh:
         seed=lambda wildcards: int(wildcards.seed),
         variant=warm_start_study.FRESH,
         checkpoint=None,
-        device=DEVICE,
+        device=WARM_START_DEVICE,
         partial=f"{WARM_START_PARTIAL}/fresh/{{fresh_variant}}_s{{seed}}",
     script:
         "../scripts/warm_start_finetune.py"

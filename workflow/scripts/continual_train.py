@@ -10,6 +10,5 @@ train_run(
     snakemake.output.features,
     snakemake.output.log,
     snakemake.params.partial,
-    device=snakemake.params.device,
     threads=snakemake.threads,
 )

@@ -156,11 +156,12 @@ def train_run(
     features_path: str | os.PathLike,
     log_path: str | os.PathLike,
     partial_dir: str | os.PathLike,
-    device: str = "auto",
+    device: str = "cpu",
     threads: int = 1,
 ) -> None:
     """Train one run (``settings`` = its resolved settings) and write its feature store and
-    per-task log; resumes from ``partial_dir`` when an earlier attempt left state."""
+    per-task log; resumes from ``partial_dir`` when an earlier attempt left state. Batch-1
+    training runs on the CPU (the workflow never gives these jobs a GPU)."""
     from ncplasticity.tsv import write_tsv
 
     torch.set_num_threads(threads)

@@ -1,0 +1,29 @@
+"""The resumable-job helper and device resolution."""
+
+import socket
+
+import pytest
+import torch
+
+from ncplasticity.jobs import ResumableJob, resolve_device
+from ncplasticity.models import MLP
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a usable GPU")
+def test_a_required_gpu_that_is_missing_fails_at_once_naming_the_node():
+    with pytest.raises(RuntimeError, match=f"not usable on node {socket.gethostname()}"):
+        resolve_device("cuda")
+    assert resolve_device("auto").type == "cpu"
+    assert resolve_device("cpu").type == "cpu"
+
+
+def test_state_is_resumed_only_with_the_same_identity(tmp_path):
+    model = MLP(4, [3], 2)
+    job = ResumableJob(tmp_path / "run", {"settings": {"lr": 0.1}, "seed": 1})
+    job.save(model=model, rows=[{"task": 0}], task=1)
+    resumed = ResumableJob(tmp_path / "run", {"seed": 1, "settings": {"lr": 0.1}})
+    assert resumed.resuming
+    state = resumed.load(model=MLP(4, [3], 2))
+    assert state["rows"] == [{"task": 0}] and state["task"] == 1
+    other = ResumableJob(tmp_path / "run", {"settings": {"lr": 0.2}, "seed": 1})
+    assert not other.resuming and other.load(model=model) is None
