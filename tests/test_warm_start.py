@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from ncplasticity import metrics, plasticity
 from ncplasticity.features import FeatureReader
 from ncplasticity.interventions import HookContext, Intervention
 from ncplasticity.models import ResNet18
@@ -78,18 +79,29 @@ def warmup(tmp_path, out, variant="plain", run_settings=None):
     return tmp_path / out
 
 
-def kill_in_epoch(monkeypatch, epoch):
-    """Make ``train_epoch`` raise in its ``epoch``-th call, as a kill would; returns the undo."""
+def wrap_train_epoch(monkeypatch, change):
+    """Make the n-th call of ``train_epoch`` return ``change(n, train)``, ``train()`` being the
+    real call (``change`` may look around before it, raise or alter its row); returns the
+    undo."""
     real_train_epoch, calls = training.train_epoch, []
 
-    def killed(*args, **kwargs):
+    def wrapped(*args, **kwargs):
         calls.append(1)
-        if len(calls) == epoch:
-            raise KeyboardInterrupt("killed")
-        return real_train_epoch(*args, **kwargs)
+        return change(len(calls), lambda: real_train_epoch(*args, **kwargs))
 
-    monkeypatch.setattr(training, "train_epoch", killed)
+    monkeypatch.setattr(training, "train_epoch", wrapped)
     return lambda: monkeypatch.setattr(training, "train_epoch", real_train_epoch)
+
+
+def kill_in_epoch(monkeypatch, epoch):
+    """Make ``train_epoch`` raise in its ``epoch``-th call, as a kill would; returns the undo."""
+
+    def killed(n, train):
+        if n == epoch:
+            raise KeyboardInterrupt("killed")
+        return train()
+
+    return wrap_train_epoch(monkeypatch, killed)
 
 
 def parameter_values(model):
@@ -182,11 +194,89 @@ def test_warmup_writes_checkpoints_snapshots_and_log(tiny_dataset, tmp_path):
         ("nc_reg", 3, epoch) for epoch in (1, 2, 3, 4)
     ]
     assert all(math.isfinite(r["batch_nc1"]) for r in log)
+    assert all(r["collapsed"] in (True, False) for r in log)
     assert not (tmp_path / "partial" / "nc_reg_s3").exists()
 
 
-def test_a_diverged_warmup_stops_and_leaves_markers(tiny_dataset, tmp_path, monkeypatch):
-    monkeypatch.setattr(training, "_diverged", lambda row, best: row["epoch"] == 3)
+def test_plasticity_measures_at_checkpoints(tiny_dataset, tmp_path):
+    out = warmup(tmp_path, "run")
+    log = read_tsv(out / "log.tsv")
+    assert run.PLASTICITY_COLUMNS == [m.name for m in metrics.select(computed=True)]
+    assert {"dead_fraction", "effective_rank", "distance_from_init"} <= set(run.PLASTICITY_COLUMNS)
+    for row in log:  # measured at the checkpoints only
+        checkpoint = row["epoch"] in (2, 4)
+        assert all(math.isfinite(row[m]) is checkpoint for m in run.PLASTICITY_COLUMNS)
+    # The probe: the warm-up set's penultimate features (float32 in this store), the one
+    # hidden layer shown; θ₀ the model as built.
+    (_, _, (features, *_)), _ = read_store(out / "features.h5")
+    assert log[1]["effective_rank"] == pytest.approx(plasticity.effective_rank(features))
+    assert log[1]["dead_fraction"] == pytest.approx(plasticity.dead_fraction(features))
+    data = training.DeviceData(tiny_dataset, torch.device("cpu"), channels_last=False)
+    initial = training.build_model(SETTINGS, data, training.derived_seed(3, training.INIT))
+    state = torch.load(out / "ckpt" / "epoch0004.pt", weights_only=False)["model"]
+    trained = training.build_model(SETTINGS, data, 0)
+    trained.load_state_dict(state)
+    expected = plasticity.distance_from_init(
+        training.parameter_arrays(trained), training.parameter_arrays(initial)
+    )
+    assert log[3]["distance_from_init"] == pytest.approx(expected) and expected > 0
+
+
+def test_the_warmup_log_grows_in_the_partial_directory(tiny_dataset, tmp_path, monkeypatch):
+    partial_log = tmp_path / "partial" / "plain_s3" / "log.tsv"
+    seen = []
+
+    def look(n, train):
+        seen.append([r["epoch"] for r in read_tsv(partial_log)] if partial_log.exists() else [])
+        return train()
+
+    wrap_train_epoch(monkeypatch, look)
+    out = warmup(tmp_path, "run")
+    assert seen == [[], [1], [1, 2], [1, 2, 3]]  # before each epoch: the epochs so far
+    assert [r["epoch"] for r in read_tsv(out / "log.tsv")] == [1, 2, 3, 4]
+
+
+def finetune(tmp_path, variant, checkpoint_path, out, view=finetune_settings):
+    """Fine-tune ``checkpoint_path`` (None: the fresh initialisation); returns its rows."""
+    run.run_finetune(
+        "tiny.npz",
+        settings=view(settings(variant)),
+        seed=3,
+        variant=variant,
+        checkpoint_path=checkpoint_path,
+        out_path=tmp_path / out,
+        partial_dir=tmp_path / "partial" / out,
+        device="cpu",
+    )
+    rows = read_tsv(tmp_path / out)
+    assert all(list(row) == run.FINETUNE_COLUMNS for row in rows)
+    return rows
+
+
+def test_a_collapse_is_flagged_and_training_goes_on(tiny_dataset, tmp_path, monkeypatch):
+    def collapse(n, train):  # the paper's regulariser: accuracy falls to chance and stays
+        return {**train(), "train_accuracy": 0.9 if n <= 2 else 0.1}
+
+    undo_collapse = wrap_train_epoch(monkeypatch, collapse)
+    out = warmup(tmp_path, "run")
+    undo_collapse()
+    log = read_tsv(out / "log.tsv")
+    assert [(r["epoch"], r["diverged"], r["collapsed"]) for r in log] == [
+        (1, False, False), (2, False, False), (3, False, True), (4, False, True)
+    ]  # fmt: skip
+    assert [name for name, _, _ in read_store(out / "features.h5")] == ["epoch0002", "epoch0004"]
+    assert all(math.isfinite(log[3][m]) for m in run.PLASTICITY_COLUMNS)
+    for epoch in (2, 4):  # every checkpoint is a model, and is fine-tuned
+        rows = finetune(tmp_path, "plain", out / "ckpt" / f"epoch{epoch:04d}.pt", f"f{epoch}.tsv")
+        assert not rows[-1]["diverged"] and 0.0 <= rows[-1]["test_accuracy"] <= 1.0
+
+
+def test_a_non_finite_loss_diverges_stops_and_leaves_markers(tiny_dataset, tmp_path, monkeypatch):
+    def blow_up(n, train):
+        row = train()
+        return {**row, "train_loss": math.nan} if n == 3 else row
+
+    wrap_train_epoch(monkeypatch, blow_up)
     out = warmup(tmp_path, "run")
     log = read_tsv(out / "log.tsv")
     assert [(r["epoch"], r["diverged"]) for r in log] == [(1, False), (2, False), (3, True)]
@@ -194,6 +284,9 @@ def test_a_diverged_warmup_stops_and_leaves_markers(tiny_dataset, tmp_path, monk
     assert "model" in torch.load(out / "ckpt" / "epoch0002.pt", weights_only=False)
     marker = torch.load(out / "ckpt" / "epoch0004.pt", weights_only=False)
     assert marker == {"epoch": 4, "diverged": True}
+    ((row,),) = [finetune(tmp_path, "plain", out / "ckpt" / "epoch0004.pt", "marker.tsv")]
+    assert (row["warmup_epoch"], row["epoch"], row["diverged"]) == (4, 0, True)
+    assert math.isnan(row["test_accuracy"]) and math.isnan(row["train_loss"])
 
 
 def test_resume_after_interruption_is_bitwise_identical(tiny_dataset, tmp_path, monkeypatch):
@@ -272,32 +365,21 @@ def test_an_intervention_warm_starting_would_ignore_is_refused_when_registered()
     assert "test_every_step" not in REGISTRY and "test_no_phase" not in REGISTRY
 
 
-def test_finetune_rows_for_checkpoint_fresh_and_diverged_marker(tiny_dataset, tmp_path):
+def test_finetune_writes_a_row_per_epoch_the_last_the_outcome(tiny_dataset, tmp_path):
     out = warmup(tmp_path, "run")
-
-    def finetune(variant, checkpoint_path, out_path, view=finetune_settings):
-        run.run_finetune(
-            "tiny.npz",
-            settings=view(settings(variant)),
-            seed=3,
-            variant=variant,
-            checkpoint_path=checkpoint_path,
-            out_path=tmp_path / out_path,
-            partial_dir=tmp_path / "partial" / out_path,
-            device="cpu",
-        )
-        ((row,),) = [read_tsv(tmp_path / out_path)]
-        assert list(row) == run.FINETUNE_COLUMNS
-        return row
-
-    sp = finetune("shrink_perturb", out / "ckpt" / "epoch0002.pt", "sp.tsv")
-    fresh = finetune("fresh", None, "fresh.tsv", view=fresh_settings)
-    torch.save({"epoch": 4, "diverged": True}, tmp_path / "marker.pt")
-    diverged = finetune("nc_reg", tmp_path / "marker.pt", "diverged.tsv")
-    assert (sp["variant"], sp["warmup_epoch"], fresh["warmup_epoch"]) == ("shrink_perturb", 2, 0)
-    assert 1 <= sp["epochs"] <= 3 and 0.0 <= sp["test_accuracy"] <= 1.0
-    assert diverged["diverged"] is True and diverged["epochs"] == 0
-    assert diverged["test_accuracy"] is not None and math.isnan(diverged["test_accuracy"])
+    sp = finetune(tmp_path, "shrink_perturb", out / "ckpt" / "epoch0002.pt", "sp.tsv")
+    fresh = finetune(tmp_path, "fresh", None, "fresh.tsv", view=fresh_settings)
+    for rows, warmup_epoch in ((sp, 2), (fresh, 0)):
+        assert 1 <= len(rows) <= 3
+        assert [r["epoch"] for r in rows] == list(range(1, len(rows) + 1))
+        assert {(r["variant"], r["seed"], r["warmup_epoch"]) for r in rows} == {
+            (rows[0]["variant"], 3, warmup_epoch)
+        }
+        assert all(math.isfinite(r["train_loss"]) and not r["diverged"] for r in rows)
+        # Only the last epoch is tested: its test accuracy is the outcome.
+        assert all(math.isnan(r["test_accuracy"]) for r in rows[:-1])
+        assert 0.0 <= rows[-1]["test_accuracy"] <= 1.0
+    assert sp[0]["variant"] == "shrink_perturb" and fresh[0]["variant"] == "fresh"
     assert not (tmp_path / "partial" / "sp.tsv").exists()
     with pytest.raises(ValueError, match="needs a checkpoint"):
-        finetune("plain", None, "none.tsv")
+        finetune(tmp_path, "plain", None, "none.tsv")

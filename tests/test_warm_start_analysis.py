@@ -13,9 +13,9 @@ EPOCHS = [2, 4, 6, 8]
 
 
 def write_run(tmp_path, variant, seed, slope, warmup_variant=None):
-    """The inputs of one run's table: NC1 falls (by ``slope`` per epoch) and fine-tuned
-    accuracy falls with it; the warm-up diverged at epoch 8, so there is no snapshot there.
-    Returns the run's table."""
+    """The inputs of one run's table: NC1 and the effective rank fall (by ``slope`` per epoch)
+    and fine-tuned accuracy falls with them; the warm-up collapsed from epoch 6 and diverged at
+    epoch 8, so there is no snapshot there. Returns the run's table."""
     warmup_variant = warmup_variant or variant
     run = tmp_path / f"{variant}_s{seed}"
     run.mkdir()
@@ -37,33 +37,16 @@ def write_run(tmp_path, variant, seed, slope, warmup_variant=None):
         run / "log.tsv",
         [
             {"variant": warmup_variant, "seed": seed, "epoch": e, "train_accuracy": 0.9,
-             "test_accuracy": 0.8 + 0.01 * e, "diverged": e == 8}
+             "test_accuracy": 0.8 + 0.01 * e, "diverged": e == 8, "collapsed": e >= 6,
+             "effective_rank": 20.0 - slope * e if e in EPOCHS[:3] else math.nan,
+             "weight_norm": 5.0 if e in EPOCHS[:3] else math.nan}
             for e in range(1, 9)
         ],
     )  # fmt: skip
-    finetune = []
-    for e in EPOCHS:
-        finetune.append(run / f"f{e}.tsv")
-        write_tsv(
-            finetune[-1],
-            [
-                {
-                    "variant": variant,
-                    "seed": seed,
-                    "warmup_epoch": e,
-                    "epochs": 3,
-                    "train_accuracy": 1.0,
-                    "test_accuracy": 0.9 - 0.01 * e,
-                    "wall_seconds": 1.0,
-                    "diverged": False,
-                }
-            ],
-        )
-    write_tsv(
-        run / "fresh.tsv",
-        [{"variant": "fresh", "seed": seed, "warmup_epoch": 0, "test_accuracy": 0.95,
-          "diverged": False}],
-    )  # fmt: skip
+    finetune = [run / f"f{e}.tsv" for e in EPOCHS]
+    for path, e in zip(finetune, EPOCHS, strict=True):
+        write_finetune(path, variant, seed, e, 0.9 - 0.01 * e)
+    write_finetune(run / "fresh.tsv", "fresh", seed, 0, 0.95)
     table = tmp_path / f"table_{variant}_s{seed}.tsv"
     run_table(
         run / "metrics.tsv",
@@ -79,6 +62,20 @@ def write_run(tmp_path, variant, seed, slope, warmup_variant=None):
     return table
 
 
+def write_finetune(path, variant, seed, warmup_epoch, test_accuracy, epochs=3):
+    """A fine-tune job's per-epoch rows: tested at the last epoch only."""
+    write_tsv(
+        path,
+        [
+            {"variant": variant, "seed": seed, "warmup_epoch": warmup_epoch, "epoch": epoch,
+             "train_loss": 1.0 / epoch, "train_accuracy": 0.5 + 0.5 * epoch / epochs,
+             "test_accuracy": test_accuracy if epoch == epochs else math.nan,
+             "wall_seconds": 1.0, "diverged": False}
+            for epoch in range(1, epochs + 1)
+        ],
+    )  # fmt: skip
+
+
 def test_run_table_and_sliding_correlations(tmp_path):
     tables = [write_run(tmp_path, "plain", seed, slope) for seed, slope in ((1, 1.0), (2, 2.0))]
     rows = read_tsv(tables[0])
@@ -89,6 +86,17 @@ def test_run_table_and_sliding_correlations(tmp_path):
     assert rows[0]["nc1"] == 8.0 and math.isnan(rows[3]["nc1"])  # no snapshot after divergence
     assert [r["nc4_agreement"] for r in rows[:3]] == pytest.approx([1.0, 0.9, 0.8])  # derived
     assert [r["diverged"] for r in rows] == [False, False, False, True]
+    assert [r["collapsed"] for r in rows] == [False, False, True, True]  # flagged, fine-tuned
+    # The outcome is each fine-tune job's last row.
+    assert [r["finetune_epochs"] for r in rows] == [3, 3, 3, 3]
+    assert [r["finetune_train_accuracy"] for r in rows] == [1.0] * 4
+    assert [r["finetune_test_accuracy"] for r in rows] == pytest.approx([0.88, 0.86, 0.84, 0.82])
+    # Plasticity measures of the warm-up log, at the checkpoints (none after a divergence).
+    assert [r["effective_rank"] for r in rows[:3]] == [18.0, 16.0, 14.0]
+    assert math.isnan(rows[3]["effective_rank"]) and rows[0]["weight_norm"] == 5.0
+    columns = list(rows[0])
+    assert columns.index("nc1") < columns.index("effective_rank") < columns.index("diverged")
+    assert "dead_fraction" not in columns  # not in this log
     assert "snapshot" not in rows[0] and "n" not in rows[0]  # snapshot metadata left out
 
     sliding_correlations(tables, 6, tmp_path / "corr.tsv")
@@ -96,9 +104,11 @@ def test_run_table_and_sliding_correlations(tmp_path):
     assert list(correlations.columns) == [
         "variant", "metric", "window_end", "r_mean", "r_std", "n_seeds"
     ]  # fmt: skip
-    # Every correlated NC metric, NC4 as agreement; metrics a table lacks have no finite r.
-    expected = {m.name for m in metrics.select(group="nc", correlated=True)}
+    # Every correlated NC metric (NC4 as agreement) and plasticity measure; metrics a table
+    # lacks have no finite r.
+    expected = {m.name for m in metrics.select(correlated=True) if m.group in ("nc", "plasticity")}
     assert set(correlations["metric"]) == expected and "nc4" not in expected
+    assert "effective_rank" in expected and "online_accuracy" not in expected
     nc1 = correlations[correlations["metric"] == "nc1"].to_dict("records")
     window_6, window_8 = nc1
     assert (window_6["variant"], window_6["window_end"], window_6["n_seeds"]) == ("plain", 6, 2)
@@ -107,6 +117,12 @@ def test_run_table_and_sliding_correlations(tmp_path):
     agreement = correlations[correlations["metric"] == "nc4_agreement"]
     assert agreement["r_mean"].iloc[0] == pytest.approx(1.0)  # both fall: 1 - nc4, not nc4
     assert (correlations[correlations["metric"] == "cdnv"]["n_seeds"] == 0).all()
+    assert (correlations[correlations["metric"] == "dead_fraction"]["n_seeds"] == 0).all()
+    rank = correlations[correlations["metric"] == "effective_rank"].to_dict("records")
+    assert [(r["window_end"], r["n_seeds"]) for r in rank] == [(6, 2), (8, 0)]
+    assert rank[0]["r_mean"] == pytest.approx(1.0)  # the rank falls with accuracy
+    # A constant measure has no r.
+    assert (correlations[correlations["metric"] == "weight_norm"]["n_seeds"] == 0).all()
 
 
 def test_a_run_table_without_snapshots(tmp_path):
@@ -115,18 +131,25 @@ def test_a_run_table_without_snapshots(tmp_path):
     (run / "metrics.tsv").write_text("snapshot\torder\tn\td\tc\tnc1\tnc4\n")  # all diverged
     write_tsv(run / "log.tsv", [{"epoch": 1, "train_accuracy": 0.1, "test_accuracy": 0.1,
                                  "diverged": True}])  # fmt: skip
-    row = {"variant": "nc_reg", "seed": 1, "warmup_epoch": 2, "epochs": 0, "wall_seconds": 0.0,
-           "train_accuracy": math.nan, "test_accuracy": math.nan, "diverged": True}  # fmt: skip
+    row = {"variant": "nc_reg", "seed": 1, "warmup_epoch": 2, "epoch": 0, "wall_seconds": 0.0,
+           "train_loss": math.nan, "train_accuracy": math.nan, "test_accuracy": math.nan,
+           "diverged": True}  # fmt: skip
     write_tsv(run / "f2.tsv", [row])
-    write_tsv(run / "fresh.tsv", [{**row, "variant": "fresh", "test_accuracy": 0.9}])
+    write_finetune(run / "fresh.tsv", "fresh", 1, 0, 0.9)
     common = dict(variant="nc_reg", seed=1, warmup_variant="nc_reg", fresh_variant="plain")
     run_table(run / "metrics.tsv", run / "log.tsv", [run / "f2.tsv"], run / "fresh.tsv",
               tmp_path / "table.tsv", **common)  # fmt: skip
     ((table,),) = [read_tsv(tmp_path / "table.tsv")]
     assert table["diverged"] is True and math.isnan(table["nc4_agreement"])
+    assert table["finetune_epochs"] == 0 and table["collapsed"] is False
+    assert table["fresh_test_accuracy"] == 0.9  # the fresh job's last row
     with pytest.raises(ValueError, match="expected \\('plain', 1\\)"):
         run_table(run / "metrics.tsv", run / "log.tsv", [run / "f2.tsv"], run / "fresh.tsv",
                   tmp_path / "table.tsv", **{**common, "variant": "plain"})  # fmt: skip
+    write_tsv(run / "f2.tsv", [row, {**row, "warmup_epoch": 4}])  # two jobs' rows in one file
+    with pytest.raises(ValueError, match="at one warm-up epoch"):
+        run_table(run / "metrics.tsv", run / "log.tsv", [run / "f2.tsv"], run / "fresh.tsv",
+                  tmp_path / "table.tsv", **common)  # fmt: skip
 
 
 def test_figures_draw_from_the_tables(tmp_path, monkeypatch):

@@ -41,20 +41,35 @@ def epoch_counter():
 
 
 @pytest.mark.parametrize(
-    ("loss", "accuracy", "best", "regularizer", "diverged"),
+    ("loss", "regularizer", "nan_parameter", "diverged"),
     [
-        (float("nan"), 0.9, 0.9, float("nan"), True),
-        (float("inf"), 0.9, 0.0, float("nan"), True),
-        (0.5, 0.2, 0.9, float("nan"), True),  # collapse below half the best
-        (0.5, 0.5, 0.9, float("nan"), False),  # NaN regulariser: the variant has none
-        (2.3, 0.1, 0.3, float("nan"), False),  # never learnt: not a collapse
-        (0.5, 0.9, 0.9, float("inf"), True),  # the penalty blew up
-        (0.5, 0.9, 0.9, -0.4, False),
+        (float("nan"), float("nan"), False, True),
+        (float("inf"), float("nan"), False, True),
+        (0.5, float("nan"), False, False),  # NaN regulariser: the variant has none
+        (0.5, float("inf"), False, True),  # the penalty blew up
+        (0.5, -0.4, False, False),
+        (0.5, -0.4, True, True),  # a parameter turned NaN
     ],
 )
-def test_divergence_rule(loss, accuracy, best, regularizer, diverged):
-    row = {"train_loss": loss, "train_accuracy": accuracy, "regularizer": regularizer}
-    assert training._diverged(row, best) is diverged
+def test_divergence_rule(loss, regularizer, nan_parameter, diverged):
+    model = ResNet18(1, 4, 2)
+    if nan_parameter:
+        with torch.no_grad():
+            model.classifier.bias[1] = math.nan
+    row = {"train_loss": loss, "train_accuracy": 0.1, "regularizer": regularizer}
+    assert training._diverged(row, model) is diverged
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "best", "collapsed"),
+    [
+        (0.2, 0.9, True),  # below half the best
+        (0.5, 0.9, False),
+        (0.1, 0.3, False),  # never learnt: not a collapse
+    ],
+)
+def test_collapse_rule(accuracy, best, collapsed):
+    assert training._collapsed({"train_accuracy": accuracy}, best) is collapsed
 
 
 def fit_tiny(dataset, partial_dir, interventions=(), **kwargs):

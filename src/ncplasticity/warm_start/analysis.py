@@ -1,9 +1,11 @@
 """Warm-starting tables, correlations and figures (pandas; runs in the analysis environment).
 
 Per run, one row per warm-up checkpoint epoch joins the NC metrics of the warm-up features at
-that epoch, the warm-up log and the fine-tuned outcome, plus the fresh-init reference of the
-same seed. A variant that fine-tunes another's warm-up (e.g. ``shrink_perturb``, plain's) has
-that warm-up's NC metrics and log: its ``warmup_variant``. Every row names its variant, seed
+that epoch, the warm-up log (its accuracies, divergence and collapse flags and the plasticity
+measures taken at the checkpoint) and the fine-tuned outcome (the last row of the fine-tune
+job's per-epoch table), plus the fresh-init reference of the same seed. A variant that
+fine-tunes another's warm-up (e.g. ``shrink_perturb``, plain's) has that warm-up's NC metrics,
+plasticity measures and log: its ``warmup_variant``. Every row names its variant, seed
 and warm-up variant, so no analysis reads anything from a file name. Which metrics enter the
 tables, correlations and panels, and their labels, come from the metric registry.
 """
@@ -25,6 +27,7 @@ OUTCOME_COLUMNS = [
     "finetune_train_accuracy",
     "finetune_epochs",
     "diverged",
+    "collapsed",
     "fresh_test_accuracy",
     "gap_to_fresh",
 ]
@@ -35,10 +38,19 @@ def _read_all(paths) -> pd.DataFrame:
     return pd.concat([read_table(path) for path in paths], ignore_index=True)
 
 
-def _check_run(table: pd.DataFrame, variant: str, seed: int, path) -> None:
-    found = set(zip(table["variant"], table["seed"], strict=True))
-    if found != {(variant, seed)}:
-        raise ValueError(f"{path}: rows of runs {sorted(found)}, expected ({variant!r}, {seed})")
+def _outcomes(paths, variant: str, seed: int) -> pd.DataFrame:
+    """The outcome of each fine-tune job: the last row of its per-epoch table."""
+    outcomes = []
+    for path in paths:
+        table = read_table(path)
+        found = set(zip(table["variant"], table["seed"], table["warmup_epoch"], strict=True))
+        if {(v, s) for v, s, _ in found} != {(variant, seed)} or len(found) != 1:
+            raise ValueError(
+                f"{path}: rows of (variant, seed, warm-up epoch) {sorted(found)}, expected "
+                f"({variant!r}, {seed}) at one warm-up epoch"
+            )
+        outcomes.append(table.tail(1))
+    return pd.concat(outcomes, ignore_index=True)
 
 
 def _snapshot_metrics(path) -> pd.DataFrame:
@@ -67,14 +79,20 @@ def run_table(
     """Write the per-checkpoint table of one run (rows in warm-up-epoch order);
     ``warmup_variant`` and ``fresh_variant`` name the variants whose warm-up and fresh-init
     reference it shares."""
-    finetuned = _read_all(finetune_paths)
-    _check_run(finetuned, variant, seed, finetune_paths)
-    fresh = read_table(fresh_path)
-    _check_run(fresh, "fresh", seed, fresh_path)
-    if len(fresh) != 1:
-        raise ValueError(f"{fresh_path}: {len(fresh)} rows, expected one")
-    logged = read_table(warmup_log_path)[["epoch", "train_accuracy", "test_accuracy", "diverged"]]
-    logged.columns = ["epoch", "warmup_train_accuracy", "warmup_test_accuracy", "warmup_diverged"]
+    finetuned = _outcomes(finetune_paths, variant, seed)
+    fresh = _outcomes([fresh_path], "fresh", seed)
+    logged = read_table(warmup_log_path)
+    plasticity_columns = [m.name for m in metrics.select(group="plasticity") if m.name in logged]
+    logged = logged.reindex(
+        columns=["epoch", "train_accuracy", "test_accuracy", "diverged", "collapsed"]
+        + plasticity_columns
+    ).rename(
+        columns={
+            "train_accuracy": "warmup_train_accuracy",
+            "test_accuracy": "warmup_test_accuracy",
+            "diverged": "warmup_diverged",
+        }
+    )
     table = pd.DataFrame(
         {
             "variant": variant,
@@ -84,7 +102,7 @@ def run_table(
             "epoch": finetuned["warmup_epoch"].astype("int64"),
             "finetune_test_accuracy": finetuned["test_accuracy"].astype(float),
             "finetune_train_accuracy": finetuned["train_accuracy"].astype(float),
-            "finetune_epochs": finetuned["epochs"],
+            "finetune_epochs": finetuned["epoch"],
             "finetune_diverged": finetuned["diverged"].astype(bool),
         }
     )
@@ -92,6 +110,7 @@ def run_table(
     table = table.merge(_snapshot_metrics(metrics_path), on="epoch", how="left")
     table = table.merge(logged, on="epoch", how="left")
     table["diverged"] = table.pop("finetune_diverged") | table.pop("warmup_diverged").eq(True)
+    table["collapsed"] = table["collapsed"].eq(True)  # NaN: no log row (after a divergence)
     table["fresh_test_accuracy"] = float(fresh["test_accuracy"].iloc[0])
     table["gap_to_fresh"] = table["fresh_test_accuracy"] - table["finetune_test_accuracy"]
     table = metrics.add_derived(table)
@@ -103,20 +122,21 @@ def run_table(
         "fresh_variant",
         "epoch",
         *nc_columns,
+        *plasticity_columns,
         *OUTCOME_COLUMNS,
     ]
     write_table(table[columns].sort_values("epoch", kind="stable"), out_path)
 
 
 def sliding_correlations(table_paths, window: int, out_path) -> None:
-    """Pearson r between each correlated NC metric (NC4 as agreement) and fine-tuned test
-    accuracy over sliding windows of ``window`` warm-up epochs, per run; then mean and std
-    over the seeds of each variant.
+    """Pearson r between each correlated NC metric (NC4 as agreement) and plasticity measure
+    and fine-tuned test accuracy over sliding windows of ``window`` warm-up epochs, per run;
+    then mean and std over the seeds of each variant (a metric a table lacks has no finite r).
 
     Output columns: variant, metric, window_end, r_mean, r_std, n_seeds (seeds with a finite
     r in that window).
     """
-    names = [m.name for m in metrics.select(group="nc", correlated=True)]
+    names = [m.name for m in metrics.select(correlated=True) if m.group in ("nc", "plasticity")]
     records = []
     for path in table_paths:
         table = read_table(path)

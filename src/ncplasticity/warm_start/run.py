@@ -10,9 +10,18 @@ warmup_epochs`` (no epoch-0 snapshot: fine-tuning the epoch-0 model is exactly t
 reference). A fine-tune job applies its interventions' ``before_finetune`` hooks (e.g. shrink
 & perturb) to the checkpoint, then trains on the full training set with a fresh optimiser.
 
-A diverged warm-up stops cleanly: its log row says ``diverged``, the snapshots so far are kept,
-and every checkpoint not yet reached is written as a marker ``{"epoch": E, "diverged": True}``
-that the fine-tune job turns into a diverged row, so the workflow's job graph stays fixed.
+A warm-up diverges only when its loss or a parameter turns non-finite (a collapse of its
+training accuracy is logged as ``collapsed`` and training goes on, so every checkpoint of a
+collapsed run is fine-tuned). A diverged warm-up stops cleanly: its log row says ``diverged``,
+the snapshots so far are kept, and every checkpoint not yet reached is written as a marker
+``{"epoch": E, "diverged": True}`` that the fine-tune job turns into a diverged row, so the
+workflow's job graph stays fixed.
+
+At each checkpoint the warm-up log row also holds the registry's computed plasticity measures
+(``metrics.select(computed=True)``) of the warm-up set's penultimate features (NaN at other
+epochs), with the model right after initialisation as θ₀. The log is rewritten in the job's
+partial directory after every epoch (``tail -f`` follows a running job) and published at the
+end. A fine-tune job writes one row per epoch (FINETUNE_COLUMNS); its last row is the outcome.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ncplasticity import metrics
 from ncplasticity.data import load_prepared
 from ncplasticity.features import FeatureWriter
 from ncplasticity.interventions import HookContext, call
@@ -45,17 +55,21 @@ from ncplasticity.warm_start.training import (
     derived_seed,
     features_and_accuracy,
     fit,
+    parameter_arrays,
+    plasticity_measures,
     warmup_indices,
 )
 
 log = logging.getLogger(__name__)
 
-LOG_COLUMNS = ["variant", "seed", *ROW_COLUMNS]
+PLASTICITY_COLUMNS = [m.name for m in metrics.select(computed=True)]
+LOG_COLUMNS = ["variant", "seed", *ROW_COLUMNS, *PLASTICITY_COLUMNS]
 FINETUNE_COLUMNS = [
     "variant",
     "seed",
     "warmup_epoch",
-    "epochs",
+    "epoch",
+    "train_loss",
     "train_accuracy",
     "test_accuracy",
     "wall_seconds",
@@ -88,7 +102,8 @@ def run_warmup(
     threads=1,
 ) -> None:
     """Warm up one run: checkpoints ``checkpoint_dir/epochEEEE.pt``, feature snapshots
-    ``epochEEEE`` of the warm-up set in ``features_path``, per-epoch log TSV (LOG_COLUMNS)."""
+    ``epochEEEE`` of the warm-up set in ``features_path``, per-epoch log TSV (LOG_COLUMNS,
+    rewritten in ``partial_dir`` after every epoch)."""
     run_id = make_run_id(variant, seed)
     data = _setup(device, threads, dataset_path, settings)
     interventions = REGISTRY.build(settings.get("interventions", []))
@@ -98,6 +113,12 @@ def run_warmup(
     indices = warmup_indices(len(data.y_train), settings.get("warmup_fraction", 0.5), seed)
     x_warm, y_warm = data.x_train[torch.as_tensor(indices)], data.y_train[torch.as_tensor(indices)]
     model = build_model(settings, data, derived_seed(seed, INIT))
+    initial_parameters = parameter_arrays(model)  # θ₀, before any resumed state is loaded
+    log_tsv = job.dir / "log.tsv"
+
+    def write_log(rows):
+        write_tsv(log_tsv, [{"variant": variant, "seed": seed, **row} for row in rows], LOG_COLUMNS)
+
     with FeatureWriter(
         partial_features,
         experiment=EXPERIMENT,
@@ -108,7 +129,10 @@ def run_warmup(
         mode="a" if job.resuming else "w",
     ) as writer:
 
-        def at_epoch_end(epoch, row, evaluated):
+        def at_epoch_end(rows, evaluated):
+            row = rows[-1]
+            epoch = row["epoch"]
+            row.update(dict.fromkeys(PLASTICITY_COLUMNS, math.nan))
             if row["diverged"]:
                 for marker_epoch in (e for e in epochs if e >= epoch):
                     save_atomic(
@@ -131,6 +155,8 @@ def run_warmup(
                     phase="warmup",
                     split="train",
                 )
+                row.update(plasticity_measures(features, model, initial_parameters))
+            write_log(rows)
             return {"n_snapshots": writer.num_snapshots}
 
         rows = fit(
@@ -147,13 +173,12 @@ def run_warmup(
             # Drop a snapshot written after the last save (a kill in between).
             on_resume=lambda state: writer.truncate(state["n_snapshots"]),
         )
-    rows = [{"variant": variant, "seed": seed, **row} for row in rows]
-    write_tsv(job.dir / "log.tsv", rows, LOG_COLUMNS)
+    write_log(rows)  # current already, unless a finished state was saved without its log
     checkpoints = [
         (job.dir / _checkpoint(epoch), Path(checkpoint_dir) / _checkpoint(epoch))
         for epoch in epochs
     ]
-    job.publish([*checkpoints, (partial_features, features_path), (job.dir / "log.tsv", log_path)])
+    job.publish([*checkpoints, (partial_features, features_path), (log_tsv, log_path)])
 
 
 def run_finetune(
@@ -171,27 +196,23 @@ def run_finetune(
     """Fine-tune one warm-up checkpoint (or, with ``checkpoint_path=None`` and variant
     ``fresh``, the fresh initialisation) on the full training set with a fresh optimiser until
     running training accuracy > ``finetune.target_train_accuracy`` or ``finetune.max_epochs``;
-    write one TSV row (FINETUNE_COLUMNS)."""
+    write one TSV row per epoch (FINETUNE_COLUMNS; test accuracy only in the last, the
+    outcome). A diverged warm-up's marker gives one diverged row of epoch 0."""
     if checkpoint_path is None and variant != "fresh":
         raise ValueError(f"warm_start: fine-tuning variant {variant!r} needs a checkpoint")
     data = _setup(device, threads, dataset_path, settings)
     interventions = REGISTRY.build(settings.get("interventions", []))
     model = build_model(settings, data, derived_seed(seed, INIT))
-    result = {"variant": variant, "seed": seed, "warmup_epoch": 0}
+    keys = {"variant": variant, "seed": seed, "warmup_epoch": 0}  # of every row
     source = None
     if checkpoint_path is not None:
         checkpoint = torch.load(checkpoint_path, map_location=data.device, weights_only=False)
-        warmup_epoch = result["warmup_epoch"] = checkpoint["epoch"]
+        warmup_epoch = keys["warmup_epoch"] = checkpoint["epoch"]
         if checkpoint["diverged"]:
             log.info("checkpoint %s comes from a diverged warm-up; not fine-tuned", checkpoint_path)
-            result.update(
-                epochs=0,
-                train_accuracy=math.nan,
-                test_accuracy=math.nan,
-                wall_seconds=0.0,
-                diverged=True,
-            )
-            write_tsv(out_path, [result], FINETUNE_COLUMNS)
+            not_run = dict.fromkeys(["train_loss", "train_accuracy", "test_accuracy"], math.nan)
+            row = {**keys, "epoch": 0, **not_run, "wall_seconds": 0.0, "diverged": True}
+            write_tsv(out_path, [row], FINETUNE_COLUMNS)
             return
         model.load_state_dict(checkpoint["model"])
         ctx = HookContext(
@@ -220,13 +241,5 @@ def run_finetune(
         stop_accuracy=finetune["target_train_accuracy"],
         test_every_epoch=False,  # only the last epoch's test accuracy is the outcome
     )
-    last = rows[-1]
-    result.update(
-        epochs=len(rows),
-        train_accuracy=last["train_accuracy"],
-        test_accuracy=last["test_accuracy"],
-        wall_seconds=sum(r["wall_seconds"] for r in rows),
-        diverged=last["diverged"],
-    )
-    write_tsv(job.dir / "finetune.tsv", [result], FINETUNE_COLUMNS)
+    write_tsv(job.dir / "finetune.tsv", [{**keys, **row} for row in rows], FINETUNE_COLUMNS)
     job.publish([(job.dir / "finetune.tsv", out_path)])

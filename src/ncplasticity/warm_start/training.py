@@ -12,8 +12,9 @@ Interventions act through their hooks: ``optimizer_options`` (e.g. ``weight_deca
 (a term added to each mini-batch loss; the NC regularisers report the batch NC1 in
 ``ctx.extra["batch_nc1"]``) and ``on_epoch_end``.
 
-A run diverges when its epoch loss is not finite, its penalty is infinite, or its training
-accuracy collapses (below half the best so far, once that best reached 0.5); it then stops.
+A run diverges when its epoch loss or penalty is not finite or a parameter is; it then stops. A
+collapse of training accuracy (below half the best so far, once that best reached 0.5, as the
+paper's NC regulariser does) is logged as ``collapsed`` and training goes on.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ncplasticity import metrics
 from ncplasticity.interventions import HookContext, call, optimizer_options
 from ncplasticity.models import ResNet18
 
@@ -49,6 +51,7 @@ ROW_COLUMNS = [
     "batch_nc1",
     "wall_seconds",
     "diverged",
+    "collapsed",
 ]
 # Phase codes in the seeds of the per-epoch generators and of initialisations.
 WARMUP, FINETUNE, INIT, PERTURB, SPLIT = range(5)
@@ -203,14 +206,32 @@ def features_and_accuracy(model, data: DeviceData, x_uint8, labels):
     return torch.cat(chunks).numpy(), correct / len(x_uint8)
 
 
-def _diverged(row: dict, best_train_accuracy: float) -> bool:
-    # A non-finite penalty (NaN when there is none) diverges the run too.
+def _diverged(row: dict, model) -> bool:
+    """A non-finite epoch loss or penalty (NaN when there is none: a NaN penalty makes the
+    parameters NaN), or a non-finite parameter."""
     if not math.isfinite(row["train_loss"]) or math.isinf(row["regularizer"]):
         return True
+    return not bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
+
+
+def _collapsed(row: dict, best_train_accuracy: float) -> bool:
+    """Training accuracy below half the best so far, once that best reached 0.5."""
     return (
         best_train_accuracy >= COLLAPSE_MIN_BEST
         and row["train_accuracy"] < COLLAPSE_FRACTION * best_train_accuracy
     )
+
+
+def parameter_arrays(model) -> list[np.ndarray]:
+    """The parameters as numpy arrays (copies), in ``model.parameters()`` order."""
+    return [p.detach().float().cpu().numpy().copy() for p in model.parameters()]
+
+
+def plasticity_measures(features, model, initial_parameters) -> dict[str, float]:
+    """Every computed plasticity measure of the registry, the probe being penultimate
+    ``features`` (post-ReLU, average-pooled: also the one hidden layer shown)."""
+    probe = metrics.ProbeState(features, [features], parameter_arrays(model), initial_parameters)
+    return {m.name: float(m.compute(probe)) for m in metrics.select(computed=True)}
 
 
 def fit(
@@ -234,11 +255,12 @@ def fit(
 
     After each epoch: call the ``on_epoch_end`` hooks, evaluate test accuracy (every epoch
     with ``test_every_epoch``, else only on the last one, the others logging NaN), log, call
-    ``at_epoch_end(epoch, row, evaluated)`` with the evaluation model (see
-    :func:`evaluation_model`; it returns extra entries to save, e.g. the snapshot count), save
-    the state, and stop when the run diverged or the running training accuracy exceeds
-    ``stop_accuracy``. ``on_resume(state)`` sees the saved state when resuming. Returns the
-    per-epoch rows (those of earlier runs included when resumed).
+    ``at_epoch_end(rows, evaluated)`` with the rows so far (the last is this epoch's, which it
+    may complete) and the evaluation model (see :func:`evaluation_model`; it returns extra
+    entries to save, e.g. the snapshot count), save the state, and stop when the run diverged
+    or the running training accuracy exceeds ``stop_accuracy`` (a collapse is only logged).
+    ``on_resume(state)`` sees the saved state when resuming. Returns the per-epoch rows (those
+    of earlier runs included when resumed).
     """
     options = {"momentum": 0.0, "weight_decay": 0.0, **optimizer_options(interventions)}
     optimizer = torch.optim.SGD(model.parameters(), lr=settings["lr"], **options)
@@ -277,7 +299,8 @@ def fit(
         )
         call(interventions, "on_epoch_end", ctx)
         best = max((r["train_accuracy"] for r in rows), default=0.0)
-        row["diverged"] = _diverged(row, best)
+        row["diverged"] = _diverged(row, model)
+        row["collapsed"] = _collapsed(row, best)
         tested = test_every_epoch or epoch == max_epochs or finished(row)
         evaluated = None
         if tested or at_epoch_end is not None:
@@ -291,6 +314,6 @@ def fit(
         rows.append(row)
         log.info("epoch %d: %s", epoch, " ".join(f"{k}={row[k]:.4g}" for k in ROW_COLUMNS[1:]))
         if at_epoch_end is not None:
-            extra = at_epoch_end(epoch, row, evaluated)
+            extra = at_epoch_end(rows, evaluated)
         job.save(model=model, optimizer=optimizer, interventions=interventions, rows=rows, **extra)
     return rows
