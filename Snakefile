@@ -18,6 +18,7 @@ include: "workflow/rules/warm_start.smk"
 include: "workflow/rules/metrics.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/paper.smk"
 
 
 rule all:

@@ -360,7 +360,7 @@ def test_plasticity_table_rejects_missing_metrics(tables, tmp_path):
         )
 
 
-def test_correlations_per_variant_per_seed_and_pooled(tables, tmp_path):
+def test_correlations_per_variant_per_seed_and_over_seeds(tables, tmp_path):
     out = tmp_path / "corr.tsv"
     analysis.correlations(tables, out, analysis_tasks=3, n_boot=50)
     rows = read_tsv(out)
@@ -371,9 +371,20 @@ def test_correlations_per_variant_per_seed_and_pooled(tables, tmp_path):
     nc1 = [[r["nc1"] for r in runs[f"e3_s{s}.table.tsv"]] for s in (1, 2)]
     pick = {(r["variant"], r["metric"], r["method"], r["seed"]): r for r in rows}
     assert pick["e3", "nc1", "pearson", 2]["r"] == pytest.approx(stats.pearson(acc[1], nc1[1]))
-    pooled = pick["e3", "nc1", "spearman", "pooled"]
-    assert pooled["r"] == pytest.approx(stats.spearman(np.concatenate(acc), np.concatenate(nc1)))
-    assert pooled["n_points"] == 6 and pooled["n_groups"] == 2
+    assert pick["e3", "nc1", "pearson", 2]["n_seeds"] == 1
+    assert pick["e3", "nc1", "pearson", 2]["interval"] == "none"
+    # Two seeds: the interval comes from the per-seed r (Fisher z, t), never a bootstrap; the
+    # pooled r stays beside it.
+    over = pick["e3", "nc1", "spearman", analysis.SEED_MEAN]
+    per_seed = [stats.spearman(a, n) for a, n in zip(acc, nc1, strict=True)]
+    expected = stats.fisher_z_interval(per_seed)
+    assert over["interval"] == "fisher_z_t" and over["n_seeds"] == 2
+    for key in ("r", "ci_low", "ci_high"):
+        assert over[key] == pytest.approx(expected[key])
+    assert over["r_pooled"] == pytest.approx(
+        stats.spearman(np.concatenate(acc), np.concatenate(nc1))
+    )
+    assert over["n_points"] == 6
 
 
 def test_sweep_correlations_and_figures(tables, tmp_path):

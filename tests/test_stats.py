@@ -6,11 +6,14 @@ import pytest
 from scipy import stats as sps
 
 from ncplasticity.stats import (
+    MIN_BOOTSTRAP_SEEDS,
     bootstrap_correlation,
     correlation_test,
+    fisher_z_interval,
     partial_correlation,
     pearson,
     per_group_correlation,
+    seed_interval,
     sliding_window_correlation,
     spearman,
 )
@@ -133,6 +136,56 @@ def test_bootstrap_of_perfect_groups_and_of_a_single_group():
     single = bootstrap_correlation(xs[:1], ys[:1])
     assert single["r"] == pytest.approx(1.0)
     assert math.isnan(single["ci_low"]) and math.isnan(single["ci_high"])
+
+
+def test_fisher_z_t_interval_matches_its_closed_form():
+    # z = 0.5, 1.0, 1.5: mean 1, sample std 0.5, se 0.5/sqrt(3). With 2 degrees of freedom
+    # Student's t has F(t) = 1/2 + t / (2 sqrt(t^2 + 2)), so the 97.5 % quantile solves
+    # t / sqrt(t^2 + 2) = 0.95 and the two-sided p of t_obs is 1 - t_obs / sqrt(t_obs^2 + 2).
+    result = fisher_z_interval(np.tanh([0.5, 1.0, 1.5]))
+    se = 0.5 / math.sqrt(3)
+    quantile = math.sqrt(2 * 0.95**2 / (1 - 0.95**2))
+    assert quantile == pytest.approx(4.3027, abs=1e-4)
+    assert result["r"] == pytest.approx(math.tanh(1.0), abs=1e-12)
+    assert result["ci_low"] == pytest.approx(math.tanh(1.0 - quantile * se), abs=1e-12)
+    assert result["ci_high"] == pytest.approx(math.tanh(1.0 + quantile * se), abs=1e-12)
+    t_obs = 1.0 / se
+    assert result["p"] == pytest.approx(1 - t_obs / math.sqrt(t_obs**2 + 2), rel=1e-9)
+    assert (result["n_seeds"], result["interval"]) == (3, "fisher_z_t")
+
+
+def test_fisher_z_interval_edge_cases(no_warnings):
+    # NaN seeds are left out and counted out; one seed has no interval.
+    single = fisher_z_interval([0.3, np.nan])
+    assert single["r"] == pytest.approx(0.3) and single["n_seeds"] == 1
+    assert math.isnan(single["ci_low"]) and math.isnan(single["p"])
+    assert single["interval"] == "none"
+    empty = fisher_z_interval([])
+    assert math.isnan(empty["r"]) and empty["n_seeds"] == 0
+    # Equal seeds: a zero-width interval at their r; perfect correlations stay finite.
+    same = fisher_z_interval([-0.5, -0.5, -0.5, -0.5])
+    assert same["ci_low"] == pytest.approx(-0.5) and same["ci_high"] == pytest.approx(-0.5)
+    assert same["p"] == 0.0
+    perfect = fisher_z_interval([1.0, 1.0, 1.0])
+    assert perfect["r"] == pytest.approx(1.0) and perfect["ci_low"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="confidence"):
+        fisher_z_interval([0.1, 0.2], confidence=1.5)
+
+
+def test_seed_interval_bootstraps_only_from_ten_seeds():
+    few = np.tanh(np.linspace(0.2, 1.0, MIN_BOOTSTRAP_SEEDS - 1))
+    assert seed_interval(few) == fisher_z_interval(few)
+    many = np.tanh(np.linspace(0.2, 1.0, MIN_BOOTSTRAP_SEEDS))
+    result = seed_interval(many, n_boot=4000, seed=3)
+    t_interval = fisher_z_interval(many)
+    assert result["interval"] == "bootstrap_seeds" and result["n_seeds"] == MIN_BOOTSTRAP_SEEDS
+    assert result["r"] == t_interval["r"] == pytest.approx(math.tanh(0.6))
+    assert result["ci_low"] < result["r"] < result["ci_high"]
+    # The bootstrap's percentile interval of a mean is close to, and a little narrower than,
+    # the t-interval.
+    assert t_interval["ci_low"] < result["ci_low"] < result["r"]
+    assert result["ci_low"] == pytest.approx(t_interval["ci_low"], abs=0.05)
+    assert result == seed_interval(many, n_boot=4000, seed=3)
 
 
 def test_sliding_window_convention_and_values():

@@ -56,6 +56,23 @@ def test_smoke_run_is_complete_and_consistent(smoke_run):
         rows = read_tsv(metrics[name.replace("/features/", "/metrics/").replace(".h5", ".tsv")])
         assert [row["snapshot"] for row in rows] == [s.name for s in snapshots], name
     assert not list((smoke_run / "results").glob("*/partial/*")), "partial state left behind"
+    # Each analysis rule wrote its own table (not another rule's), and the paper's outputs.
+    analysis = smoke_run / "results/continual/analysis"
+    assert "metric" in read_tsv(analysis / "correlations.tsv")[0]
+    assert "r_first_nc1_pl" in read_tsv(analysis / "sweep_correlations.tsv")[0]
+    reproduction = read_tsv(smoke_run / "results/paper/reproduction.tsv")
+    assert list(reproduction[0]) == [
+        "claim",
+        "statistic",
+        "paper",
+        "ours",
+        "spread",
+        "n_seeds",
+        "config",
+    ]
+    assert sum(isinstance(row["ours"], float) for row in reproduction) >= 10
+    for figure in ("continual_accuracy_nc1", "warm_start_nc_vs_accuracy", "warm_start_accuracy"):
+        assert (smoke_run / f"results/paper/figures/{figure}.png").stat().st_size > 1000
 
 
 def _kill_once_checkpointed(workdir, target, config, partial_dir, timeout=300):

@@ -1,4 +1,4 @@
-"""Correlations between collapse and plasticity: Pearson/Spearman, bootstrap over seeds,
+"""Correlations between collapse and plasticity: Pearson/Spearman, intervals over seeds,
 sliding windows, partial correlation and per-group tables (numpy/scipy only).
 
 Conventions shared by every function: pairs where either value is NaN or infinite are dropped;
@@ -16,6 +16,11 @@ from ncplasticity.tsv import column
 
 METHODS = ("pearson", "spearman")
 MIN_POINTS = 3
+# With fewer seeds than this, an interval over seeds comes from the per-seed estimates (Fisher z,
+# then a t-interval): a bootstrap over 3 seeds has 10 distinct resamples and returns their range.
+MIN_BOOTSTRAP_SEEDS = 10
+# |r| is clipped to this before Fisher's z, so a perfect correlation has a finite z.
+_Z_CLIP = 1 - 1e-12
 
 
 def pearson(x, y) -> float:
@@ -58,13 +63,13 @@ def bootstrap_correlation(
     all groups' points pooled; each bootstrap replicate draws ``len(xs)`` groups with
     replacement, pools their points and recomputes r; the CI is the ``confidence`` percentile
     interval of the finite replicates. With fewer than 2 groups there is nothing to resample
-    and the CI is NaN. The same ``seed`` gives the same CI.
+    and the CI is NaN. The same ``seed`` gives the same CI. Few groups give few distinct
+    resamples (3 give 10): below :data:`MIN_BOOTSTRAP_SEEDS` use :func:`seed_interval`.
     """
     _check_method(method)
     if len(xs) != len(ys):
         raise ValueError(f"bootstrap_correlation: {len(xs)} x groups but {len(ys)} y groups")
-    if not 0 < confidence < 1:
-        raise ValueError(f"bootstrap_correlation: confidence must be in (0, 1), got {confidence}")
+    _check_confidence(confidence)
     groups = [_finite_pairs(x, y) for x, y in zip(xs, ys, strict=True)]
     pooled_x, pooled_y = _pool(groups, range(len(groups)))
     result = {
@@ -90,6 +95,60 @@ def bootstrap_correlation(
             float(v) for v in np.percentile(replicates, [tail, 100 - tail])
         )
     return result
+
+
+def fisher_z_interval(rs, confidence: float = 0.95) -> dict:
+    """Mean of per-seed correlations on Fisher's z scale with a t-interval over the seeds.
+
+    With z_s = artanh(r_s) over the n finite r_s (|r| clipped to 1 − 1e-12), z̄ their mean and
+    s their sample std (ddof 1): ``r`` = tanh(z̄), the interval is
+    tanh(z̄ ± t_{n−1, (1+confidence)/2} · s/√n) and ``p`` is the two-sided one-sample t-test
+    of z̄ = 0 (df n − 1). ``n_seeds`` = n. With one seed the interval and p are NaN; with
+    none everything is NaN.
+    """
+    _check_confidence(confidence)
+    z = _fisher_z(rs)
+    n = len(z)
+    result = {"r": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}
+    result |= {"p": float("nan"), "n_seeds": n, "interval": "fisher_z_t" if n > 1 else "none"}
+    if n == 0:
+        return result
+    mean = float(z.mean())
+    result["r"] = float(np.tanh(mean))
+    if n < 2:
+        return result
+    se = float(z.std(ddof=1)) / np.sqrt(n)
+    half = float(sps.t.ppf((1 + confidence) / 2, n - 1)) * se
+    result["ci_low"], result["ci_high"] = float(np.tanh(mean - half)), float(np.tanh(mean + half))
+    if se > 0:
+        result["p"] = float(2 * sps.t.sf(abs(mean) / se, n - 1))
+    elif mean != 0:
+        result["p"] = 0.0
+    return result
+
+
+def seed_interval(
+    rs,
+    confidence: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+    min_bootstrap: int = MIN_BOOTSTRAP_SEEDS,
+) -> dict:
+    """The mean over seeds of per-seed correlations ``rs`` (tanh of the mean Fisher z) with an
+    interval over seeds: :func:`fisher_z_interval` with fewer than ``min_bootstrap`` finite
+    seeds, else the ``confidence`` percentile interval of a bootstrap over seeds (``n_boot``
+    resamples of the seeds, each giving tanh of its mean z; ``p`` stays the t-test's). The
+    ``interval`` entry names the method ("fisher_z_t", "bootstrap_seeds" or "none"),
+    ``n_seeds`` the number of seeds it rests on."""
+    result = fisher_z_interval(rs, confidence)
+    if result["n_seeds"] < max(min_bootstrap, 2):
+        return result
+    z = _fisher_z(rs)
+    rng = np.random.default_rng(seed)
+    means = np.tanh(z[rng.integers(0, len(z), (n_boot, len(z)))].mean(axis=1))
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return result | {"ci_low": float(low), "ci_high": float(high), "interval": "bootstrap_seeds"}
 
 
 def sliding_window_correlation(
@@ -176,6 +235,16 @@ def _check_method(method: str) -> str:
     if method not in METHODS:
         raise ValueError(f"unknown correlation method {method!r}; expected one of {METHODS}")
     return method
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+
+def _fisher_z(rs) -> np.ndarray:
+    rs = np.asarray(rs, dtype=float).ravel()
+    return np.arctanh(np.clip(rs[np.isfinite(rs)], -_Z_CLIP, _Z_CLIP))
 
 
 def _finite_pairs(x, y) -> tuple[np.ndarray, np.ndarray]:

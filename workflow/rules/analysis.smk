@@ -12,8 +12,10 @@ localrules:
 # --- Continual ---
 
 
-# continual_correlations (per variant) and continual_sweep_correlations (across the runs of
-# each first-task sweep group), each from every per-run table.
+# continual_correlations (per variant: per-seed correlations and their summary over seeds) and
+# continual_sweep_correlations (across the runs of each first-task sweep group). One fixed
+# script for both: Snakemake evaluates a `script:` path again when the job runs, so a path
+# built from the loop variable would be the last iteration's for every rule.
 for continual_analysis in ["correlations", "sweep_correlations"]:
 
     rule:
@@ -32,10 +34,11 @@ for continual_analysis in ["correlations", "sweep_correlations"]:
             runtime=10,
             mem_mb=1000,
         params:
+            analysis=continual_analysis,
             analysis_tasks=CONTINUAL_ANALYSIS_TASKS,
             sweep_groups=CONTINUAL_SWEEPS,
         script:
-            f"../scripts/continual_{continual_analysis}.py"
+            "../scripts/continual_analysis.py"
 
 
 # --- Warm starting ---

@@ -121,7 +121,9 @@ WARM_START_WARMUPS = sorted(set(WARM_START_SOURCES.values()))
 # variant -> the variant whose fresh-init reference it is compared with.
 WARM_START_FRESH = warm_start_study.fresh_sources(WARM_START_VARIANTS)
 WARM_START_PARTIAL = "results/warm_start/partial"
-WARM_START_DEVICE = "cuda" if DEVICE == "auto" and WARM_START.get("gpus", 0) > 0 else DEVICE
+WARM_START_DEVICE = (
+    "cuda" if DEVICE == "auto" and WARM_START.get("gpus", 0) > 0 else DEVICE
+)
 WARM_START_FIGURE_NAMES = [
     "nc_metrics",
     "finetune_accuracy",

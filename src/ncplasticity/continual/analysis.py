@@ -25,11 +25,15 @@ CORRELATION_COLUMNS = [
     "r",
     "ci_low",
     "ci_high",
+    "interval",
+    "n_seeds",
     "p",
+    "r_pooled",
     "n_points",
-    "n_groups",
     "partial_r_steps",
 ]
+# The ``seed`` of the row that summarises a variant's seeds.
+SEED_MEAN = "mean"
 
 
 def plasticity_table(
@@ -67,9 +71,17 @@ def read_tables(paths, analysis_tasks: int) -> pd.DataFrame:
 def correlations(
     table_paths, out_path, analysis_tasks: int, x: str = "online_accuracy", n_boot: int = 2000
 ) -> None:
-    """Per-task ``x`` against every correlated metric of the registry, per variant: per seed
-    (r, p) and pooled over seeds (r with a bootstrap CI over seeds), Pearson and Spearman, each
-    with the partial correlation controlling for training steps so far."""
+    """Per-task ``x`` against every correlated metric of the registry, per variant, Pearson and
+    Spearman, each with the partial correlation controlling for training steps so far.
+
+    One row per seed (r, p, partial r over that run's tasks; no interval, ``n_seeds`` 1), then
+    a row with ``seed`` = "mean" summarising the seeds: ``r`` and ``partial_r_steps`` = tanh of
+    the mean Fisher z of the per-seed values, ``ci_low``/``ci_high`` its 95 % interval over
+    seeds (``interval`` names the method: a t-interval on the z scale below
+    :data:`stats.MIN_BOOTSTRAP_SEEDS` seeds, else a bootstrap over seeds), ``p`` the t-test of
+    mean z = 0, ``n_seeds`` the seeds with a finite r, and ``r_pooled`` the correlation of all
+    seeds' points pooled (``n_points`` of them).
+    """
     rows = []
     for variant, runs in read_tables(table_paths, analysis_tasks).groupby("variant", sort=True):
         by_seed = [run for _, run in runs.groupby("seed", sort=True)]
@@ -79,24 +91,36 @@ def correlations(
                 ys = [run[metric.name].to_numpy(float) for run in by_seed]
                 steps = [run["total_steps"].to_numpy(float) for run in by_seed]
                 common = {"variant": variant, "x": x, "metric": metric.name, "method": method}
+                seed_rows = []
                 for run, xv, yv, sv in zip(by_seed, xs, ys, steps, strict=True):
                     r, p, n = stats.correlation_test(xv, yv, method)
-                    rows.append(
+                    seed_rows.append(
                         common
                         | {
                             "seed": int(run["seed"].iloc[0]),
                             "r": r,
+                            "interval": "none",
+                            "n_seeds": 1,
                             "p": p,
                             "n_points": n,
-                            "n_groups": 1,
                             "partial_r_steps": stats.partial_correlation(xv, yv, sv, method),
                         }
                     )
-                pooled = stats.bootstrap_correlation(xs, ys, method, n_boot=n_boot, seed=0)
-                partial = stats.partial_correlation(
-                    np.concatenate(xs), np.concatenate(ys), np.concatenate(steps), method
+                pooled_r, _, pooled_n = stats.correlation_test(
+                    np.concatenate(xs), np.concatenate(ys), method
                 )
-                rows.append(common | {"seed": "pooled", **pooled, "partial_r_steps": partial})
+                partials = [row["partial_r_steps"] for row in seed_rows]
+                rows += seed_rows
+                rows.append(
+                    common
+                    | stats.seed_interval([row["r"] for row in seed_rows], n_boot=n_boot)
+                    | {
+                        "seed": SEED_MEAN,
+                        "r_pooled": pooled_r,
+                        "n_points": pooled_n,
+                        "partial_r_steps": stats.fisher_z_interval(partials)["r"],
+                    }
+                )
     write_table(pd.DataFrame(rows, columns=CORRELATION_COLUMNS), out_path)
 
 

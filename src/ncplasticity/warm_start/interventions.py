@@ -71,6 +71,62 @@ class NCRegStable(_BatchNC1Penalty):
         return stable_nc_penalty(nc1, self.params["lam"], self.params["target"])
 
 
+class _SignedCollapsePenalty(Intervention):
+    """Shared by the NC2 and NC3 regularisers: strength · distance, a bounded distance from the
+    collapse geometry (see :mod:`ncplasticity.regularizers`). A positive strength pulls toward
+    it, a negative one pushes away; as the distance is bounded (by ``bound``) and invariant to
+    the scale of the weights and features, the term lies in [−|strength|·bound, |strength|·bound]
+    and a push cannot diverge by inflating a norm."""
+
+    phase = "warmup"
+    bound: float
+
+    def distance(self, ctx: HookContext, features, targets):
+        raise NotImplementedError
+
+    def loss(self, ctx: HookContext, features, logits, targets):
+        strength = self.params.get("strength", self.parameters["strength"]["default"])
+        return strength * self.distance(ctx, features, targets)
+
+
+@REGISTRY.register
+class NC2Reg(_SignedCollapsePenalty):
+    """strength · ‖G/‖G‖_F − E‖_F, G = WWᵀ of the classifier, E the simplex ETF's unit-norm
+    Gram matrix (the paper's NC2, ``nc2_etf_weights``); the distance lies in [0, √2]. It acts
+    on the classifier only. Default config (6 epochs): strength ±1 moves ``nc2_etf_weights``
+    from 0.41-0.44 to 0.014 / 1.20, test accuracy unchanged."""
+
+    name = "nc2_reg"
+    parameters = {"strength": {"type": "number", "default": 1.0}}
+    bound = 2**0.5
+
+    def distance(self, ctx: HookContext, features, targets):
+        from ncplasticity.regularizers import nc2_etf_distance
+
+        return nc2_etf_distance(ctx.model.classifier.weight)
+
+
+@REGISTRY.register
+class NC3Reg(_SignedCollapsePenalty):
+    """strength · ‖W/‖W‖_F − M̃/‖M̃‖_F‖_F² (self-duality, ``nc3``) with M̃ the centred class
+    means of the mini-batch's penultimate features over the classes present and W the
+    classifier's rows of those classes; the distance lies in [0, 4] (0 with one class).
+
+    Bounded, a push can still outweigh the cross-entropy: its best is W = −M̃ (distance 4), a
+    classifier anti-aligned with the class means, i.e. accuracy below chance. Default config
+    (6 epochs): strength 0.1 / −0.1 moves ``nc3`` from 0.20-0.24 to 0.14 / 0.32-0.40 at plain
+    accuracy; −0.2 is still fine, −0.3 already drives training accuracy to 0.02."""
+
+    name = "nc3_reg"
+    parameters = {"strength": {"type": "number", "default": 0.1}}
+    bound = 4.0
+
+    def distance(self, ctx: HookContext, features, targets):
+        from ncplasticity.regularizers import nc3_self_duality
+
+        return nc3_self_duality(ctx.model.classifier.weight, features, targets)
+
+
 @REGISTRY.register
 class L2(WeightDecay):
     """L2 weight decay during warm-up: SGD on loss + (λ/2)‖θ‖²."""
