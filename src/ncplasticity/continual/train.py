@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -212,6 +213,7 @@ def train_run(
         feature_dtype=settings.get("feature_dtype", "float16"),
         mode="a" if job.resuming else "w",
     )
+    parts = _RunParts(settings, model, initial_parameters, writer, x_test, device)
     with writer:
         writer.truncate(len(state["rows"]))
         for task_index in range(state["task"], settings["num_tasks"]):
@@ -255,19 +257,7 @@ def train_run(
                 progress["seconds"] += time.perf_counter() - started
                 if not _task_done(settings, task_index, progress):
                     save()
-            row = _after_task(
-                settings,
-                model,
-                initial_parameters,
-                writer,
-                x_task,
-                x_test,
-                task,
-                probe,
-                task_index,
-                state,
-                device,
-            )
+            row = _after_task(parts, task_index, task, x_task, probe, state)
             state["rows"].append(row)
             state["task"] = task_index + 1
             state["progress"] = _fresh_progress()
@@ -284,20 +274,22 @@ def train_run(
     job.publish([(partial_features, features_path), (job.dir / "log.tsv", log_path)])
 
 
-def _after_task(
-    settings,
-    model,
-    initial_parameters,
-    writer,
-    x_task,
-    x_test,
-    task: Task,
-    probe,
-    task_index,
-    state,
-    device,
-):
+@dataclass(frozen=True)
+class _RunParts:
+    """What every task's snapshot reads of its run."""
+
+    settings: dict
+    model: MLP
+    initial_parameters: list
+    writer: FeatureWriter
+    x_test: np.ndarray
+    device: torch.device
+
+
+def _after_task(parts: _RunParts, task_index: int, task: Task, x_task, probe, state) -> dict:
     """Snapshot the probe features and return the task's log row."""
+    settings, model, writer, device = parts.settings, parts.model, parts.writer, parts.device
+    x_test, initial_parameters = parts.x_test, parts.initial_parameters
     progress = state["progress"]
     started = time.perf_counter()
     features, hidden = _probe_features(model, x_task[probe], task, device)
