@@ -60,6 +60,21 @@ def test_streaming_cli_matches_in_memory_metrics(tmp_path, monkeypatch, dtype):
     assert rows[0]["nc1"] > rows[2]["nc1"] > 0  # noise shrinks epoch by epoch
 
 
+def test_cli_writes_to_standard_output_with_dash(tmp_path):
+    path = tmp_path / "run.h5"
+    write_run(path)
+    assert main([str(path), "-o", str(tmp_path / "m.tsv")]) == 0
+    result = subprocess.run(
+        [sys.executable, "-m", "ncplasticity.nc", str(path), "-o", "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout == (tmp_path / "m.tsv").read_text()
+    assert "wrote 3 snapshots to stdout" in result.stderr
+    assert not (tmp_path / "-").exists()
+
+
 def test_non_finite_snapshot_gets_nan_metrics_and_a_warning(tmp_path, caplog):
     path = tmp_path / "run.h5"
     write_run(path, nan_in=1)

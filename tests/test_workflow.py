@@ -236,6 +236,26 @@ def test_inconsistent_config_is_an_error_naming_the_keys(path, value, message, r
     assert message in result.stdout, result.stdout[-2000:]
 
 
+def test_a_failed_job_shows_its_cause_on_the_console(repo_copy):
+    """The workflow profile (profiles/default) prints a failed job's log: here the data job,
+    offline and without CIFAR-10 under data_root, lists the files it expected."""
+    overlay = {"experiments": ["warm_start"], "warm_start": {"dataset": "cifar10"}}
+    (repo_copy / "no_cifar.yaml").write_text(yaml.safe_dump(overlay))
+    result = snakemake(
+        repo_copy,
+        "results/data/cifar10.npz",
+        "--cores",
+        "1",
+        "--configfile",
+        SMOKE_CONFIG,
+        "no_cifar.yaml",
+    )
+    assert result.returncode != 0
+    assert "cifar-10-batches-py" in result.stdout and "data_root" in result.stdout, result.stdout[
+        -3000:
+    ]
+
+
 TRAINING_RULES = ("continual_train", "warm_start_warmup", "warm_start_finetune", "warm_start_fresh")
 
 

@@ -331,7 +331,9 @@ def main(argv: list[str] | None = None) -> int:
         "streamed chunk by chunk, as a TSV table.",
     )
     parser.add_argument("features", type=Path, help="HDF5 feature store (one run)")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="metrics TSV to write")
+    parser.add_argument(
+        "-o", "--output", required=True, help="metrics TSV to write; - for standard output"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
@@ -341,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         parser.exit(1, f"error: {exc}\n")
     write_tsv(args.output, rows, columns)
-    log.info("wrote %d snapshots to %s", len(rows), args.output)
+    log.info("wrote %d snapshots to %s", len(rows), "stdout" if args.output == "-" else args.output)
     return 0
 
 

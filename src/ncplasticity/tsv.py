@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -29,19 +31,30 @@ def write_tsv(
     """Write rows (dicts) as a TSV with a header; missing values are written empty.
 
     Columns default to the union of the rows' keys in first-seen order. The file is written
-    to a temporary name and renamed, so a reader never sees half a table.
+    to a temporary name and renamed, so a reader never sees half a table. A path of ``-`` is
+    standard output.
     """
-    rows = list(rows)
-    if columns is None:
-        columns = list(dict.fromkeys(key for row in rows for key in row))
+    if str(path) == "-":
+        write_tsv_stream(sys.stdout, rows, columns)
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as fh:
-        fh.write("\t".join(columns) + "\n")
-        for row in rows:
-            fh.write("\t".join(_format(row.get(col)) for col in columns) + "\n")
+        write_tsv_stream(fh, rows, columns)
     os.replace(tmp, path)
+
+
+def write_tsv_stream(
+    stream: TextIO, rows: Iterable[Mapping], columns: Sequence[str] | None = None
+) -> None:
+    """The TSV of :func:`write_tsv`, written to an open text stream."""
+    rows = list(rows)
+    if columns is None:
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+    stream.write("\t".join(columns) + "\n")
+    for row in rows:
+        stream.write("\t".join(_format(row.get(col)) for col in columns) + "\n")
 
 
 _BOOLEANS = {"True": True, "False": False}
