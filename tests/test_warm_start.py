@@ -112,43 +112,6 @@ def without_wall_time(rows):
     return [{k: v for k, v in row.items() if k != "wall_seconds"} for row in rows]
 
 
-class EpochCounter(Intervention):
-    """A toy intervention: counts epochs (state that must survive a resume), adds a small
-    logit penalty and sets the optimiser's momentum (whose buffers must survive one too)."""
-
-    name = "test_epoch_counter"
-    phase = "warmup"
-    calls: list = []  # (epoch, count) of every on_epoch_end call, across instances
-
-    def __init__(self, **params):
-        super().__init__(**params)
-        self.count = 0
-
-    def optimizer_options(self):
-        return {"momentum": 0.9}
-
-    def loss(self, ctx, features, logits, targets):
-        return 1e-3 * logits.float().pow(2).mean()
-
-    def on_epoch_end(self, ctx):
-        self.count += 1
-        EpochCounter.calls.append((ctx.epoch, self.count))
-
-    def state_dict(self):
-        return {"count": self.count}
-
-    def load_state_dict(self, state):
-        self.count = state["count"]
-
-
-@pytest.fixture
-def epoch_counter():
-    REGISTRY.register(EpochCounter)
-    EpochCounter.calls = []
-    yield EpochCounter
-    REGISTRY.unregister(EpochCounter.name)
-
-
 def test_shrink_perturb_mixes_parameters_and_keeps_buffers():
     torch.manual_seed(0)
     model, fresh = ResNet18(1, 4, 2), ResNet18(1, 4, 2)

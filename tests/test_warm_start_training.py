@@ -11,7 +11,6 @@ from PIL import Image
 from test_warm_start import (
     INTERVENTIONS,
     SETTINGS,
-    EpochCounter,
     kill_in_epoch,
     make_tiny_dataset,
     parameter_values,
@@ -30,14 +29,6 @@ from ncplasticity.warm_start.interventions import REGISTRY
 @pytest.fixture
 def tiny_dataset():
     return make_tiny_dataset()
-
-
-@pytest.fixture
-def epoch_counter():
-    REGISTRY.register(EpochCounter)
-    EpochCounter.calls = []
-    yield EpochCounter
-    REGISTRY.unregister(EpochCounter.name)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,43 @@
+"""Fixtures shared by the warm-start test modules."""
+
+import pytest
+
+from ncplasticity.interventions import Intervention
+from ncplasticity.warm_start.interventions import REGISTRY
+
+
+class EpochCounter(Intervention):
+    """A toy intervention: counts epochs (state that must survive a resume), adds a small
+    logit penalty and sets the optimiser's momentum (whose buffers must survive one too)."""
+
+    name = "test_epoch_counter"
+    phase = "warmup"
+    calls: list = []  # (epoch, count) of every on_epoch_end call, across instances
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.count = 0
+
+    def optimizer_options(self):
+        return {"momentum": 0.9}
+
+    def loss(self, ctx, features, logits, targets):
+        return 1e-3 * logits.float().pow(2).mean()
+
+    def on_epoch_end(self, ctx):
+        self.count += 1
+        EpochCounter.calls.append((ctx.epoch, self.count))
+
+    def state_dict(self):
+        return {"count": self.count}
+
+    def load_state_dict(self, state):
+        self.count = state["count"]
+
+
+@pytest.fixture
+def epoch_counter():
+    REGISTRY.register(EpochCounter)
+    EpochCounter.calls = []
+    yield EpochCounter
+    REGISTRY.unregister(EpochCounter.name)
