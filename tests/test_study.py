@@ -12,7 +12,6 @@ from ncplasticity.metrics import Metric
 from ncplasticity.plots import series_colors
 from ncplasticity.study import (
     StudyError,
-    base_settings,
     deep_merge,
     resolve_experiment,
     settings_hash,
@@ -79,7 +78,7 @@ def test_invalid_variant_names_variant_and_key(config, overrides, message):
 def test_invalid_base_setting_names_the_section(config):
     config["continual"]["num_tasks"] = 0
     with pytest.raises(StudyError, match=r"continual\.num_tasks: 0 is less than the minimum"):
-        base_settings(config, SCHEMA, CONTINUAL)
+        resolve_experiment(config, SCHEMA, CONTINUAL)
 
 
 def test_settings_hash_ignores_key_order():

@@ -144,15 +144,6 @@ def settings_schema(schema: dict, spec: ExperimentSpec) -> dict:
     return {"$defs": defs, **defs[f"{spec.name}_settings"]}
 
 
-def base_settings(config: Mapping, schema: dict, spec: ExperimentSpec) -> dict:
-    """The section's settings every variant starts from, validated, defaults filled in."""
-    section = config[spec.name]
-    base = {k: v for k, v in section.items() if k not in (*spec.study_keys, "variants")}
-    return canonical(
-        spec.normalise(validate_settings(base, settings_schema(schema, spec), spec.name))
-    )
-
-
 def resolve_experiment(config: Mapping, schema: dict, spec: ExperimentSpec) -> dict[str, Run]:
     """Every run of ``spec``'s experiment (run id -> :class:`Run`), settings validated and
     resolved; the section's study keys are not part of any run's settings."""

@@ -68,10 +68,7 @@ rule warm_start_table:
 
 rule warm_start_correlations:
     input:
-        expand(
-            "results/warm_start/tables/{run}.tsv",
-            run=warm_start_runs(WARM_START_VARIANTS),
-        ),
+        warm_start_tables(),
     output:
         "results/warm_start/analysis/correlations.tsv",
     log:

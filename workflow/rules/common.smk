@@ -158,16 +158,26 @@ def warm_start_table_inputs(wildcards):
     }
 
 
-def warm_start_figure_inputs(figure):
-    if figure == "warmup_accuracy":
-        return expand(
-            "results/warm_start/logs/{run}.tsv", run=warm_start_runs(WARM_START_WARMUPS)
-        )
-    if figure == "sliding_correlation":
-        return ["results/warm_start/analysis/correlations.tsv"]
+def warm_start_tables():
+    """Every warm-start run's table."""
     return expand(
         "results/warm_start/tables/{run}.tsv", run=warm_start_runs(WARM_START_VARIANTS)
     )
+
+
+def warm_start_warmup_logs():
+    """The log of every warm-up (one per shared warm-up and seed)."""
+    return expand(
+        "results/warm_start/logs/{run}.tsv", run=warm_start_runs(WARM_START_WARMUPS)
+    )
+
+
+def warm_start_figure_inputs(figure):
+    if figure == "warmup_accuracy":
+        return warm_start_warmup_logs()
+    if figure == "sliding_correlation":
+        return ["results/warm_start/analysis/correlations.tsv"]
+    return warm_start_tables()
 
 
 def check_config():

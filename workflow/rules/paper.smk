@@ -31,9 +31,7 @@ PAPER_CHOICE = {
     ),
 }
 PAPER_SWEEP = (PAPER_CHOICE["continual"] or {}).get("sweep", [])
-PAPER_WARM_START_TABLES = expand(
-    "results/warm_start/tables/{run}.tsv", run=warm_start_runs(WARM_START_VARIANTS)
-)
+PAPER_WARM_START_TABLES = warm_start_tables()
 PAPER_WARM_START_CORRELATIONS = "results/warm_start/analysis/correlations.tsv"
 PAPER_SWEEP_CORRELATIONS = "results/continual/analysis/sweep_correlations.tsv"
 PAPER_REPRODUCTION_INPUTS = {}
@@ -45,9 +43,7 @@ if "warm_start" in PAPER_EXPERIMENTS:
     PAPER_REPRODUCTION_INPUTS |= {
         "warm_start_tables": PAPER_WARM_START_TABLES,
         "warm_start_correlations": PAPER_WARM_START_CORRELATIONS,
-        "warmup_logs": expand(
-            "results/warm_start/logs/{run}.tsv", run=warm_start_runs(WARM_START_WARMUPS)
-        ),
+        "warmup_logs": warm_start_warmup_logs(),
     }
 
 # name -> whether the configured runs allow it (it is then among the final targets), its
