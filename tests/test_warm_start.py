@@ -11,7 +11,7 @@ import torch
 from ncplasticity import metrics, plasticity
 from ncplasticity.features import FeatureReader
 from ncplasticity.interventions import HookContext, Intervention
-from ncplasticity.models import ResNet18
+from ncplasticity.models import ResNet18, parameter_arrays
 from ncplasticity.tsv import read_tsv
 from ncplasticity.warm_start import run, training
 from ncplasticity.warm_start.interventions import REGISTRY
@@ -179,9 +179,7 @@ def test_plasticity_measures_at_checkpoints(tiny_dataset, tmp_path):
     state = torch.load(out / "ckpt" / "epoch0004.pt", weights_only=False)["model"]
     trained = training.build_model(SETTINGS, data, 0)
     trained.load_state_dict(state)
-    expected = plasticity.distance_from_init(
-        training.parameter_arrays(trained), training.parameter_arrays(initial)
-    )
+    expected = plasticity.distance_from_init(parameter_arrays(trained), parameter_arrays(initial))
     assert log[3]["distance_from_init"] == pytest.approx(expected) and expected > 0
 
 

@@ -6,6 +6,7 @@ Both expose ``features(x)`` (penultimate representation) and ``classifier`` (the
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -110,3 +111,9 @@ class ResNet18(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
+
+
+def parameter_arrays(model: nn.Module) -> list[np.ndarray]:
+    """The parameters as float32 numpy arrays (copies), in ``model.parameters()`` order: what
+    plasticity measures read (e.g. the distance from the initial weights)."""
+    return [p.detach().float().cpu().numpy().copy() for p in model.parameters()]

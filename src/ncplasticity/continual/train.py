@@ -42,7 +42,7 @@ from ncplasticity.features import FeatureWriter
 from ncplasticity.interventions import HookContext, call, optimizer_options
 from ncplasticity.jobs import ResumableJob, resolve_device
 from ncplasticity.metrics import ProbeState
-from ncplasticity.models import MLP
+from ncplasticity.models import MLP, parameter_arrays
 from ncplasticity.nc import collapse_metrics
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ def train_run(
 
     torch.manual_seed(seed)
     model = build_model(settings, x_train.shape[1], data.num_classes).to(device)
-    initial_parameters = _parameters(model)  # θ₀, before any resumed state is loaded
+    initial_parameters = parameter_arrays(model)  # θ₀, before any resumed state is loaded
     optimizer = build_optimizer(settings, model, interventions)
     job = ResumableJob(partial_dir, {"settings": settings, "seed": seed, "run_id": run_id})
     state = job.load(
@@ -305,7 +305,7 @@ def _after_task(parts: _RunParts, task_index: int, task: Task, x_task, probe, st
         step=state["total_steps"],
         split="train",
     )
-    probe_state = ProbeState(features, hidden, _parameters(model), initial_parameters)
+    probe_state = ProbeState(features, hidden, parameter_arrays(model), initial_parameters)
     row = {
         "task": task_index,
         "epochs": progress["epochs"],
@@ -320,10 +320,6 @@ def _after_task(parts: _RunParts, task_index: int, task: Task, x_task, probe, st
     }
     row["wall_seconds"] = progress["seconds"] + time.perf_counter() - started
     return row
-
-
-def _parameters(model) -> list[np.ndarray]:
-    return [p.detach().cpu().numpy().copy() for p in model.parameters()]
 
 
 def _flat_pixels(images: np.ndarray) -> np.ndarray:

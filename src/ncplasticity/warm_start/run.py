@@ -39,6 +39,7 @@ from ncplasticity.data import load_prepared
 from ncplasticity.features import FeatureWriter
 from ncplasticity.interventions import HookContext, call
 from ncplasticity.jobs import ResumableJob, resolve_device, save_atomic
+from ncplasticity.models import parameter_arrays
 from ncplasticity.study import run_id as make_run_id
 from ncplasticity.tsv import write_tsv
 from ncplasticity.warm_start import EXPERIMENT
@@ -55,7 +56,6 @@ from ncplasticity.warm_start.training import (
     derived_seed,
     features_and_accuracy,
     fit,
-    parameter_arrays,
     plasticity_measures,
     warmup_indices,
 )

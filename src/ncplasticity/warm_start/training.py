@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from ncplasticity import metrics
 from ncplasticity.interventions import HookContext, call, optimizer_options
-from ncplasticity.models import ResNet18
+from ncplasticity.models import ResNet18, parameter_arrays
 
 log = logging.getLogger(__name__)
 
@@ -220,11 +220,6 @@ def _collapsed(row: dict, best_train_accuracy: float) -> bool:
         best_train_accuracy >= COLLAPSE_MIN_BEST
         and row["train_accuracy"] < COLLAPSE_FRACTION * best_train_accuracy
     )
-
-
-def parameter_arrays(model) -> list[np.ndarray]:
-    """The parameters as numpy arrays (copies), in ``model.parameters()`` order."""
-    return [p.detach().float().cpu().numpy().copy() for p in model.parameters()]
 
 
 def plasticity_measures(features, model, initial_parameters) -> dict[str, float]:
