@@ -11,9 +11,13 @@ Hooks (``ctx`` is the loop's :class:`HookContext`):
   loss + (λ/2)‖θ‖²);
 * ``loss(ctx, features, logits, targets)``: a term added to the mini-batch loss (a tensor), or
   ``None``;
+* ``after_step(ctx, hidden, targets)``: after every optimiser step of the autograd loop, with
+  the hidden layers' activations of that step's forward pass (before the update);
 * ``on_every(ctx)``: called after every ``every`` optimiser steps (``every`` is a parameter);
 * ``on_task_start(ctx)`` / ``on_epoch_end(ctx)``: task and epoch boundaries (continual);
 * ``before_finetune(ctx)``: applied to a warm-up checkpoint before it is fine-tuned (warm start);
+* ``task_log(ctx)``: columns of the task's log row saying what the intervention did (units
+  reset, penalty value), read and cleared at every task end (continual);
 * ``state_dict()`` / ``load_state_dict(state)``: whatever must survive a resume.
 
 ``phase`` says which phase of a two-phase experiment an intervention acts in (warm start:
@@ -33,10 +37,12 @@ from typing import Any, ClassVar
 HOOKS = (
     "optimizer_options",
     "loss",
+    "after_step",
     "on_every",
     "on_task_start",
     "on_epoch_end",
     "before_finetune",
+    "task_log",
 )
 
 
@@ -75,6 +81,9 @@ class Intervention:
     def loss(self, ctx: HookContext, features, logits, targets):
         return None
 
+    def after_step(self, ctx: HookContext, hidden, targets) -> None:
+        pass
+
     def on_every(self, ctx: HookContext) -> None:
         pass
 
@@ -86,6 +95,9 @@ class Intervention:
 
     def before_finetune(self, ctx: HookContext) -> None:
         pass
+
+    def task_log(self, ctx: HookContext) -> dict:
+        return {}
 
     def state_dict(self) -> dict:
         return {}

@@ -14,7 +14,15 @@ from ncplasticity.interventions import HookContext, Intervention, WeightDecay
 REGISTRY = hooks.Registry(
     "continual",
     phases=("train",),
-    hooks=("optimizer_options", "loss", "on_every", "on_task_start", "on_epoch_end"),
+    hooks=(
+        "optimizer_options",
+        "loss",
+        "after_step",
+        "on_every",
+        "on_task_start",
+        "on_epoch_end",
+        "task_log",
+    ),
 )
 
 _NON_NEGATIVE = {"type": "number", "minimum": 0}
