@@ -1,15 +1,29 @@
-"""Plasticity measures: PL, dead units, effective rank, weight norm."""
+"""Plasticity measures: PL, dead units, ranks, weight norm, duplicated units, sign entropy,
+pre-activation moments, and their registry entries."""
+
+import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
+import ncplasticity.continual.train as ct
+from ncplasticity import metrics
+from ncplasticity.metrics import ProbeState
+from ncplasticity.models import MLP
 from ncplasticity.plasticity import (
     dead_fraction,
     distance_from_init,
     dormant_fraction,
+    duplicated_fraction,
     effective_rank,
     feature_rank,
     plasticity_loss,
+    preactivation_mean,
+    preactivation_std,
+    sign_entropy,
+    stable_rank,
     weight_norm,
 )
 
@@ -73,3 +87,178 @@ def test_distance_from_init():
     after = [np.full((2, 2), 1.0), np.ones(3)]
     assert distance_from_init(after, before) == pytest.approx(2.0)
     assert np.isnan(distance_from_init(after, None))
+
+
+def test_stable_rank_of_known_spectra_and_against_dense_norms():
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=(40, 40)))
+    assert stable_rank(q[:, :5] * 2.5) == pytest.approx(5.0)  # orthogonal, equal norms: D
+    assert stable_rank(np.outer(rng.normal(size=30), rng.normal(size=7))) == pytest.approx(1.0)
+    assert stable_rank(np.zeros((4, 3))) == 0.0
+    features = rng.normal(size=(300, 25)) * np.linspace(0.2, 4, 25)
+    dense = np.linalg.norm(features, "fro") ** 2 / np.linalg.norm(features, 2) ** 2
+    assert stable_rank(features.astype(np.float32)) == pytest.approx(dense, rel=1e-6)
+    assert 1 <= stable_rank(features) <= 25
+
+
+def test_duplicated_fraction_counts_units_with_a_near_copy_in_their_layer():
+    rng = np.random.default_rng(1)
+    a = np.abs(rng.normal(size=50))
+    b = rng.normal(size=50)
+    b = b - (b @ a) / (a @ a) * a  # orthogonal to a
+    layer = np.stack([a, a, b], axis=1)
+    assert duplicated_fraction(layer) == pytest.approx(2 / 3)
+    scaled = np.stack([a, 3.0 * a, b], axis=1)  # cosine ignores scale
+    assert duplicated_fraction(scaled) == pytest.approx(2 / 3)
+    assert duplicated_fraction(np.stack([a, b], axis=1)) == 0.0
+    # Dead units have no cosine: never duplicates, even of each other, but in the denominator.
+    dead = np.zeros((50, 2))
+    assert duplicated_fraction(np.hstack([layer, dead])) == pytest.approx(2 / 5)
+    # A copy in another layer is no duplicate; layers pool into one share.
+    assert duplicated_fraction([a[:, None], np.stack([a, b], axis=1)]) == 0.0
+    assert duplicated_fraction([layer, np.stack([a, b], axis=1)]) == pytest.approx(2 / 5)
+    # The threshold is strict: cosine 0.9 counts at 0.85 only.
+    c = 0.9 * a / np.linalg.norm(a) + math.sqrt(1 - 0.81) * b / np.linalg.norm(b)
+    assert duplicated_fraction(np.stack([a, c], axis=1)) == 0.0
+    assert duplicated_fraction(np.stack([a, c], axis=1), threshold=0.85) == 1.0
+    with pytest.raises(ValueError, match="different numbers of inputs"):
+        duplicated_fraction([np.ones((3, 2)), np.ones((4, 2))])
+
+
+def test_duplicated_fraction_against_pairwise_cosines():
+    rng = np.random.default_rng(2)
+    base = np.maximum(rng.normal(size=(80, 6)), 0)
+    layers = [
+        np.hstack([base, base[:, :3] * 2 + 0.05 * np.abs(rng.normal(size=(80, 3)))]),
+        np.hstack([np.maximum(rng.normal(size=(80, 5)), 0), np.zeros((80, 1))]),
+    ]
+    duplicated = 0
+    for layer in layers:
+        for i in range(layer.shape[1]):
+            for j in range(layer.shape[1]):
+                ni, nj = np.linalg.norm(layer[:, i]), np.linalg.norm(layer[:, j])
+                if i != j and ni > 0 and nj > 0 and layer[:, i] @ layer[:, j] / ni / nj > 0.95:
+                    duplicated += 1
+                    break
+    assert duplicated >= 6  # the near-copies of the first three units, both ways
+    assert duplicated_fraction([a.astype(np.float32) for a in layers]) == pytest.approx(
+        duplicated / sum(layer.shape[1] for layer in layers)
+    )
+
+
+def test_sign_entropy_of_always_on_dead_and_half_on_units():
+    on = np.ones((4, 2))
+    half = np.array([[1.0], [0.0], [2.0], [0.0]])
+    assert sign_entropy(on) == 0.0
+    assert sign_entropy(np.zeros((4, 3))) == 0.0
+    assert sign_entropy(half) == pytest.approx(1.0)
+    assert sign_entropy([on, half]) == pytest.approx(1 / 3)  # units of all layers pooled
+    rng = np.random.default_rng(3)
+    layers = [rng.normal(loc=m, size=(200, 7)) for m in (-1.0, 0.0, 2.0)]
+    expected = []
+    for layer in layers:
+        for unit in layer.T:
+            p = float(np.mean(unit > 0))
+            expected.append(
+                0.0 if p in (0.0, 1.0) else -p * math.log2(p) - (1 - p) * math.log2(1 - p)
+            )
+    assert sign_entropy(layers) == pytest.approx(np.mean(expected))
+
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_preactivation_moments_of_a_tiny_mlp_against_numpy(layer_norm):
+    torch.manual_seed(0)
+    model = MLP(in_features=6, hidden_sizes=(5, 4), num_classes=3, layer_norm=layer_norm)
+    model = model.double()
+    if layer_norm:  # non-trivial LayerNorm parameters
+        for norm in model.norms:
+            torch.nn.init.normal_(norm.weight)
+            torch.nn.init.normal_(norm.bias)
+    for layer in model.hidden:
+        torch.nn.init.normal_(layer.bias)
+    x = np.random.default_rng(4).normal(size=(9, 6))
+    pre, post = model.pre_and_post_activations(torch.from_numpy(x))
+    pre = [z.detach().numpy() for z in pre]
+    post = [h.detach().numpy() for h in post]
+    # Direct numpy forward pass in float64.
+    h, expected_pre, expected_post = x, [], []
+    for i, layer in enumerate(model.hidden):
+        z = h @ layer.weight.detach().numpy().T + layer.bias.detach().numpy()
+        expected_pre.append(z)
+        if layer_norm:
+            norm = model.norms[i]
+            z = (z - z.mean(1, keepdims=True)) / np.sqrt(z.var(1, keepdims=True) + norm.eps)
+            z = z * norm.weight.detach().numpy() + norm.bias.detach().numpy()
+        h = np.maximum(z, 0)
+        expected_post.append(h)
+    for got, want in zip(pre + post, expected_pre + expected_post, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    hidden = [h.detach().numpy() for h in model.hidden_activations(torch.from_numpy(x))]
+    for got, want in zip(hidden, post, strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(model.features(torch.from_numpy(x)).detach().numpy(), post[-1])
+    assert preactivation_mean(pre) == pytest.approx(np.mean([z.mean() for z in expected_pre]))
+    assert preactivation_std(pre) == pytest.approx(
+        np.mean([np.sqrt(np.mean((z - z.mean()) ** 2)) for z in expected_pre])
+    )
+    assert preactivation_mean(pre[0]) == pytest.approx(expected_pre[0].mean())
+    assert np.isnan(preactivation_mean(None)) and np.isnan(preactivation_std(None))
+
+
+def test_probe_features_pass_the_pre_activations():
+    model = MLP(in_features=6, hidden_sizes=(5, 4), num_classes=3)
+    x = np.random.default_rng(5).random((7, 6)).astype(np.float32)
+    task = SimpleNamespace(permutation=np.arange(6)[::-1].copy())  # all it reads of a task
+    features, hidden = ct._probe_features(model, x, task, torch.device("cpu"))
+    again, hidden_again, pre = ct._probe_features(model, x, task, torch.device("cpu"), True)
+    with torch.no_grad():
+        want_pre, want_post = model.pre_and_post_activations(torch.from_numpy(x[:, ::-1].copy()))
+    np.testing.assert_array_equal(features, again)
+    for got, want in zip(hidden + hidden_again, want_post + want_post, strict=True):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)
+    assert all(isinstance(z, np.ndarray) for z in pre)
+    for got, want in zip(pre, want_pre, strict=True):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)
+
+
+NEW_ENTRIES = {
+    # name: (label, direction, computed from the probe)
+    "stable_rank": ("stable rank of features", -1, True),
+    "duplicated_fraction": ("duplicated unit fraction (cosine > 0.95)", 1, True),
+    "sign_entropy": ("unit sign entropy (bits)", -1, True),
+    "preactivation_mean": ("pre-activation mean (over layers)", -1, True),
+    "preactivation_std": ("pre-activation std (over layers)", 1, True),
+    "gradient_norm": ("gradient norm (mean over task)", -1, False),
+    "step_plasticity": ("per-step plasticity", -1, False),
+    "churn": ("churn of probe logits", 1, False),
+}
+
+
+def test_registry_entries_of_the_new_measures():
+    registry = metrics.registry()
+    for name, (label, direction, computed) in NEW_ENTRIES.items():
+        metric = registry[name]
+        assert (metric.group, metric.label, metric.direction) == ("plasticity", label, direction)
+        assert (metric.compute is not None) == computed
+    computed = {m.name for m in metrics.select(computed=True)}
+    assert {"gradient_norm", "step_plasticity", "churn"}.isdisjoint(computed)
+
+
+def test_registered_measures_compute_from_a_probe_state():
+    rng = np.random.default_rng(6)
+    hidden = [np.maximum(rng.normal(size=(30, 5)), 0) for _ in range(2)]
+    pre = [rng.normal(loc=1.0, scale=2.0, size=(30, 5)) for _ in range(2)]
+    params = [rng.normal(size=(5, 5))]
+    registry = metrics.registry()
+    state = ProbeState(hidden[-1], hidden, params, None, pre)
+    assert registry["stable_rank"].compute(state) == pytest.approx(stable_rank(hidden[-1]))
+    assert registry["duplicated_fraction"].compute(state) == duplicated_fraction(hidden)
+    assert registry["sign_entropy"].compute(state) == pytest.approx(sign_entropy(hidden))
+    assert registry["preactivation_mean"].compute(state) == pytest.approx(preactivation_mean(pre))
+    assert registry["preactivation_std"].compute(state) == pytest.approx(preactivation_std(pre))
+    # The warm start passes no pre-activations: those two are NaN, the others finite.
+    warm = ProbeState(hidden[-1], [hidden[-1]], params)
+    values = {m.name: m.compute(warm) for m in metrics.select(computed=True)}
+    assert np.isnan(values["preactivation_mean"]) and np.isnan(values["preactivation_std"])
+    unknown = {"preactivation_mean", "preactivation_std", "distance_from_init"}
+    assert all(np.isfinite(v) for k, v in values.items() if k not in unknown)

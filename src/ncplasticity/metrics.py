@@ -3,8 +3,9 @@ scale, which feeds the metric tables, every correlation table and every figure.
 
 Entries are registered where their value is computed: the NC metrics in
 :mod:`ncplasticity.nc`, the plasticity measures in :mod:`ncplasticity.plasticity` (each with
-the function that computes it from a :class:`ProbeState`), the training outcomes here. Adding a
-metric is one registered entry (with its function) plus its test.
+the function that computes it from a :class:`ProbeState`, except those the training loop logs
+itself, e.g. the gradient norm, which have none), the training outcomes here. Adding a metric
+is one registered entry (with its function) plus its test.
 
 ``direction`` is +1 when the value rises as features collapse or plasticity is lost, −1 when
 it falls. NC4 is shown one way everywhere: as agreement (1 − nc4), the paper's choice.
@@ -25,12 +26,14 @@ class ProbeState:
     """What a plasticity measure sees at a snapshot: penultimate features [N, D] of the probe,
     every hidden layer's post-activation output [N, units] (for a network with convolutions,
     the layers the experiment exposes), the parameters and the initial parameters (numpy
-    arrays, same order; None when unknown)."""
+    arrays, same order; None when unknown), and every hidden layer's pre-activations [N, units]
+    (the linear layer's output, before any LayerNorm and the ReLU; None when unknown)."""
 
     features: Any
     hidden: list
     parameters: list
     initial_parameters: list | None = None
+    pre_activations: list | None = None
 
 
 @dataclass(frozen=True)

@@ -43,15 +43,24 @@ class MLP(nn.Module):
         nn.init.kaiming_uniform_(self.classifier.weight, nonlinearity="linear")
         nn.init.zeros_(self.classifier.bias)
 
-    def hidden_activations(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Output of every hidden ReLU, first to last (the last is ``features(x)``)."""
-        outputs = []
+    def pre_and_post_activations(
+        self, x: torch.Tensor
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """(pre-activations, activations) of every hidden layer, first to last, in one forward
+        pass: each layer's ``nn.Linear`` output (before any LayerNorm and the ReLU) and its
+        ReLU output (the last is ``features(x)``)."""
+        pre, post = [], []
         h = x.flatten(1)
         for i, layer in enumerate(self.hidden):
-            h = layer(h)
-            h = torch.relu(self.norms[i](h) if self.layer_norm else h)
-            outputs.append(h)
-        return outputs
+            z = layer(h)
+            h = torch.relu(self.norms[i](z) if self.layer_norm else z)
+            pre.append(z)
+            post.append(h)
+        return pre, post
+
+    def hidden_activations(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Output of every hidden ReLU, first to last (the last is ``features(x)``)."""
+        return self.pre_and_post_activations(x)[1]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.hidden_activations(x)[-1]

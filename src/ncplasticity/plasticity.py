@@ -10,6 +10,12 @@
 * :func:`dormant_fraction`: share of τ-dormant units (ReDo's score, Sokar et al. 2023).
 * :func:`feature_rank`: srank_δ of a feature matrix (Kumar et al. 2021).
 * :func:`distance_from_init`: ‖θ − θ₀‖ over all parameters.
+* :func:`stable_rank`: ‖H‖_F² / ‖H‖₂² of a feature matrix.
+* :func:`duplicated_fraction`: share of units with a near-copy in their layer (cosine > 0.95
+  over the probe; Joudaki et al. 2025).
+* :func:`sign_entropy`: mean binary entropy of each unit's firing, P(h_i > 0).
+* :func:`preactivation_mean`, :func:`preactivation_std`: moments of the hidden layers'
+  pre-activations, averaged over layers (Lyle et al. 2024 track their drift).
 """
 
 from __future__ import annotations
@@ -31,14 +37,22 @@ def plasticity_loss(accuracy, reference: float | None = None) -> np.ndarray:
     return (accuracy[0] if reference is None else float(reference)) - accuracy
 
 
+def _layers(activations, name: str) -> list[np.ndarray]:
+    """One [N, D] array, or several with the same N (one per layer), as float64 arrays."""
+    layers = [activations] if isinstance(activations, np.ndarray) else list(activations)
+    if not layers or any(np.ndim(a) != 2 or len(a) == 0 for a in layers):
+        raise ValueError(f"{name}: need one or more non-empty [N, D] activation arrays")
+    if len({len(a) for a in layers}) != 1:
+        raise ValueError(f"{name}: the layers' arrays have different numbers of inputs")
+    return [np.asarray(a, dtype=np.float64) for a in layers]
+
+
 def dead_fraction(activations) -> float:
     """Fraction of units (columns of [N, D] post-ReLU activations, or of several such arrays
     with the same N, e.g. one per hidden layer) that are zero for all N inputs."""
-    layers = [activations] if isinstance(activations, np.ndarray) else list(activations)
-    if not layers or any(np.ndim(a) != 2 or len(a) == 0 for a in layers):
-        raise ValueError("dead_fraction: need one or more non-empty [N, D] activation arrays")
-    dead = sum(int((~np.any(np.asarray(a) != 0, axis=0)).sum()) for a in layers)
-    return dead / sum(np.shape(a)[1] for a in layers)
+    layers = _layers(activations, "dead_fraction")
+    dead = sum(int((~np.any(a != 0, axis=0)).sum()) for a in layers)
+    return dead / sum(a.shape[1] for a in layers)
 
 
 def effective_rank(features) -> float:
@@ -66,15 +80,13 @@ def dormant_fraction(activations, tau: float = 0.025) -> float:
     """Share of τ-dormant units over one or more [N, D] activation arrays (one per layer):
     unit i of a layer is dormant when s_i = E|h_i| / mean_k E|h_k| ≤ τ (ReDo's score; a layer
     whose units are all zero counts wholly dormant)."""
-    layers = [activations] if isinstance(activations, np.ndarray) else list(activations)
-    if not layers or any(np.ndim(a) != 2 or len(a) == 0 for a in layers):
-        raise ValueError("dormant_fraction: need one or more non-empty [N, D] activation arrays")
+    layers = _layers(activations, "dormant_fraction")
     dormant = 0
     for layer in layers:
-        score = np.abs(np.asarray(layer, dtype=np.float64)).mean(axis=0)
+        score = np.abs(layer).mean(axis=0)
         mean = score.mean()
         dormant += int(score.size if mean == 0 else (score / mean <= tau).sum())
-    return dormant / sum(np.shape(a)[1] for a in layers)
+    return dormant / sum(a.shape[1] for a in layers)
 
 
 def _singular_values(features) -> np.ndarray:
@@ -105,6 +117,69 @@ def distance_from_init(parameters: Iterable, initial: Iterable | None) -> float:
     )
 
 
+def stable_rank(features) -> float:
+    """‖H‖_F² / ‖H‖₂² = Σσ² / σ_max² of the [N, D] feature matrix (uncentred, float64);
+    between 1 and min(N, D); 0 for an all-zero matrix. ‖H‖₂² is the largest eigenvalue of
+    the D x D Gram matrix."""
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 2:
+        raise ValueError(f"need an [N, D] feature matrix, got shape {features.shape}")
+    spectral = np.linalg.eigvalsh(features.T @ features)[-1] if features.size else 0.0
+    if spectral <= 0:
+        return 0.0
+    return float(np.square(features).sum() / spectral)
+
+
+def duplicated_fraction(activations, threshold: float = 0.95) -> float:
+    """Share of units (columns of one or more [N, D] activation arrays, one per layer, pooled)
+    that have another unit of the same layer whose activation vector over the N inputs has
+    cosine similarity > ``threshold`` (Joudaki et al. 2025). Cosine ignores scale, so a scaled
+    copy counts.
+
+    A unit that is zero on every input (dead) has no defined cosine: it is never a duplicate
+    nor anyone's partner (dead units are counted by :func:`dead_fraction`), but it stays in the
+    denominator, which is every unit of every layer.
+    """
+    layers = _layers(activations, "duplicated_fraction")
+    duplicated = 0
+    for layer in layers:
+        norms = np.linalg.norm(layer, axis=0)
+        alive = layer[:, norms > 0] / norms[norms > 0]
+        cosine = alive.T @ alive
+        np.fill_diagonal(cosine, -np.inf)
+        duplicated += int((cosine > threshold).any(axis=1).sum())
+    return duplicated / sum(layer.shape[1] for layer in layers)
+
+
+def sign_entropy(activations) -> float:
+    """Mean over units (columns of one or more [N, D] activation arrays, all layers pooled) of
+    the binary entropy in bits of p_i = P(h_i > 0) over the N inputs: 1 for a unit on for half
+    of the inputs, 0 for a unit always on or always off (dead)."""
+    layers = _layers(activations, "sign_entropy")
+    p = np.concatenate([(layer > 0).mean(axis=0) for layer in layers])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy = -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
+    return float(np.nan_to_num(entropy, nan=0.0).mean())  # 0 log 0 = 0 at p = 0 or 1
+
+
+def preactivation_mean(pre_activations) -> float:
+    """Mean of each hidden layer's pre-activations (the linear layer's output, before any
+    LayerNorm and the ReLU; [N, units] per layer) over the inputs and units, averaged over the
+    layers (float64); NaN when the pre-activations are unknown (None)."""
+    if pre_activations is None:
+        return float("nan")
+    return float(np.mean([z.mean() for z in _layers(pre_activations, "preactivation_mean")]))
+
+
+def preactivation_std(pre_activations) -> float:
+    """Standard deviation (ddof 0) of each hidden layer's pre-activations over the inputs and
+    units together (every entry of its [N, units] array), averaged over the layers (float64);
+    NaN when the pre-activations are unknown (None)."""
+    if pre_activations is None:
+        return float("nan")
+    return float(np.mean([z.std() for z in _layers(pre_activations, "preactivation_std")]))
+
+
 # Registry entries (ncplasticity.metrics): the continual loop computes each from the probe.
 for _name, _label, _direction, _compute in (
     ("dead_fraction", "dead ReLU fraction", 1, lambda probe: dead_fraction(probe.hidden)),
@@ -112,11 +187,44 @@ for _name, _label, _direction, _compute in (
     ("weight_norm", "weight norm", 1, lambda probe: weight_norm(probe.parameters)),
     ("dormant_fraction", "τ-dormant unit fraction", 1, lambda p: dormant_fraction(p.hidden)),
     ("feature_rank", "feature rank srank", -1, lambda p: feature_rank(p.features)),
+    ("stable_rank", "stable rank of features", -1, lambda p: stable_rank(p.features)),
     (
         "distance_from_init",
         "distance from initial weights",
         1,
         lambda p: distance_from_init(p.parameters, p.initial_parameters),
     ),
+    (
+        "duplicated_fraction",
+        "duplicated unit fraction (cosine > 0.95)",
+        1,
+        lambda p: duplicated_fraction(p.hidden),
+    ),
+    # Units stuck always on or always off (dead) have zero entropy.
+    ("sign_entropy", "unit sign entropy (bits)", -1, lambda p: sign_entropy(p.hidden)),
+    # Pre-activations (before LayerNorm and ReLU), averaged over layers; NaN where unknown.
+    # The mean: -1, units drift below zero as they go dormant or die under ReLU (the drift
+    # Lyle et al. 2024 track); the std: +1, the pre-activations' scale grows with the weight
+    # norm, as weight_norm (+1) does.
+    (
+        "preactivation_mean",
+        "pre-activation mean (over layers)",
+        -1,
+        lambda p: preactivation_mean(p.pre_activations),
+    ),
+    (
+        "preactivation_std",
+        "pre-activation std (over layers)",
+        1,
+        lambda p: preactivation_std(p.pre_activations),
+    ),
 ):
     register(Metric(_name, _label, "plasticity", _direction, plotted=True, compute=_compute))
+
+# Logged by the training loop itself (no probe function): registered for their labels.
+for _name, _label, _direction in (
+    ("gradient_norm", "gradient norm (mean over task)", -1),
+    ("step_plasticity", "per-step plasticity", -1),
+    ("churn", "churn of probe logits", 1),
+):
+    register(Metric(_name, _label, "plasticity", _direction, plotted=True))

@@ -305,7 +305,13 @@ def _after_task(parts: _RunParts, task_index: int, task: Task, x_task, probe, st
         step=state["total_steps"],
         split="train",
     )
-    probe_state = ProbeState(features, hidden, parameter_arrays(model), initial_parameters)
+    probe_state = ProbeState(
+        features,
+        hidden,
+        parameter_arrays(model),
+        initial_parameters,
+        pre_activations=_probe_features(model, x_task[probe], task, device, True)[2],
+    )
     row = {
         "task": task_index,
         "epochs": progress["epochs"],
@@ -326,12 +332,18 @@ def _flat_pixels(images: np.ndarray) -> np.ndarray:
     return (images.reshape(len(images), -1) / np.float32(255)).astype(np.float32)
 
 
-def _probe_features(model, x, task: Task, device) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(penultimate features, every hidden layer's activations) of the task's inputs."""
+def _probe_features(model, x, task: Task, device, pre_activations: bool = False) -> tuple:
+    """(penultimate features, every hidden layer's activations) of the task's inputs, and with
+    ``pre_activations`` every hidden layer's pre-activations (before any LayerNorm and the
+    ReLU) third; all numpy, from one forward pass."""
     model.eval()
     with torch.no_grad():
-        hidden = model.hidden_activations(torch.from_numpy(x[:, task.permutation]).to(device))
+        pre, hidden = model.pre_and_post_activations(
+            torch.from_numpy(x[:, task.permutation]).to(device)
+        )
     hidden = [h.cpu().numpy() for h in hidden]
+    if pre_activations:
+        return hidden[-1], hidden, [z.cpu().numpy() for z in pre]
     return hidden[-1], hidden
 
 
