@@ -2,7 +2,9 @@
 
 Per-run tables carry ``run``, ``variant`` and ``seed`` columns (from the workflow, never from
 file names); every analysis groups by ``variant``, so runs of different variants never pool
-silently. Metrics come from the registry (:mod:`ncplasticity.metrics`).
+silently. Metrics come from the registry (:mod:`ncplasticity.metrics`); a registered
+plasticity measure that the continual tables lack (one only the warm-start experiment logs) is
+left out of the correlations and figures, not an error (a missing outcome or NC column is).
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ def plasticity_table(
     write_table(metrics.add_derived(table), out_path)
 
 
+def _present(chosen: list[metrics.Metric], table: pd.DataFrame) -> list[metrics.Metric]:
+    """``chosen`` less the plasticity measures ``table`` has no column for."""
+    return [m for m in chosen if m.group != "plasticity" or m.name in table.columns]
+
+
 def read_tables(paths, analysis_tasks: int) -> pd.DataFrame:
     """All per-run tables, each cut to its first ``analysis_tasks`` tasks."""
     tables = []
@@ -83,9 +90,10 @@ def correlations(
     seeds' points pooled (``n_points`` of them).
     """
     rows = []
-    for variant, runs in read_tables(table_paths, analysis_tasks).groupby("variant", sort=True):
+    tables = read_tables(table_paths, analysis_tasks)
+    for variant, runs in tables.groupby("variant", sort=True):
         by_seed = [run for _, run in runs.groupby("seed", sort=True)]
-        for metric in metrics.select(correlated=True):
+        for metric in _present(metrics.select(correlated=True), tables):
             for method in stats.METHODS:
                 xs = [run[x].to_numpy(float) for run in by_seed]
                 ys = [run[metric.name].to_numpy(float) for run in by_seed]
@@ -187,8 +195,8 @@ def panel_metrics(panels: str) -> list[metrics.Metric]:
 
 def over_tasks_figure(table_paths, pdf, png, analysis_tasks: int, panels: str) -> None:
     """The panel set's metrics against task: mean ± std over seeds, one line per variant."""
-    chosen = panel_metrics(panels)
     tables = read_tables(table_paths, analysis_tasks)
+    chosen = _present(panel_metrics(panels), tables)
     figure_panels = []
     for metric in chosen:
         series = {}

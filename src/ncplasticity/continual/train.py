@@ -5,15 +5,22 @@ Protocol, as in the paper's code (which follows Dohare et al.'s loss-of-plastici
 * Task t is drawn by the scenario with ``default_rng([seed, 0, t])`` (the paper's Permuted
   MNIST: a new random permutation of the pixels, task 0 included); samples are visited in a new
   shuffled order each epoch (``default_rng([seed, 1, t, epoch])``). Pixels are scaled to
-  [0, 1] and flattened, not normalised.
+  [0, 1] and flattened, not normalised. The task's examples are ``examples_per_task`` seeded
+  training examples (all when unset), of which the scenario may keep a subset (``class_pairs``:
+  the examples of its two digits, in training and test); everything below uses only those.
 * The first task is longer: ``schedule.first_task.epochs`` epochs, or epoch by epoch until NC1
   of the probe features drops below ``nc1_threshold`` (at most ``max_epochs``); every later
-  task trains ``epochs_per_task`` epochs.
+  task trains ``epochs_per_task`` epochs, or, when that is a list, a number drawn from it per
+  task (``default_rng([seed, 5, t])``, a stream of its own: duration varies independently of
+  the task index and of the task's data).
 * Online accuracy of a task is the accuracy of the predictions made before each update over
   its *first* epoch, so every task is measured the same way (the last epoch's is logged too).
 * After each task: accuracy on the task's test split, and the features (last hidden ReLU) of
-  a fixed seeded stratified probe of the task's training examples (``probe_size``), stored as
-  snapshot ``task{t:04d}``; the registered plasticity measures are logged.
+  a fixed seeded probe of the task's training examples (``probe_size``), stratified over the
+  classes present in the task, stored as snapshot ``task{t:04d}`` with the classifier rows of
+  those classes (labels renumbered 0..k−1 when fewer than all are present), so the NC metrics
+  of the snapshot are over the task's classes; the registered plasticity measures, the churn
+  (:func:`churn`) and the interventions' ``task_log`` columns are logged.
 
 The optimiser lives for the whole run (its state crosses task boundaries) and, with the
 interventions' state, is saved after every epoch through :class:`ResumableJob`; all randomness
@@ -23,6 +30,7 @@ one.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -48,8 +56,9 @@ from ncplasticity.nc import collapse_metrics
 log = logging.getLogger(__name__)
 
 # Independent random streams per (seed, ...): np.random.default_rng([seed, stream, ...]).
-_ORDER_STREAM, _PROBE_STREAM, _INIT_STREAM, _EXAMPLES_STREAM = 1, 2, 3, 4
+_ORDER_STREAM, _PROBE_STREAM, _INIT_STREAM, _EXAMPLES_STREAM, _EPOCHS_STREAM = 1, 2, 3, 4, 5
 
+# The log's columns; the interventions' task_log columns follow them (log_columns).
 LOG_COLUMNS = (
     "task",
     "epochs",
@@ -61,8 +70,16 @@ LOG_COLUMNS = (
     "first_task_nc1",
     "test_accuracy",
     *(m.name for m in metrics.select(computed=True)),
+    "churn",
     "wall_seconds",
 )
+
+
+def log_columns(rows) -> list[str]:
+    """:data:`LOG_COLUMNS`, then the other columns of ``rows`` (the interventions' task_log
+    columns) in the order they first appear."""
+    extra = dict.fromkeys(key for row in rows for key in row if key not in LOG_COLUMNS)
+    return [*LOG_COLUMNS, *extra]
 
 
 def epoch_order(seed: int, task: int, epoch: int, num_samples: int) -> np.ndarray:
@@ -138,10 +155,37 @@ def _first_task_done(settings: dict, progress: dict) -> bool:
     )
 
 
-def _task_done(settings: dict, task: int, progress: dict) -> bool:
+def task_epochs(settings: dict, seed: int, task: int) -> int:
+    """Epochs of task ``task`` ≥ 1: ``schedule.epochs_per_task``, or when it is a list, an
+    element drawn uniformly from it with ``default_rng([seed, 5, task])`` (a stream of its own,
+    independent of the task's data, order and probe)."""
+    epochs = settings["schedule"].get("epochs_per_task", 1)
+    if isinstance(epochs, int):
+        return epochs
+    choices = list(epochs)
+    if not choices:
+        raise ValueError("schedule.epochs_per_task: an empty list")
+    rng = np.random.default_rng([seed, _EPOCHS_STREAM, task])
+    return int(choices[rng.integers(len(choices))])
+
+
+def _task_done(settings: dict, seed: int, task: int, progress: dict) -> bool:
     if task == 0:
         return _first_task_done(settings, progress)
-    return progress["epochs"] >= settings["schedule"].get("epochs_per_task", 1)
+    return progress["epochs"] >= task_epochs(settings, seed, task)
+
+
+def present_classes(labels, weight, bias) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels renumbered 0..k−1 over the k classes present in ``labels``, those classes'
+    classifier rows of ``weight`` and ``bias``): what the NC metrics of a task are computed on,
+    so that a class the task lacks counts neither as a class nor as a classifier row (NC4 and
+    the accuracy then take the argmax over the present classes' outputs). Unchanged when every
+    class is present."""
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    if len(classes) == len(weight):
+        return labels, weight, bias
+    return np.searchsorted(classes, labels), weight[classes], bias[classes]
 
 
 def _fresh_progress() -> dict:
@@ -172,9 +216,12 @@ def train_run(
     x_test = _flat_pixels(data.x_test)
     scenario = SCENARIOS.build([settings["scenario"]])[0]
     interventions = REGISTRY.build(settings["interventions"])
+    num_outputs = scenario.num_outputs(data.num_classes)
 
     torch.manual_seed(seed)
-    model = build_model(settings, x_train.shape[1], data.num_classes).to(device)
+    model = build_model(settings, x_train.shape[1], num_outputs).to(device)
+    if scenario.new_head:
+        _zero_classifier(model)  # so that θ₀ is where training starts
     initial_parameters = parameter_arrays(model)  # θ₀, before any resumed state is loaded
     optimizer = build_optimizer(settings, model, interventions)
     job = ResumableJob(partial_dir, {"settings": settings, "seed": seed, "run_id": run_id})
@@ -194,7 +241,7 @@ def train_run(
                     ]
                 )
             )
-            return build_model(settings, x_train.shape[1], data.num_classes).to(device)
+            return build_model(settings, x_train.shape[1], num_outputs).to(device)
 
     # ctx.step counts optimiser steps (train_epoch advances it): the log's total_steps.
     ctx = HookContext(
@@ -213,20 +260,32 @@ def train_run(
         feature_dtype=settings.get("feature_dtype", "float16"),
         mode="a" if job.resuming else "w",
     )
-    parts = _RunParts(settings, model, initial_parameters, writer, x_test, device)
+    parts = _RunParts(settings, seed, model, optimizer, initial_parameters, writer, x_test, device)
     with writer:
         writer.truncate(len(state["rows"]))
         for task_index in range(state["task"], settings["num_tasks"]):
             examples = task_examples(settings, seed, task_index, len(x_train))
             x_task = x_train if examples is None else x_train[examples]
             y_task = data.y_train if examples is None else data.y_train[examples]
-            task = scenario.task(seed, task_index, x_train.shape[1], y_task, data.y_test)
-            probe = probe_indices(task.y_train, settings.get("probe_size"), seed, data.num_classes)
+            task = scenario.task(
+                seed, task_index, x_train.shape[1], y_task, data.y_test, data.num_classes
+            )
+            if task.train_index is not None:  # the scenario keeps a subset (e.g. class_pairs)
+                x_task = x_task[task.train_index]
+            # Stratified over the classes present (labels renumbered 0..k-1 for the draw).
+            probe = probe_indices(
+                np.searchsorted(task.classes, task.y_train),
+                settings.get("probe_size"),
+                seed,
+                len(task.classes),
+            )
             progress = state["progress"]
             ctx.task, ctx.epoch = task_index, progress["epochs"]
             if progress["epochs"] == 0:
+                if scenario.new_head:
+                    _zero_classifier(model)
                 call(interventions, "on_task_start", ctx)
-            while not _task_done(settings, task_index, progress):
+            while not _task_done(settings, seed, task_index, progress):
                 started = time.perf_counter()
                 order = epoch_order(seed, task_index, progress["epochs"], len(x_task))
                 result = train_epoch(
@@ -251,18 +310,19 @@ def train_run(
                 if task_index == 0 and "nc1_threshold" in settings["schedule"]["first_task"]:
                     features, _ = _probe_features(model, x_task[probe], task, device)
                     progress["nc1"] = collapse_metrics(
-                        features, task.y_train[probe], *_classifier(model)
+                        features, *present_classes(task.y_train[probe], *_classifier(model))
                     )["nc1"]
                 call(interventions, "on_epoch_end", ctx)
                 progress["seconds"] += time.perf_counter() - started
-                if not _task_done(settings, task_index, progress):
+                if not _task_done(settings, seed, task_index, progress):
                     save()
             row = _after_task(parts, task_index, task, x_task, probe, state)
+            row.update(_task_log(interventions, ctx))
             state["rows"].append(row)
             state["task"] = task_index + 1
             state["progress"] = _fresh_progress()
             save()
-            write_tsv(job.dir / "log.tsv", state["rows"], LOG_COLUMNS)
+            write_tsv(job.dir / "log.tsv", state["rows"], log_columns(state["rows"]))
             log.info(
                 "%s task %d/%d: %s",
                 run_id,
@@ -270,7 +330,7 @@ def train_run(
                 settings["num_tasks"],
                 " ".join(f"{k}={_short(v)}" for k, v in row.items() if k != "task"),
             )
-    write_tsv(job.dir / "log.tsv", state["rows"], LOG_COLUMNS)
+    write_tsv(job.dir / "log.tsv", state["rows"], log_columns(state["rows"]))
     job.publish([(partial_features, features_path), (job.dir / "log.tsv", log_path)])
 
 
@@ -279,7 +339,9 @@ class _RunParts:
     """What every task's snapshot reads of its run."""
 
     settings: dict
+    seed: int
     model: MLP
+    optimizer: torch.optim.Optimizer
     initial_parameters: list
     writer: FeatureWriter
     x_test: np.ndarray
@@ -290,14 +352,16 @@ def _after_task(parts: _RunParts, task_index: int, task: Task, x_task, probe, st
     """Snapshot the probe features and return the task's log row."""
     settings, model, writer, device = parts.settings, parts.model, parts.writer, parts.device
     x_test, initial_parameters = parts.x_test, parts.initial_parameters
+    if task.test_index is not None:
+        x_test = x_test[task.test_index]
     progress = state["progress"]
     started = time.perf_counter()
     features, hidden = _probe_features(model, x_task[probe], task, device)
-    weight, bias = _classifier(model)
+    labels, weight, bias = present_classes(task.y_train[probe], *_classifier(model))
     writer.add_snapshot(
         f"task{task_index:04d}",
         features,
-        task.y_train[probe],
+        labels,
         weight,
         bias,
         task=task_index,
@@ -323,9 +387,61 @@ def _after_task(parts: _RunParts, task_index: int, task: Task, x_task, probe, st
         "first_task_nc1": progress["nc1"],
         "test_accuracy": _accuracy(model, x_test, task.y_test, task, device),
         **{m.name: m.compute(probe_state) for m in metrics.select(computed=True)},
+        "churn": churn(parts, task_index, task, x_task, probe, progress["epochs"]),
     }
     row["wall_seconds"] = progress["seconds"] + time.perf_counter() - started
     return row
+
+
+def churn(parts: _RunParts, task_index: int, task: Task, x_task, probe, epochs: int) -> float:
+    """Mean |logits after − logits before| over the probe (every example and output unit) of
+    one more update at the task's end (DESIGN §3b), taken on deep copies of the model and
+    optimiser, so training is unchanged. The update is ``train_epoch`` without interventions on
+    the first batch (batch size 1: the first sample) of the epoch order the task would train
+    next, ``epoch_order(seed, task, epochs)`` (deterministic, and no sample of the task is
+    favoured)."""
+    settings, device = parts.settings, parts.device
+    batch_size = settings["optimizer"].get("batch_size", 1)
+    # One deepcopy of both: the optimiser's parameters are the copied model's.
+    model, optimizer = copy.deepcopy((parts.model, parts.optimizer))
+    inputs = torch.from_numpy(np.ascontiguousarray(x_task[probe][:, task.permutation])).to(device)
+    before = _logits(model, inputs)
+    order = epoch_order(parts.seed, task_index, epochs, len(x_task))[:batch_size]
+    train_epoch(
+        model,
+        x_task,
+        task.y_train,
+        order,
+        settings["optimizer"]["lr"],
+        batch_size,
+        task.permutation,
+        optimizer=optimizer,
+    )
+    return float(np.abs(_logits(model, inputs) - before).mean())
+
+
+def _logits(model, inputs) -> np.ndarray:
+    model.eval()
+    with torch.no_grad():
+        return model(inputs).cpu().numpy().astype(np.float64)
+
+
+def _task_log(interventions, ctx: HookContext) -> dict:
+    """The interventions' task_log columns of the task that ends (read once per task)."""
+    columns: dict = {}
+    for part in call(interventions, "task_log", ctx):
+        clash = sorted(set(part) & (set(columns) | set(LOG_COLUMNS)))
+        if clash:
+            raise ValueError(f"task_log columns {clash} are logged twice")
+        columns.update(part)
+    return columns
+
+
+def _zero_classifier(model) -> None:
+    """A new head: the output layer's weight and bias set to zero (Dohare et al.)."""
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.zero_()
 
 
 def _flat_pixels(images: np.ndarray) -> np.ndarray:

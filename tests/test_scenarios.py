@@ -1,0 +1,318 @@
+"""Continual scenarios (permuted labels, random labels, class pairs), drawn epochs per task,
+churn and the interventions' task_log columns."""
+
+import copy
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import ncplasticity.continual.train as ct
+from ncplasticity.continual.interventions import REGISTRY
+from ncplasticity.continual.scenarios import SCENARIOS, ClassPairs
+from ncplasticity.continual.study import SPEC as CONTINUAL_SPEC
+from ncplasticity.data import prepare_dataset
+from ncplasticity.features import FeatureReader
+from ncplasticity.interventions import Intervention
+from ncplasticity.nc import collapse_metrics, file_metrics
+from ncplasticity.study import StudyError, resolve_experiment
+from ncplasticity.tsv import read_tsv
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+# Small runs: 1,000 of mnist5k's 4,000 training digits a task, a 100-example probe.
+SETTINGS = {
+    "dataset": "mnist5k",
+    "examples_per_task": 1000,
+    "num_tasks": 3,
+    "probe_size": 100,
+    "feature_dtype": "float32",
+    "network": {"hidden_sizes": [32, 32], "layer_norm": False},
+    "optimizer": {"name": "sgd", "lr": 0.01, "batch_size": 1},
+    "scenario": {"name": "permuted_pixels", "fraction": 1.0},
+    "schedule": {"first_task": {"epochs": 1}, "epochs_per_task": 1},
+    "interventions": [],
+}
+
+
+def settings(scenario=None, **changes):
+    result = copy.deepcopy(SETTINGS) | changes
+    if scenario is not None:
+        result["scenario"] = scenario
+    return result
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "mnist5k.npz"
+    prepare_dataset("mnist5k", tmp_path_factory.mktemp("root"), path)
+    return path
+
+
+def _train(dataset, out, run_id, run_settings, seed=1):
+    ct.train_run(
+        run_settings,
+        seed,
+        run_id,
+        dataset,
+        out / f"{run_id}.h5",
+        out / f"{run_id}.tsv",
+        out / "partial" / run_id,
+        device="cpu",
+    )
+    return out / f"{run_id}.h5", out / f"{run_id}.tsv"
+
+
+def _snapshots(path):
+    with FeatureReader(path) as reader:
+        return [(info, reader.read(info.name)) for info in reader.snapshots()]
+
+
+def _build(name):
+    return SCENARIOS.build([{"name": name}])[0]
+
+
+# --- task draws --------------------------------------------------------------------------
+
+
+LABELS = np.repeat(np.arange(10), 30)  # 30 examples of each class
+TEST_LABELS = np.repeat(np.arange(10), 7)
+
+
+def _draw(name, seed, task):
+    return _build(name).task(seed, task, 784, LABELS, TEST_LABELS)
+
+
+def _same(a, b):
+    fields = ("permutation", "y_train", "y_test", "train_index", "test_index")
+    return all(np.array_equal(getattr(a, f), getattr(b, f)) for f in fields)
+
+
+@pytest.mark.parametrize("name", ["permuted_labels", "random_labels", "class_pairs"])
+def test_task_draws_are_seeded_per_seed_and_task(name):
+    assert _same(_draw(name, 1, 2), _draw(name, 1, 2))
+    assert not _same(_draw(name, 1, 2), _draw(name, 1, 3))
+    assert not _same(_draw(name, 1, 2), _draw(name, 2, 2))
+    # Inputs are never permuted in these scenarios.
+    np.testing.assert_array_equal(_draw(name, 1, 2).permutation, np.arange(784))
+
+
+def test_permuted_labels_relabel_train_and_test_alike():
+    for task_index in range(5):
+        task = _draw("permuted_labels", 3, task_index)
+        relabel = {int(c): int(task.y_train[LABELS == c][0]) for c in range(10)}
+        assert sorted(relabel.values()) == list(range(10))  # a permutation of the labels
+        np.testing.assert_array_equal(task.y_train, [relabel[c] for c in LABELS])
+        np.testing.assert_array_equal(task.y_test, [relabel[c] for c in TEST_LABELS])
+        assert task.train_index is None and task.test_index is None
+        np.testing.assert_array_equal(task.classes, np.arange(10))
+    assert _build("permuted_labels").num_outputs(10) == 10
+
+
+def test_random_labels_are_uniform_and_unrelated_to_the_digits():
+    labels = np.repeat(np.arange(10), 500)
+    task = _build("random_labels").task(1, 0, 784, labels, labels[:1000])
+    assert task.y_train.shape == labels.shape and task.y_test.shape == (1000,)
+    counts = np.bincount(task.y_train, minlength=10)
+    assert len(counts) == 10 and np.all(np.abs(counts - 500) < 100)
+    assert abs(np.mean(task.y_train == labels) - 0.1) < 0.02
+    assert abs(np.mean(task.y_test == labels[:1000]) - 0.1) < 0.04
+    assert task.train_index is None
+
+
+def test_class_pairs_keep_the_pairs_examples_labelled_0_and_1():
+    scenario = _build("class_pairs")
+    assert scenario.new_head and scenario.num_outputs(10) == 2
+    pairs = set()
+    for task_index in range(8):
+        task = scenario.task(2, task_index, 784, LABELS, TEST_LABELS)
+        first, second = ClassPairs.pair(2, task_index)
+        assert first != second
+        pairs.add((int(first), int(second)))
+        np.testing.assert_array_equal(
+            task.train_index, np.flatnonzero((LABELS == first) | (LABELS == second))
+        )
+        np.testing.assert_array_equal(
+            task.test_index, np.flatnonzero((TEST_LABELS == first) | (TEST_LABELS == second))
+        )
+        np.testing.assert_array_equal(task.y_train, LABELS[task.train_index] == second)
+        np.testing.assert_array_equal(task.y_test, TEST_LABELS[task.test_index] == second)
+        np.testing.assert_array_equal(task.classes, [0, 1])
+    assert len(pairs) > 4  # a new pair per task (pairs may recur)
+
+
+def test_present_classes_give_nc_over_the_classes_a_task_has():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 3, 7], 20)
+    features = rng.normal(size=(60, 5)) + 3 * np.eye(5)[[0, 1, 2]].repeat(20, axis=0)
+    weight, bias = rng.normal(size=(10, 5)), rng.normal(size=10)
+    with pytest.raises(ValueError, match="class 1 has no samples"):
+        collapse_metrics(features, labels, weight, bias)
+    renumbered, rows, offsets = ct.present_classes(labels, weight, bias)
+    np.testing.assert_array_equal(renumbered, np.repeat([0, 1, 2], 20))
+    np.testing.assert_array_equal(rows, weight[[0, 3, 7]])
+    np.testing.assert_array_equal(offsets, bias[[0, 3, 7]])
+    assert math.isfinite(collapse_metrics(features, renumbered, rows, offsets)["nc1"])
+    # All classes present: unchanged.
+    full = np.arange(10).repeat(2)
+    assert ct.present_classes(full, weight, bias)[1] is weight
+
+
+# --- runs ----------------------------------------------------------------------------------
+
+
+def test_repeated_task_keeps_improving(dataset, tmp_path):
+    """fraction 0 repeats the same task (on a new 1,000-digit sample each time): online
+    accuracy keeps rising."""
+    same = settings({"name": "permuted_pixels", "fraction": 0.0}, num_tasks=4)
+    rows = read_tsv(_train(dataset, tmp_path, "same_s1", same)[1])
+    accuracy = [row["online_accuracy"] for row in rows]
+    assert all(b > a for a, b in zip(accuracy, accuracy[1:], strict=False)), accuracy
+
+
+def test_random_labels_start_at_chance(dataset, tmp_path):
+    rows = read_tsv(_train(dataset, tmp_path, "rl_s1", settings({"name": "random_labels"}))[1])
+    assert abs(rows[0]["online_accuracy"] - 0.1) < 0.04
+    for row in rows:  # test labels are random too: chance by construction
+        assert abs(row["test_accuracy"] - 0.1) < 0.05
+
+
+def test_permuted_labels_run_learns_each_relabelling(dataset, tmp_path):
+    rows = read_tsv(_train(dataset, tmp_path, "pl_s1", settings({"name": "permuted_labels"}))[1])
+    assert all(row["test_accuracy"] > 0.5 for row in rows)
+    snapshots = _snapshots(tmp_path / "pl_s1.h5")
+    assert all(info.c == 10 for info, _ in snapshots)
+
+
+def test_class_pairs_run_is_binary_with_a_new_head_per_task(dataset, tmp_path, monkeypatch):
+    """Each task trains, probes, tests and snapshots only its pair's examples, with a 2-unit
+    head zeroed at its start; the stored snapshot's NC is over the 2 classes."""
+    real_epoch = ct.train_epoch
+    head_at_start = []
+
+    def recording(model, *args, **kwargs):
+        if kwargs.get("ctx") is not None:  # the run's training epochs (not the churn's copy)
+            head_at_start.append(
+                float(
+                    model.classifier.weight.detach().abs().sum()
+                    + model.classifier.bias.detach().abs().sum()
+                )
+            )
+        return real_epoch(model, *args, **kwargs)
+
+    monkeypatch.setattr(ct, "train_epoch", recording)
+    pairs = settings({"name": "class_pairs"}, examples_per_task=None, num_tasks=3)
+    features_path, log_path = _train(dataset, tmp_path, "cp_s1", pairs)
+    assert head_at_start == [0.0, 0.0, 0.0]  # one epoch per task, each starting from zero
+    rows = read_tsv(log_path)
+    snapshots = _snapshots(features_path)
+    _, nc = file_metrics(features_path)
+    for row, (info, arrays), nc_row in zip(rows, snapshots, nc, strict=True):
+        # mnist5k has 400 training digits of each class; batch size 1: a step per example.
+        assert row["steps"] == 800
+        features, labels, weight, bias = arrays
+        assert info.c == 2 and weight.shape == (2, 32) and bias.shape == (2,)
+        assert sorted(np.unique(labels)) == [0, 1] and abs(np.mean(labels) - 0.5) < 0.02
+        assert nc_row["c"] == 2 and math.isfinite(nc_row["nc1"])
+        assert nc_row["nc1"] == pytest.approx(collapse_metrics(*arrays)["nc1"])
+        assert 0.5 < row["test_accuracy"] <= 1 and 0.5 < row["online_accuracy"] <= 1
+    assert [row["total_steps"] for row in rows] == [800, 1600, 2400]
+
+
+def test_drawn_epochs_per_task_and_their_step_counts(dataset, tmp_path):
+    drawn = settings(
+        num_tasks=5, schedule={"first_task": {"epochs": 2}, "epochs_per_task": [1, 2, 3]}
+    )
+    expected = [2] + [ct.task_epochs(drawn, 1, t) for t in range(1, 5)]
+    assert len(set(expected[1:])) > 1  # the draws vary over tasks
+    # Seeded per (seed, task), independently of the list of tasks that came before.
+    assert expected[1:] == [ct.task_epochs(drawn, 1, t) for t in range(1, 5)]
+    many = [ct.task_epochs(drawn, 7, t) for t in range(200)]
+    assert set(many) == {1, 2, 3} and many != [ct.task_epochs(drawn, 8, t) for t in range(200)]
+    assert ct.task_epochs(settings(), 1, 3) == 1
+
+    features_path, log_path = _train(dataset, tmp_path, "drawn_s1", drawn)
+    rows = read_tsv(log_path)
+    assert [row["epochs"] for row in rows] == expected
+    assert [row["steps"] for row in rows] == [1000 * e for e in expected]
+    assert [row["total_steps"] for row in rows] == list(np.cumsum([1000 * e for e in expected]))
+    coords = [info.coords for info, _ in _snapshots(features_path)]
+    assert [c["epoch"] for c in coords] == expected
+    assert [c["step"] for c in coords] == [row["total_steps"] for row in rows]
+    for row in rows:
+        assert math.isfinite(row["churn"]) and row["churn"] > 0
+
+
+def test_epochs_per_task_schema_takes_an_int_or_a_list():
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["continual"]["variants"] = {"drawn": {"schedule": {"epochs_per_task": [1, 2, 4]}}}
+    (run, *_) = resolve_experiment(config, SCHEMA, CONTINUAL_SPEC).values()
+    assert run.settings["schedule"]["epochs_per_task"] == [1, 2, 4]
+    for bad in ([], [0, 1], 0, [1.5]):
+        config["continual"]["variants"]["drawn"]["schedule"]["epochs_per_task"] = bad
+        with pytest.raises(StudyError, match="epochs_per_task"):
+            resolve_experiment(config, SCHEMA, CONTINUAL_SPEC)
+
+
+def test_churn_leaves_training_unchanged(dataset, tmp_path, monkeypatch):
+    """The churn's update runs on copies: the run's snapshots are bitwise those of a run that
+    does not measure it (Adam: the optimiser's state is copied too)."""
+    adam = settings(optimizer={"name": "adam", "lr": 1e-3, "batch_size": 2}, num_tasks=2)
+    measured = _train(dataset, tmp_path / "a", "adam_s1", adam)
+    churn = [row["churn"] for row in read_tsv(measured[1])]
+    assert all(math.isfinite(c) and c > 0 for c in churn)
+    monkeypatch.setattr(ct, "churn", lambda *args: 0.0)
+    unmeasured = _train(dataset, tmp_path / "b", "adam_s1", adam)
+    for (_, a), (_, b) in zip(_snapshots(measured[0]), _snapshots(unmeasured[0]), strict=True):
+        assert all(x.tobytes() == y.tobytes() for x, y in zip(a, b, strict=True))
+
+
+class TaskLogger(Intervention):
+    """A toy intervention that reports what it saw at each task end as log columns."""
+
+    name = "toy_task_logger"
+    parameters = {"key": {"type": "string", "default": "toy_tasks_seen"}}
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.seen = 0
+
+    def on_task_start(self, ctx):
+        self.seen += 1
+
+    def task_log(self, ctx):
+        return {self.params.get("key", "toy_tasks_seen"): self.seen, "toy_step": ctx.step}
+
+
+@pytest.fixture
+def task_logger():
+    REGISTRY.register(TaskLogger)
+    yield TaskLogger
+    REGISTRY.unregister(TaskLogger.name)
+
+
+def test_task_log_columns_follow_the_log_columns(dataset, tmp_path, task_logger):
+    logged = settings(interventions=[{"name": "toy_task_logger"}])
+    _, log_path = _train(dataset, tmp_path, "toy_s1", logged)
+    header = log_path.read_text().splitlines()[0].split("\t")
+    assert header == [*ct.LOG_COLUMNS, "toy_tasks_seen", "toy_step"]
+    rows = read_tsv(log_path)
+    assert [row["toy_tasks_seen"] for row in rows] == [1, 2, 3]
+    assert [row["toy_step"] for row in rows] == [row["total_steps"] for row in rows]
+
+    clash = settings(interventions=[{"name": "toy_task_logger", "key": "churn"}])
+    with pytest.raises(ValueError, match=r"task_log columns \['churn'\] are logged twice"):
+        _train(dataset, tmp_path, "clash_s1", clash)
+
+
+def test_new_head_scenario_gives_shrink_perturb_a_matching_fresh_model(dataset, tmp_path):
+    """Interventions that draw a fresh model get one with the scenario's output width."""
+    pairs = settings(
+        {"name": "class_pairs"},
+        num_tasks=2,
+        interventions=[{"name": "shrink_perturb", "shrink": 0.6, "perturb": 0.01}],
+    )
+    rows = read_tsv(_train(dataset, tmp_path, "cp_sp_s1", pairs)[1])
+    assert len(rows) == 2 and all(0.5 < row["online_accuracy"] for row in rows)
