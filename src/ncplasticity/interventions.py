@@ -71,8 +71,10 @@ class Intervention:
     phase: ClassVar[str] = "train"
 
     def __init__(self, **params):
-        self.params = params
-        self.every = params.get("every")
+        # Schema defaults fill what the caller left out (a validated config has them all).
+        defaults = {k: v["default"] for k, v in self.parameters.items() if "default" in v}
+        self.params = {**defaults, **params}
+        self.every = self.params.get("every")
 
     # --- hooks (no-ops) ---
     def optimizer_options(self) -> dict:

@@ -1,14 +1,19 @@
-"""SGD epochs for the MLP, with a compiled fast path for batch size 1 (online learning).
+"""Training epochs of the continual MLP: the compiled batch-1 loop and the autograd loop.
 
-Batch-1 SGD through PyTorch autograd spends hundreds of microseconds a step on framework
-overhead for a network that needs ~0.2 MFLOP. The fast path runs a whole epoch inside one
-numba-compiled loop over preallocated float32 buffers and skips the multiply-adds of zero
-inputs (MNIST pixels are ~80% zero, ReLU outputs about half), which leaves it a few
-microseconds a step. Both paths implement the same update: plain SGD on the cross-entropy of
-the batch mean, with the online prediction (made before each update) recorded per sample.
+Batch-1 training through PyTorch autograd spends hundreds of microseconds a step on framework
+overhead for a network that needs ~0.2 MFLOP. The compiled loop (:mod:`.kernel`) runs a whole
+stretch of steps inside numba over one flat float32 parameter vector (each layer's weight
+transposed to [in, out], its bias, then its LayerNorm weight and bias), with the optimiser's
+state and the interventions' state beside it. Every option of the experiment (LayerNorm,
+SGD or Adam, weight decay) and every intervention that provides ``kernel_options`` runs there;
+the autograd loop serves larger batches and anything else, and is the plain PyTorch reference
+the compiled loop is checked against step by step (its interventions act through their
+``loss`` and ``after_step`` hooks).
 
-Weights live in the torch model between epochs; the fast path copies them into one flat
-array (each layer's weight transposed to [in, out], then its bias) and back.
+Both loops record per step: the prediction made before the update and its loss, the norm of
+the loss gradient (cross-entropy plus the interventions' loss terms, before weight decay), and
+on every ``PLASTICITY_EVERY``-th global step the per-step plasticity
+clamp(1 − L(x_t; θ_{t+1}) / L(x_t; θ_t), 0, 1) (NaN on the other steps).
 """
 
 from __future__ import annotations
@@ -19,27 +24,35 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from numba import njit
 from torch import nn
 
+from ncplasticity.continual import kernel
 from ncplasticity.interventions import HookContext, Intervention, call
 from ncplasticity.models import MLP
 
-# Reassociation lets LLVM vectorise the dot products of the backward pass; no-NaN/no-inf
-# flags are left out so that a diverging run still shows NaNs.
-_FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
+# Per-step plasticity costs one extra forward pass; measuring every 10th step keeps that ~3%
+# of a step while a task of 4,000 steps still averages 400 measurements.
+PLASTICITY_EVERY = 10
 
 
 @dataclass
 class EpochResult:
-    """Per-sample outcomes of one epoch, in training order."""
+    """Per-step outcomes of one epoch, in training order."""
 
     correct: np.ndarray  # bool [steps]: the prediction made before the update was right
     loss: np.ndarray  # float32 [steps]: cross-entropy of that prediction
+    grad_norm: np.ndarray  # float32 [steps]: norm of the loss gradient
+    plasticity: np.ndarray  # float32 [steps]: per-step plasticity, NaN where not measured
 
     @property
     def accuracy(self) -> float:
         return float(self.correct.mean())
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[EpochResult]) -> EpochResult:
+        return cls(
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in cls.__dataclass_fields__)
+        )
 
 
 def train_epoch(
@@ -61,10 +74,10 @@ def train_epoch(
     order, ``permutation`` (optional) the input permutation applied to every sample
     (``x[:, permutation]``), so permuted tasks need no permuted copy of the data.
     ``optimizer`` (kept by the caller across epochs and tasks; plain SGD at ``lr`` when None)
-    takes the steps. Interventions with ``every`` get ``on_every`` after each multiple of
-    their period (counted in optimiser steps from ``ctx.step``, which is advanced), so the
-    epoch runs in chunks between those calls. Plain SGD at batch size 1 without loss hooks runs
-    the compiled loop, anything else the autograd loop.
+    takes the steps. ``ctx.step`` (global optimiser steps) is advanced; interventions with
+    ``every`` get ``on_every`` after each multiple of their period, so the epoch runs in chunks
+    between those calls. Batch size 1 runs the compiled loop when :func:`compiles`, anything
+    else the autograd loop.
     """
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim != 2 or x.shape[1] != model.hidden[0].in_features:
@@ -80,42 +93,43 @@ def train_epoch(
     periodic = [i for i in interventions if i.every and type(i).uses("on_every")]
     num_steps = -(-len(order) // batch_size)
     results = []
-    for first, last in _chunks(ctx.step, num_steps, [i.every for i in periodic]):
+    first_step = ctx.step
+    for first, last in _chunks(first_step, num_steps, [i.every for i in periodic]):
         part = order[first * batch_size : last * batch_size]
         if compiled:
-            results.append(_train_epoch_compiled(model, x, y, part, optimizer, permutation))
+            results.append(
+                _train_compiled(model, x, y, part, permutation, optimizer, interventions, ctx)
+            )
         else:
             results.append(
                 train_epoch_autograd(
                     model, x, y, part, lr, batch_size, permutation, optimizer, interventions, ctx
                 )
             )
-        ctx.step += last - first
         for intervention in periodic:
             if ctx.step % intervention.every == 0:
                 intervention.on_every(ctx)
-    return EpochResult(
-        np.concatenate([r.correct for r in results]), np.concatenate([r.loss for r in results])
-    )
+    return EpochResult.concatenate(results)
 
 
 def compiles(model: nn.Module, optimizer, interventions: Sequence[Intervention] = ()) -> bool:
-    """Whether the compiled batch-1 loop implements this update: the plain MLP, one group of
-    SGD without momentum or weight decay, and no intervention adding a loss term or optimiser
-    option."""
+    """Whether the compiled batch-1 loop implements this update: the MLP (with or without
+    LayerNorm), one parameter group of SGD without momentum or of Adam without amsgrad, and
+    interventions whose per-step hooks (``loss``, ``after_step``) all have a compiled form
+    (``kernel_options``)."""
     groups = optimizer.param_groups
-    plain_sgd = (
-        type(optimizer) is torch.optim.SGD
-        and len(groups) == 1
-        and groups[0]["momentum"] == 0
-        and groups[0]["weight_decay"] == 0
-    )
-    hooks_in_step = ("loss", "optimizer_options")
-    return (
-        plain_sgd
-        and isinstance(model, MLP)
-        and not model.layer_norm
-        and not any(type(i).uses(hook) for i in interventions for hook in hooks_in_step)
+    if len(groups) != 1 or not isinstance(model, MLP):
+        return False
+    if type(optimizer) is torch.optim.SGD:
+        supported = groups[0]["momentum"] == 0 and not groups[0]["nesterov"]
+    elif type(optimizer) is torch.optim.Adam:
+        supported = not groups[0]["amsgrad"] and not groups[0].get("decoupled_weight_decay")
+    else:
+        supported = False
+    per_step = ("loss", "after_step")
+    return supported and all(
+        hasattr(i, "kernel_options") or not any(type(i).uses(h) for h in per_step)
+        for i in interventions
     )
 
 
@@ -142,185 +156,238 @@ def train_epoch_autograd(
     ctx: HookContext | None = None,
 ) -> EpochResult:
     """The plain PyTorch loop: forward, ``F.cross_entropy`` (+ the interventions' loss terms),
-    backward, ``optimizer.step()``.
+    backward, ``optimizer.step()``, then the interventions' ``after_step`` hooks.
 
-    Serves whatever the compiled loop does not and is the reference the compiled path is
-    tested and benchmarked against. ``optimizer`` defaults to plain SGD at ``lr``.
+    Serves whatever the compiled loop does not and is the reference the compiled loop is
+    tested and benchmarked against. ``optimizer`` defaults to plain SGD at ``lr``;
+    ``ctx.step`` counts the steps.
     """
     device = next(model.parameters()).device
     if optimizer is None:
         optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    ctx = ctx or HookContext(model, optimizer)
     with_loss = [i for i in interventions if type(i).uses("loss")]
+    after_step = [i for i in interventions if type(i).uses("after_step")]
     inputs = torch.from_numpy(np.ascontiguousarray(x[:, permutation])).to(device)
     targets = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
     order_t = torch.from_numpy(np.asarray(order, dtype=np.int64)).to(device)
+    num_steps = -(-len(order) // batch_size)
     correct = torch.empty(len(order), dtype=torch.bool, device=device)
     losses = torch.empty(len(order), dtype=torch.float32, device=device)
+    grad_norm = np.empty(num_steps, np.float32)
+    plasticity = np.full(num_steps, np.nan, np.float32)
     model.train()
-    for start in range(0, len(order), batch_size):
+    for step, start in enumerate(range(0, len(order), batch_size)):
         idx = order_t[start : start + batch_size]
-        features = model.features(inputs[idx])
-        logits = model.classifier(features)
+        hidden = model.hidden_activations(inputs[idx])
+        logits = model.classifier(hidden[-1])
         per_sample = F.cross_entropy(logits, targets[idx], reduction="none")
         loss = per_sample.mean()
-        for term in call(with_loss, "loss", ctx, features, logits, targets[idx]):
+        for term in call(with_loss, "loss", ctx, hidden[-1], logits, targets[idx]):
             if term is not None:
                 loss = loss + term
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        grad_norm[step] = torch.sqrt(
+            sum(p.grad.double().square().sum() for p in model.parameters() if p.grad is not None)
+        )
         optimizer.step()
+        call(after_step, "after_step", ctx, [h.detach() for h in hidden], targets[idx])
+        if ctx.step % PLASTICITY_EVERY == 0:
+            plasticity[step] = _step_plasticity(
+                model, inputs[idx], targets[idx], loss_before=per_sample.mean()
+            )
         correct[start : start + batch_size] = logits.detach().argmax(1) == targets[idx]
         losses[start : start + batch_size] = per_sample.detach()
-    return EpochResult(correct.cpu().numpy(), losses.cpu().numpy())
+        ctx.step += 1
+    correct, losses = correct.cpu().numpy(), losses.cpu().numpy()
+    if batch_size == 1:
+        return EpochResult(correct, losses, grad_norm, plasticity)
+    # Per-sample outcomes, per-step measures: repeat each step's for its samples.
+    per_step = np.minimum(np.arange(len(order)) // batch_size, num_steps - 1)
+    return EpochResult(correct, losses, grad_norm[per_step], plasticity[per_step])
+
+
+def _step_plasticity(model, inputs, targets, loss_before) -> float:
+    """clamp(1 − L(x; θ_{t+1}) / L(x; θ_t), 0, 1) of the step's batch."""
+    with torch.no_grad():
+        after = F.cross_entropy(model(inputs), targets).item()
+    before = loss_before.item()
+    return min(max(1.0 - after / before, 0.0), 1.0) if before > 0 else 0.0
+
+
+def _slots(model: MLP) -> list[tuple[torch.Tensor, int, bool]]:
+    """(parameter, offset in the flat vector, stored transposed) for every parameter of the
+    MLP, in ``model.parameters()`` order."""
+    layers = [*model.hidden, model.classifier]
+    sizes = [layers[0].in_features] + [layer.out_features for layer in layers]
+    offs, _ = kernel.layout(sizes, model.layer_norm)
+    where = {}
+    for index, layer in enumerate(layers):
+        where[id(layer.weight)] = (offs[0, index], True)
+        where[id(layer.bias)] = (offs[1, index], False)
+        if model.layer_norm and index < len(model.hidden):
+            where[id(model.norms[index].weight)] = (offs[2, index], False)
+            where[id(model.norms[index].bias)] = (offs[3, index], False)
+    return [(p, *where[id(p)]) for p in model.parameters()]
+
+
+def layer_sizes(model: MLP) -> np.ndarray:
+    layers = [*model.hidden, model.classifier]
+    return np.array([layers[0].in_features] + [layer.out_features for layer in layers], np.int64)
+
+
+def flatten(model: MLP, arrays: Sequence | None = None) -> np.ndarray:
+    """``arrays`` (one per parameter, ``model.parameters()`` order; default the parameters
+    themselves) as one flat float32 vector in the compiled layout."""
+    slots = _slots(model)
+    if arrays is None:
+        arrays = [p.detach().cpu().numpy() for p, _, _ in slots]
+    flat = np.empty(sum(p.numel() for p, _, _ in slots), np.float32)
+    for (p, start, transposed), array in zip(slots, arrays, strict=True):
+        array = np.asarray(array, dtype=np.float32)
+        flat[start : start + p.numel()] = (array.T if transposed else array).ravel()
+    return flat
+
+
+def unflatten(model: MLP, flat: np.ndarray) -> list[np.ndarray]:
+    """The inverse of :func:`flatten`: one array per parameter, ``model.parameters()`` order."""
+    arrays = []
+    for p, start, transposed in _slots(model):
+        shape = tuple(p.shape)[::-1] if transposed else tuple(p.shape)
+        part = flat[start : start + p.numel()].reshape(shape)
+        arrays.append(np.ascontiguousarray(part.T if transposed else part))
+    return arrays
 
 
 def flat_parameters(model: MLP) -> tuple[np.ndarray, np.ndarray]:
     """The MLP's parameters as (flat float32 array, layer sizes) in the compiled layout."""
-    layers = [*model.hidden, model.classifier]
-    sizes = np.array([layers[0].in_features] + [layer.out_features for layer in layers])
-    parts = []
-    for layer in layers:
-        parts.append(layer.weight.detach().cpu().numpy().T.ravel())
-        parts.append(layer.bias.detach().cpu().numpy())
-    return np.concatenate(parts).astype(np.float32), sizes.astype(np.int64)
+    return flatten(model), layer_sizes(model)
 
 
 def load_flat_parameters(model: MLP, params: np.ndarray) -> None:
     """Write a flat array from :func:`flat_parameters` back into the MLP."""
-    pos = 0
     with torch.no_grad():
-        for layer in [*model.hidden, model.classifier]:
-            n_out, n_in = layer.weight.shape
-            weight_t = params[pos : pos + n_in * n_out].reshape(n_in, n_out)
-            layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(weight_t.T)))
-            pos += n_in * n_out
-            layer.bias.copy_(torch.from_numpy(params[pos : pos + n_out].copy()))
-            pos += n_out
+        for p, array in zip(model.parameters(), unflatten(model, params), strict=True):
+            p.copy_(torch.from_numpy(array))
 
 
-def _train_epoch_compiled(model, x, y, order, optimizer, permutation) -> EpochResult:
-    lr = optimizer.param_groups[0]["lr"]
-    params, sizes = flat_parameters(model)
+# Kernel state rows of the per-unit array that interventions may own, by name.
+_UNIT_ROWS = {
+    "redo_sum": kernel.U_REDO_SUM,
+    "cbp_util": kernel.U_CBP_UTIL,
+    "cbp_age": kernel.U_CBP_AGE,
+    "cbp_mean": kernel.U_CBP_MEAN,
+}
+_HP = {
+    "init_decay": kernel.H_INIT_DECAY,
+    "noise_std": kernel.H_NOISE_STD,
+    "dial": kernel.H_DIAL,
+    "redo_every": kernel.H_REDO_EVERY,
+    "redo_tau": kernel.H_REDO_TAU,
+    "cbp_rate": kernel.H_CBP_RATE,
+    "cbp_maturity": kernel.H_CBP_MATURITY,
+    "cbp_decay": kernel.H_CBP_DECAY,
+}
+_COUNTS = {"redo_resets": kernel.C_REDO_RESETS, "cbp_replaced": kernel.C_CBP_REPLACED}
+
+
+def _train_compiled(model, x, y, order, permutation, optimizer, interventions, ctx) -> EpochResult:
+    """Run ``order`` through the compiled loop: the model, optimiser and intervention states go
+    into flat arrays and come back after."""
+    group = optimizer.param_groups[0]
+    adam = type(optimizer) is torch.optim.Adam
+    sizes = layer_sizes(model)
+    params = flatten(model)
+    hp = np.zeros(kernel.NUM_HP)
+    hp[kernel.H_LR] = group["lr"]
+    hp[kernel.H_WEIGHT_DECAY] = group["weight_decay"]
+    hp[kernel.H_LAYER_NORM] = model.layer_norm
+    hp[kernel.H_PLASTICITY_EVERY] = PLASTICITY_EVERY
+    counters = np.zeros(kernel.NUM_COUNTERS, np.int64)
+    counters[kernel.C_STEP] = ctx.step
+    counters[kernel.C_SEED] = ctx.seed
+    if adam:
+        hp[kernel.H_ADAM] = 1
+        hp[kernel.H_BETA1], hp[kernel.H_BETA2] = group["betas"]
+        hp[kernel.H_EPS] = group["eps"]
+        states = [optimizer.state.get(p, {}) for p in model.parameters()]
+        first = not states[0]
+        opt_m = np.zeros_like(params) if first else flatten(model, [s["exp_avg"] for s in states])
+        opt_v = (
+            np.zeros_like(params) if first else flatten(model, [s["exp_avg_sq"] for s in states])
+        )
+        counters[kernel.C_ADAM_STEP] = 0 if first else int(states[0]["step"])
+    else:
+        opt_m = opt_v = np.zeros(0, np.float32)
+    n_layers = len(sizes) - 1
+    state = {
+        "init_params": np.zeros(0, np.float32),
+        "cbp_counter": np.zeros(n_layers - 1),
+        "dial_mean": np.zeros((sizes[-1], sizes[-2]), np.float32),
+        "dial_count": np.zeros(sizes[-1], np.int64),
+        "dial_penalty": np.zeros(2),
+        "noise_table": np.zeros(1, np.float32),
+    }
+    units = np.zeros((4, int(sizes[1:-1].sum())))
+    owners = []
+    for intervention in interventions:
+        if not hasattr(intervention, "kernel_options"):
+            continue
+        options, arrays = intervention.kernel_options(ctx)
+        for key, value in options.items():
+            hp[_HP[key]] = value
+        for key, array in arrays.items():
+            if key in _UNIT_ROWS:
+                units[_UNIT_ROWS[key]] = array
+            elif key not in _COUNTS:
+                state[key] = array
+        owners.append(arrays)
     steps = len(order)
-    correct = np.empty(steps, dtype=np.bool_)
-    loss = np.empty(steps, dtype=np.float32)
-    _sgd_steps(
+    result = EpochResult(
+        np.empty(steps, np.bool_),
+        np.empty(steps, np.float32),
+        np.empty(steps, np.float32),
+        np.empty(steps, np.float32),
+    )
+    kernel.run_steps(
         params,
+        state["init_params"],
+        opt_m,
+        opt_v,
         sizes,
+        kernel.layout(sizes, model.layer_norm)[0],
+        hp,
+        counters,
+        units,
+        state["cbp_counter"],
+        state["dial_mean"],
+        state["dial_count"],
+        state["dial_penalty"],
+        state["noise_table"],
         x,
         np.asarray(y, dtype=np.int64),
         np.asarray(order, dtype=np.int64),
         np.asarray(permutation, dtype=np.int64),
-        np.float32(lr),
-        correct,
-        loss,
+        result.correct,
+        result.loss,
+        result.grad_norm,
+        result.plasticity,
     )
     load_flat_parameters(model, params)
-    return EpochResult(correct, loss)
-
-
-@njit(cache=True, fastmath=_FASTMATH)
-def _sgd_steps(params, sizes, x, y, order, permutation, lr, correct, loss):
-    """Batch-1 SGD over ``order``; ``params`` is updated in place (layout: flat_parameters)."""
-    n_layers = sizes.shape[0] - 1
-    w_off = np.empty(n_layers, np.int64)
-    b_off = np.empty(n_layers, np.int64)
-    a_off = np.empty(n_layers + 1, np.int64)  # acts[a_off[l]:] = input of layer l; last = logits
-    pos = 0
-    apos = 0
-    widest = 0
-    for layer in range(n_layers):
-        w_off[layer] = pos
-        pos += sizes[layer] * sizes[layer + 1]
-        b_off[layer] = pos
-        pos += sizes[layer + 1]
-        a_off[layer] = apos
-        apos += sizes[layer]
-        widest = max(widest, sizes[layer + 1])
-    a_off[n_layers] = apos
-    acts = np.zeros(apos + sizes[n_layers], np.float32)
-    delta = np.zeros(widest, np.float32)
-    delta_prev = np.zeros(widest, np.float32)
-    active = np.zeros(apos, np.int64)  # per layer input: indices of the nonzero entries
-    n_active = np.zeros(n_layers, np.int64)
-    n_classes = sizes[n_layers]
-
-    for step in range(order.shape[0]):
-        sample = order[step]
-        inputs = acts[: sizes[0]]
-        for k in range(sizes[0]):
-            inputs[k] = x[sample, permutation[k]]
-
-        # Forward: out = b + sum over nonzero inputs i of a_i * W^T[i, :]. Loops run over
-        # array views: with offsets into one flat array LLVM does not vectorise them.
-        for layer in range(n_layers):
-            n_in = sizes[layer]
-            n_out = sizes[layer + 1]
-            a_in = acts[a_off[layer] : a_off[layer] + n_in]
-            a_out = acts[a_off[layer + 1] : a_off[layer + 1] + n_out]
-            bias = params[b_off[layer] : b_off[layer] + n_out]
-            # Indices of the nonzero inputs, gathered without branches (a data-dependent
-            # branch per input costs more in mispredictions than the arithmetic it skips).
-            nz = active[a_off[layer] : a_off[layer] + n_in]
-            count = 0
-            for i in range(n_in):
-                nz[count] = i
-                count += a_in[i] != 0
-            n_active[layer] = count
-            for o in range(n_out):
-                a_out[o] = bias[o]
-            for k in range(count):
-                i = nz[k]
-                v = a_in[i]
-                row = params[w_off[layer] + i * n_out : w_off[layer] + (i + 1) * n_out]
-                for o in range(n_out):
-                    a_out[o] += v * row[o]
-            if layer < n_layers - 1:
-                for o in range(n_out):
-                    if a_out[o] < 0:
-                        a_out[o] = 0
-
-        # Softmax cross-entropy; prediction = first maximal logit (as torch.argmax).
-        logits = acts[a_off[n_layers] :]
-        label = y[sample]
-        best = 0
-        for c in range(1, n_classes):
-            if logits[c] > logits[best]:
-                best = c
-        top = logits[best]
-        total = 0.0
-        for c in range(n_classes):
-            total += np.exp(np.float64(logits[c] - top))
-        correct[step] = best == label
-        loss[step] = np.float32(np.log(total) - (logits[label] - top))
-        for c in range(n_classes):
-            p = np.exp(np.float64(logits[c] - top)) / total
-            delta[c] = np.float32(p - (1.0 if c == label else 0.0))
-
-        # Backward and update, layer by layer: each weight row W^T[i, :] first gives the
-        # gradient of input i (with the old weights), then takes its update. Zero inputs
-        # (ReLU inactive, or blank pixels) have zero gradient and no update.
-        for layer in range(n_layers - 1, -1, -1):
-            n_in = sizes[layer]
-            n_out = sizes[layer + 1]
-            a_in = acts[a_off[layer] : a_off[layer] + n_in]
-            d_out = delta[:n_out]
-            nz = active[a_off[layer] : a_off[layer] + n_in]
-            if layer > 0:
-                for i in range(n_in):
-                    delta_prev[i] = 0
-            for k in range(n_active[layer]):
-                i = nz[k]
-                v = a_in[i]
-                row = params[w_off[layer] + i * n_out : w_off[layer] + (i + 1) * n_out]
-                if layer > 0:
-                    g = np.float32(0.0)
-                    for o in range(n_out):
-                        g += row[o] * d_out[o]
-                    delta_prev[i] = g
-                for o in range(n_out):
-                    row[o] -= lr * (v * d_out[o])
-            bias = params[b_off[layer] : b_off[layer] + n_out]
-            for o in range(n_out):
-                bias[o] -= lr * d_out[o]
-            delta, delta_prev = delta_prev, delta
+    if adam:
+        for p, m, v in zip(
+            model.parameters(), unflatten(model, opt_m), unflatten(model, opt_v), strict=True
+        ):
+            s = optimizer.state[p]
+            s["step"] = torch.tensor(float(counters[kernel.C_ADAM_STEP]))
+            s["exp_avg"] = torch.from_numpy(m)
+            s["exp_avg_sq"] = torch.from_numpy(v)
+    for arrays in owners:
+        for key, array in arrays.items():
+            if key in _UNIT_ROWS:
+                array[:] = units[_UNIT_ROWS[key]]
+            elif key in _COUNTS:
+                array += counters[_COUNTS[key]]
+    ctx.step = int(counters[kernel.C_STEP])
+    return result

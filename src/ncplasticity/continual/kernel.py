@@ -1,0 +1,581 @@
+"""The compiled batch-1 training step of the continual MLP (numba, no torch).
+
+One call runs a stretch of online steps over preallocated float32 buffers. Everything the
+continual experiment's options and interventions do to a step happens here, in this order,
+which is also the order of the plain PyTorch reference loop (``online_sgd.train_epoch_autograd``
+with the interventions' hooks):
+
+1. forward (LayerNorm before each hidden ReLU with ``H_LAYER_NORM``), the prediction and the
+   cross-entropy of the sample (recorded before the update);
+2. backward of cross-entropy + the ``nc_dial`` term on the penultimate features, + the
+   ``l2_init`` term 2λ(θ − θ₀); the gradient's norm is recorded;
+3. the optimiser step: SGD or Adam (as ``torch.optim``), with weight decay ``H_WEIGHT_DECAY``
+   added to the gradient (``l2``, and the step form of ``shrink_perturb``);
+4. Gaussian noise of std ``H_NOISE_STD`` on every parameter (``shrink_perturb`` step form);
+5. continual backprop's utility update and replacements (``H_CBP_RATE`` > 0);
+6. the ``nc_dial`` running class means take the step's features;
+7. ReDo's activation sums, and its resets after every ``H_REDO_EVERY``-th step;
+8. every ``H_PLASTICITY_EVERY``-th step (global count), the loss of the same sample under the
+   new parameters, for per-step plasticity.
+
+Plain SGD (no Adam, weight decay or l2_init) touches only the weight rows of nonzero inputs
+(blank pixels, inactive ReLUs): a few microseconds a step. Random draws (fresh weights of reset
+units, the noise) come from counter-based functions of (seed, step, ...) that the reference loop
+calls too, so both draw the same numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# Reassociation lets LLVM vectorise the dot products; no-NaN/no-inf flags are left out so
+# that a diverging run still shows NaNs.
+FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
+
+# Indices of the float64 hyper-parameter vector ``hp``.
+(
+    H_LR,
+    H_BETA1,
+    H_BETA2,
+    H_EPS,
+    H_WEIGHT_DECAY,
+    H_INIT_DECAY,
+    H_NOISE_STD,
+    H_DIAL,
+    H_REDO_EVERY,
+    H_REDO_TAU,
+    H_CBP_RATE,
+    H_CBP_MATURITY,
+    H_CBP_DECAY,
+    H_PLASTICITY_EVERY,
+    H_ADAM,
+    H_LAYER_NORM,
+) = range(16)
+NUM_HP = 16
+# Indices of the int64 counter vector ``counters`` (read and advanced by the kernel).
+C_STEP, C_ADAM_STEP, C_SEED, C_REDO_RESETS, C_CBP_REPLACED = range(5)
+NUM_COUNTERS = 5
+# Rows of the float64 per-hidden-unit state ``units`` [4, all hidden units].
+U_REDO_SUM, U_CBP_UTIL, U_CBP_AGE, U_CBP_MEAN = range(4)
+LN_EPS = 1e-5  # torch.nn.LayerNorm's default
+DIAL_MOMENTUM = 0.99  # running class means of nc_dial
+NOISE_TABLE_SIZE = 1 << 22
+# continual backprop's replacement counter may sit a rounding error below a whole unit (e.g.
+# 0.9 + 0.1); the slack makes every implementation replace at the same step.
+CBP_SLACK = 1e-9
+
+
+def layout(sizes, layer_norm: bool) -> tuple[np.ndarray, int]:
+    """Offsets [4, layers] of each layer's W^T ([in, out]), bias, LayerNorm weight and bias
+    (-1 where absent) in the flat parameter vector, and its length."""
+    n_layers = len(sizes) - 1
+    offs = -np.ones((4, n_layers), np.int64)
+    pos = 0
+    for layer in range(n_layers):
+        offs[0, layer] = pos
+        pos += sizes[layer] * sizes[layer + 1]
+        offs[1, layer] = pos
+        pos += sizes[layer + 1]
+        if layer_norm and layer < n_layers - 1:
+            offs[2, layer] = pos
+            offs[3, layer] = pos + sizes[layer + 1]
+            pos += 2 * sizes[layer + 1]
+    return offs, pos
+
+
+@njit(cache=True)
+def _mix(z):
+    """splitmix64's finaliser: a bijective 64-bit hash."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True)
+def event_key(seed, step, layer, unit):
+    """The random key of one event (a unit's reset at a step)."""
+    z = _mix(np.uint64(seed) + np.uint64(0x9E3779B97F4A7C15))
+    z = _mix(z ^ np.uint64(step))
+    return _mix(z ^ np.uint64(layer * 1_000_003 + unit))
+
+
+@njit(cache=True)
+def fresh_weights(key, bound, out):
+    """``out[j]`` ~ U(−bound, bound), the j-th draw of ``key`` (Kaiming-uniform when bound =
+    gain·√(3/fan_in))."""
+    for j in range(out.shape[0]):
+        bits = _mix(key + np.uint64(j)) >> np.uint64(11)
+        out[j] = np.float32(bound * (2.0 * (np.float64(bits) * 2.0**-53) - 1.0))
+
+
+@njit(cache=True)
+def noise_offset(seed, step, table_size):
+    """Where step ``step``'s noise starts in the noise table (parameter p takes entry
+    (offset + p) mod table size)."""
+    return np.int64(_mix(event_key(seed, step, 0, 0) ^ np.uint64(0x5851F42D4C957F2D)) % table_size)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _forward(params, sizes, offs, layer_norm, acts, a_off, zhat, rstd, active, n_active):
+    """Forward pass from ``acts[:sizes[0]]`` (the input); fills every layer's output (post-ReLU
+    for hidden layers, logits last), the LayerNorm intermediates and the nonzero-input lists."""
+    n_layers = sizes.shape[0] - 1
+    for layer in range(n_layers):
+        n_in = sizes[layer]
+        n_out = sizes[layer + 1]
+        a_in = acts[a_off[layer] : a_off[layer] + n_in]
+        a_out = acts[a_off[layer + 1] : a_off[layer + 1] + n_out]
+        bias = params[offs[1, layer] : offs[1, layer] + n_out]
+        # Indices of the nonzero inputs, gathered without branches.
+        nz = active[a_off[layer] : a_off[layer] + n_in]
+        count = 0
+        for i in range(n_in):
+            nz[count] = i
+            count += a_in[i] != 0
+        n_active[layer] = count
+        for o in range(n_out):
+            a_out[o] = bias[o]
+        w = offs[0, layer]
+        for k in range(count):
+            i = nz[k]
+            v = a_in[i]
+            row = params[w + i * n_out : w + (i + 1) * n_out]
+            for o in range(n_out):
+                a_out[o] += v * row[o]
+        if layer == n_layers - 1:
+            break
+        if layer_norm:
+            mean = np.float32(0.0)
+            for o in range(n_out):
+                mean += a_out[o]
+            mean /= n_out
+            var = np.float32(0.0)
+            for o in range(n_out):
+                var += (a_out[o] - mean) ** 2
+            var /= n_out
+            r = np.float32(1.0 / np.sqrt(var + LN_EPS))
+            rstd[layer] = r
+            z = zhat[a_off[layer + 1] : a_off[layer + 1] + n_out]
+            gamma = params[offs[2, layer] : offs[2, layer] + n_out]
+            beta = params[offs[3, layer] : offs[3, layer] + n_out]
+            for o in range(n_out):
+                z[o] = (a_out[o] - mean) * r
+                a_out[o] = z[o] * gamma[o] + beta[o]
+        for o in range(n_out):
+            if a_out[o] < 0:
+                a_out[o] = 0
+
+
+@njit(cache=True)
+def _cross_entropy(logits, label):
+    """(prediction = first maximal logit as torch.argmax, loss, softmax max shift, Σ exp)."""
+    best = 0
+    for c in range(1, logits.shape[0]):
+        if logits[c] > logits[best]:
+            best = c
+    top = logits[best]
+    total = 0.0
+    for c in range(logits.shape[0]):
+        total += np.exp(np.float64(logits[c] - top))
+    return best, np.float32(np.log(total) - (logits[label] - top)), top, total
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _update(params, start, grad, n, hp, scalars, opt_m, opt_v, init_params):
+    """One optimiser step on ``params[start:start+n]`` with gradient ``grad[:n]`` (+ the
+    l2_init term); returns the squared norm of the loss gradient (without weight decay).
+    ``scalars`` = (lr, weight decay, 2·init decay, Adam step size, √bias correction 2)."""
+    lr, decay, init2, step_size, bc2 = scalars[0], scalars[1], scalars[2], scalars[3], scalars[4]
+    p = params[start : start + n]
+    sq = np.float32(0.0)
+    if init2 != 0:
+        p0 = init_params[start : start + n]
+        for o in range(n):
+            grad[o] += init2 * (p[o] - p0[o])
+    for o in range(n):
+        sq += grad[o] * grad[o]
+    if hp[H_ADAM] != 0:
+        b1 = np.float32(1.0 - hp[H_BETA1])
+        b2 = np.float32(hp[H_BETA2])
+        eps = np.float32(hp[H_EPS])
+        m = opt_m[start : start + n]
+        v = opt_v[start : start + n]
+        for o in range(n):
+            g = grad[o] + decay * p[o]
+            m[o] += b1 * (g - m[o])
+            v[o] = b2 * v[o] + (1 - b2) * g * g
+            p[o] -= step_size * m[o] / (np.sqrt(v[o]) / bc2 + eps)
+    else:
+        for o in range(n):
+            p[o] -= lr * (grad[o] + decay * p[o])
+    return sq
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def run_steps(
+    params,
+    init_params,
+    opt_m,
+    opt_v,
+    sizes,
+    offs,
+    hp,
+    counters,
+    units,
+    cbp_counter,
+    dial_mean,
+    dial_count,
+    dial_penalty,
+    noise_table,
+    x,
+    y,
+    order,
+    permutation,
+    correct,
+    loss,
+    grad_norm,
+    plasticity,
+):
+    """Batch-1 steps over ``order`` (see the module docstring); every state array is updated
+    in place. ``plasticity[s]`` is NaN where the step was not measured."""
+    n_layers = sizes.shape[0] - 1
+    layer_norm = hp[H_LAYER_NORM] != 0
+    a_off = np.empty(n_layers + 1, np.int64)  # acts[a_off[l]:] = input of layer l; last = logits
+    u_off = np.zeros(n_layers, np.int64)  # units[:, u_off[l]:] = hidden layer l's units
+    apos = 0
+    widest = 0
+    for layer in range(n_layers):
+        a_off[layer] = apos
+        apos += sizes[layer]
+        widest = max(widest, sizes[layer + 1])
+        if layer > 0:
+            u_off[layer] = u_off[layer - 1] + sizes[layer]
+    a_off[n_layers] = apos
+    acts = np.zeros(apos + sizes[n_layers], np.float32)
+    zhat = np.zeros_like(acts)
+    rstd = np.zeros(n_layers, np.float32)
+    step_acts = np.zeros_like(acts)  # the step's forward, kept for the per-step statistics
+    delta = np.zeros(max(widest, sizes[0]), np.float32)
+    delta_prev = np.zeros_like(delta)
+    grow = np.zeros_like(delta)
+    dy = np.zeros_like(delta)
+    active = np.zeros(apos, np.int64)
+    n_active = np.zeros(n_layers, np.int64)
+    fresh = np.zeros(max(widest, sizes[0]), np.float32)
+    n_classes = sizes[n_layers]
+    penult = sizes[n_layers - 1]
+    dense = hp[H_ADAM] != 0 or hp[H_WEIGHT_DECAY] != 0 or hp[H_INIT_DECAY] != 0
+    scalars = np.zeros(5, np.float32)
+    scalars[0] = hp[H_LR]
+    scalars[1] = hp[H_WEIGHT_DECAY]
+    scalars[2] = 2 * hp[H_INIT_DECAY]
+    seed = counters[C_SEED]
+    redo_every = np.int64(hp[H_REDO_EVERY])
+    plasticity_every = np.int64(hp[H_PLASTICITY_EVERY])
+    dial = np.float32(hp[H_DIAL])
+
+    for s in range(order.shape[0]):
+        step = counters[C_STEP]
+        sample = order[s]
+        label = y[sample]
+        for k in range(sizes[0]):
+            acts[k] = x[sample, permutation[k]]
+        _forward(params, sizes, offs, layer_norm, acts, a_off, zhat, rstd, active, n_active)
+        logits = acts[a_off[n_layers] :]
+        best, ce, top, total = _cross_entropy(logits, label)
+        correct[s] = best == label
+        loss[s] = ce
+        for c in range(n_classes):
+            p = np.exp(np.float64(logits[c] - top)) / total
+            delta[c] = np.float32(p - (1.0 if c == label else 0.0))
+        step_acts[:] = acts
+
+        if hp[H_ADAM] != 0:
+            counters[C_ADAM_STEP] += 1
+            t = counters[C_ADAM_STEP]
+            scalars[3] = hp[H_LR] / (1.0 - hp[H_BETA1] ** t)
+            scalars[4] = np.sqrt(1.0 - hp[H_BETA2] ** t)
+
+        # Backward and update, layer by layer from the top: the input gradient of a layer is
+        # taken with its old weights, then the layer steps.
+        sq = np.float32(0.0)
+        for layer in range(n_layers - 1, -1, -1):
+            n_in = sizes[layer]
+            n_out = sizes[layer + 1]
+            a_in = acts[a_off[layer] : a_off[layer] + n_in]
+            d_out = delta[:n_out]
+            nz = active[a_off[layer] : a_off[layer] + n_in]
+            w = offs[0, layer]
+            if layer > 0:
+                for i in range(n_in):
+                    delta_prev[i] = 0
+                for k in range(n_active[layer]):
+                    i = nz[k]
+                    row = params[w + i * n_out : w + (i + 1) * n_out]
+                    g = np.float32(0.0)
+                    for o in range(n_out):
+                        g += row[o] * d_out[o]
+                    delta_prev[i] = g
+                if layer == n_layers - 1 and dial != 0:
+                    dial_penalty[0] += _dial_gradient(
+                        a_in, label, dial, dial_mean, dial_count, delta_prev
+                    )
+                    dial_penalty[1] += 1
+            if dense:
+                for i in range(n_in):
+                    v = a_in[i]
+                    for o in range(n_out):
+                        grow[o] = v * d_out[o]
+                    sq += _update(
+                        params, w + i * n_out, grow, n_out, hp, scalars, opt_m, opt_v, init_params
+                    )
+            else:
+                lr = scalars[0]
+                norm_in = np.float32(0.0)
+                for k in range(n_active[layer]):
+                    i = nz[k]
+                    v = a_in[i]
+                    norm_in += v * v
+                    row = params[w + i * n_out : w + (i + 1) * n_out]
+                    for o in range(n_out):
+                        row[o] -= lr * (v * d_out[o])
+                norm_out = np.float32(0.0)
+                for o in range(n_out):
+                    norm_out += d_out[o] * d_out[o]
+                sq += norm_in * norm_out
+            for o in range(n_out):
+                grow[o] = d_out[o]
+            sq += _update(
+                params, offs[1, layer], grow, n_out, hp, scalars, opt_m, opt_v, init_params
+            )
+            if layer == 0:
+                break
+            # delta_prev is the gradient of the ReLU output (zero where it is inactive); the
+            # gradient of the layer below's output z: through LayerNorm, or as it is.
+            d_below = delta_prev[: sizes[layer]]
+            if layer_norm:
+                below = layer - 1
+                n = sizes[layer]
+                z = zhat[a_off[layer] : a_off[layer] + n]
+                gamma = params[offs[2, below] : offs[2, below] + n]
+                mean_dz = np.float32(0.0)
+                mean_dzz = np.float32(0.0)
+                for o in range(n):
+                    dy[o] = d_below[o]
+                    mean_dz += dy[o] * gamma[o]
+                    mean_dzz += dy[o] * gamma[o] * z[o]
+                mean_dz /= n
+                mean_dzz /= n
+                r = rstd[below]
+                for o in range(n):
+                    d_below[o] = r * (dy[o] * gamma[o] - mean_dz - z[o] * mean_dzz)
+                    grow[o] = dy[o] * z[o]
+                sq += _update(
+                    params, offs[2, below], grow, n, hp, scalars, opt_m, opt_v, init_params
+                )
+                for o in range(n):
+                    grow[o] = dy[o]
+                sq += _update(
+                    params, offs[3, below], grow, n, hp, scalars, opt_m, opt_v, init_params
+                )
+            delta, delta_prev = delta_prev, delta
+        grad_norm[s] = np.sqrt(sq)
+
+        if hp[H_NOISE_STD] != 0:
+            _add_noise(
+                params,
+                noise_table,
+                np.float32(hp[H_NOISE_STD]),
+                noise_offset(seed, step, noise_table.shape[0]),
+            )
+        if hp[H_CBP_RATE] != 0:
+            counters[C_CBP_REPLACED] += _continual_backprop(
+                params,
+                opt_m,
+                opt_v,
+                sizes,
+                offs,
+                hp,
+                units,
+                u_off,
+                cbp_counter,
+                step_acts,
+                a_off,
+                seed,
+                step,
+                fresh,
+            )
+        if dial != 0:
+            h = step_acts[a_off[n_layers - 1] : a_off[n_layers - 1] + penult]
+            for k in range(penult):
+                dial_mean[label, k] = (
+                    DIAL_MOMENTUM * dial_mean[label, k] + (1 - DIAL_MOMENTUM) * h[k]
+                )
+            dial_count[label] += 1
+        if redo_every > 0:
+            for layer in range(1, n_layers):
+                for k in range(sizes[layer]):
+                    units[U_REDO_SUM, u_off[layer - 1] + k] += step_acts[a_off[layer] + k]
+            if (step + 1) % redo_every == 0:
+                counters[C_REDO_RESETS] += _redo(
+                    params, opt_m, opt_v, sizes, offs, hp, units, u_off, seed, step, fresh
+                )
+        if plasticity_every > 0 and step % plasticity_every == 0:
+            acts[:] = step_acts
+            _forward(params, sizes, offs, layer_norm, acts, a_off, zhat, rstd, active, n_active)
+            after = _cross_entropy(acts[a_off[n_layers] :], label)[1]
+            plasticity[s] = min(max(1.0 - after / ce, 0.0), 1.0) if ce > 0 else 0.0
+        else:
+            plasticity[s] = np.nan
+        counters[C_STEP] += 1
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _dial_gradient(h, label, strength, dial_mean, dial_count, d_h):
+    """nc_dial: adds the gradient of strength·r/(1 + r), r = ‖h − μ_c‖² / ‖μ_c‖² (μ_c the
+    bias-corrected running mean of the sample's class, not differentiated), to ``d_h`` where
+    the ReLU is active; returns the penalty. Its gradient is bounded (it vanishes as r grows),
+    so a negative strength spreads the class without diverging."""
+    count = dial_count[label]
+    if count == 0:
+        return 0.0
+    correction = 1.0 - DIAL_MOMENTUM**count
+    mu_sq = 0.0
+    dist = 0.0
+    for k in range(h.shape[0]):
+        mu = dial_mean[label, k] / correction
+        mu_sq += mu * mu
+        dist += (h[k] - mu) ** 2
+    mu_sq += 1e-12
+    r = dist / mu_sq
+    coef = np.float32(strength * 2.0 / ((1.0 + r) ** 2 * mu_sq))
+    for k in range(h.shape[0]):
+        if h[k] != 0:
+            d_h[k] += coef * (h[k] - np.float32(dial_mean[label, k] / correction))
+    return strength * r / (1.0 + r)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _add_noise(params, table, std, offset):
+    """params[p] += std · table[(offset + p) mod len(table)]."""
+    size = table.shape[0]
+    first = min(params.shape[0], size - offset)
+    for p in range(first):
+        params[p] += std * table[offset + p]
+    for p in range(first, params.shape[0]):
+        params[p] += std * table[(offset + p) % size]
+
+
+@njit(cache=True)
+def reset_unit(params, opt_m, opt_v, sizes, offs, hidden, unit, key, fresh):
+    """Unit ``unit`` of hidden layer ``hidden`` gets fresh incoming weights (Kaiming-uniform,
+    drawn from ``key``), zero bias and zero outgoing weights; the optimiser state of those
+    weights is zeroed."""
+    n_in = sizes[hidden]
+    n = sizes[hidden + 1]
+    n_next = sizes[hidden + 2]
+    draws = fresh[:n_in]
+    fresh_weights(key, np.sqrt(6.0 / n_in), draws)
+    adam = opt_m.shape[0] > 0
+    for i in range(n_in):
+        p = offs[0, hidden] + i * n + unit
+        params[p] = draws[i]
+        if adam:
+            opt_m[p] = 0
+            opt_v[p] = 0
+    p = offs[1, hidden] + unit
+    params[p] = 0
+    if adam:
+        opt_m[p] = 0
+        opt_v[p] = 0
+    start = offs[0, hidden + 1] + unit * n_next
+    for k in range(n_next):
+        params[start + k] = 0
+        if adam:
+            opt_m[start + k] = 0
+            opt_v[start + k] = 0
+
+
+@njit(cache=True)
+def _redo(params, opt_m, opt_v, sizes, offs, hp, units, u_off, seed, step, fresh):
+    """ReDo: units whose score E|h_i| / mean_k E|h_k| over the last period is ≤ τ are reset
+    (a layer without any activation is reset whole); the activation sums restart."""
+    resets = 0
+    tau = hp[H_REDO_TAU]
+    for hidden in range(sizes.shape[0] - 2):
+        n = sizes[hidden + 1]
+        sums = units[U_REDO_SUM, u_off[hidden] : u_off[hidden] + n]
+        mean = sums.mean()
+        for unit in range(n):
+            if mean == 0 or sums[unit] / mean <= tau:
+                key = event_key(seed, step, hidden, unit)
+                reset_unit(params, opt_m, opt_v, sizes, offs, hidden, unit, key, fresh)
+                resets += 1
+        sums[:] = 0
+    return resets
+
+
+@njit(cache=True)  # no fastmath: a contracted counter update would replace at other steps
+def _continual_backprop(
+    params, opt_m, opt_v, sizes, offs, hp, units, u_off, counter, acts, a_off, seed, step, fresh
+):
+    """Continual backprop (Dohare et al. 2024, ``lop/algos/gnt.py``, utility
+    'adaptable_contribution', accumulated replacement counts) after the step; returns the
+    number of units replaced."""
+    decay = hp[H_CBP_DECAY]
+    replaced = 0
+    for hidden in range(sizes.shape[0] - 2):
+        n_in = sizes[hidden]
+        n = sizes[hidden + 1]
+        n_next = sizes[hidden + 2]
+        in_mag = np.zeros(n, np.float32)
+        w_in = offs[0, hidden]
+        for i in range(n_in):
+            row = params[w_in + i * n : w_in + (i + 1) * n]
+            for u in range(n):
+                in_mag[u] += abs(row[u])
+        util = units[U_CBP_UTIL, u_off[hidden] : u_off[hidden] + n]
+        age = units[U_CBP_AGE, u_off[hidden] : u_off[hidden] + n]
+        mean = units[U_CBP_MEAN, u_off[hidden] : u_off[hidden] + n]
+        h = acts[a_off[hidden + 1] : a_off[hidden + 1] + n]
+        corrected = np.empty(n)  # bias-corrected utility
+        mean_act = np.empty(n)  # bias-corrected mean activation
+        eligible = 0
+        w_out = offs[0, hidden + 1]
+        for u in range(n):
+            out_mag = 0.0
+            for k in range(n_next):
+                out_mag += abs(params[w_out + u * n_next + k])
+            age[u] += 1
+            util[u] *= decay
+            correction = 1.0 - decay ** age[u]
+            mean[u] = decay * mean[u] + (1 - decay) * h[u]
+            mean_act[u] = mean[u] / correction
+            magnitude_in = in_mag[u] / n_in
+            contribution = (out_mag / n_next) * abs(h[u] - mean_act[u])
+            util[u] += (1 - decay) * (contribution / magnitude_in if magnitude_in > 0 else 0.0)
+            corrected[u] = util[u] / correction
+            eligible += age[u] > hp[H_CBP_MATURITY]
+        if eligible == 0:
+            continue
+        counter[hidden] += hp[H_CBP_RATE] * eligible
+        count = int(counter[hidden] + CBP_SLACK)
+        counter[hidden] -= count
+        bias_next = offs[1, hidden + 1]
+        for _ in range(min(count, eligible)):
+            lowest = -1
+            for u in range(n):
+                if age[u] > hp[H_CBP_MATURITY] and (lowest < 0 or corrected[u] < corrected[lowest]):
+                    lowest = u
+            # Its mean contribution moves into the next layer's bias (Dohare et al.'s intent;
+            # their code zeroes the mean before reading it), then the unit is fresh.
+            for k in range(n_next):
+                params[bias_next + k] += params[w_out + lowest * n_next + k] * mean_act[lowest]
+            key = event_key(seed, step, hidden, lowest)
+            reset_unit(params, opt_m, opt_v, sizes, offs, hidden, lowest, key, fresh)
+            util[lowest] = 0
+            mean[lowest] = 0
+            age[lowest] = 0
+            replaced += 1
+    return replaced

