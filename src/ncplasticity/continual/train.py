@@ -71,6 +71,8 @@ LOG_COLUMNS = (
     "test_accuracy",
     *(m.name for m in metrics.select(computed=True)),
     "churn",
+    "gradient_norm",
+    "step_plasticity",
     "wall_seconds",
 )
 
@@ -190,7 +192,8 @@ def present_classes(labels, weight, bias) -> tuple[np.ndarray, np.ndarray, np.nd
 
 def _fresh_progress() -> dict:
     keys = ("first_accuracy", "first_loss", "last_accuracy", "nc1")
-    return {"epochs": 0, "seconds": 0.0, **dict.fromkeys(keys)}
+    sums = ("seconds", "grad_norm", "steps", "plasticity", "plasticity_steps")
+    return {"epochs": 0, **dict.fromkeys(sums, 0.0), **dict.fromkeys(keys)}
 
 
 def train_run(
@@ -247,6 +250,7 @@ def train_run(
     ctx = HookContext(
         model, optimizer, seed=seed, step=state["total_steps"], fresh_model=fresh_model
     )
+    ctx.extra["initial_parameters"] = initial_parameters  # θ₀ of l2_init
 
     def save():
         job.save(model=model, optimizer=optimizer, interventions=interventions, **state)
@@ -304,6 +308,11 @@ def train_run(
                     progress["first_accuracy"] = result.accuracy
                     progress["first_loss"] = float(result.loss.mean())
                 progress["last_accuracy"] = result.accuracy
+                progress["grad_norm"] += float(result.grad_norm.sum())
+                progress["steps"] += len(result.grad_norm)
+                measured = result.plasticity[~np.isnan(result.plasticity)]
+                progress["plasticity"] += float(measured.sum())
+                progress["plasticity_steps"] += len(measured)
                 progress["epochs"] += 1
                 ctx.epoch = progress["epochs"]
                 state["total_steps"] = ctx.step
@@ -356,7 +365,7 @@ def _after_task(parts: _RunParts, task_index: int, task: Task, x_task, probe, st
         x_test = x_test[task.test_index]
     progress = state["progress"]
     started = time.perf_counter()
-    features, hidden = _probe_features(model, x_task[probe], task, device)
+    features, hidden, pre_activations = _probe_features(model, x_task[probe], task, device, True)
     labels, weight, bias = present_classes(task.y_train[probe], *_classifier(model))
     writer.add_snapshot(
         f"task{task_index:04d}",
@@ -374,7 +383,7 @@ def _after_task(parts: _RunParts, task_index: int, task: Task, x_task, probe, st
         hidden,
         parameter_arrays(model),
         initial_parameters,
-        pre_activations=_probe_features(model, x_task[probe], task, device, True)[2],
+        pre_activations=pre_activations,
     )
     row = {
         "task": task_index,
@@ -388,6 +397,14 @@ def _after_task(parts: _RunParts, task_index: int, task: Task, x_task, probe, st
         "test_accuracy": _accuracy(model, x_test, task.y_test, task, device),
         **{m.name: m.compute(probe_state) for m in metrics.select(computed=True)},
         "churn": churn(parts, task_index, task, x_task, probe, progress["epochs"]),
+        # Per-step measures of the task's training (every epoch; steps of every
+        # online_sgd.PLASTICITY_EVERY-th global step for the plasticity).
+        "gradient_norm": progress["grad_norm"] / max(progress["steps"], 1),
+        "step_plasticity": (
+            progress["plasticity"] / progress["plasticity_steps"]
+            if progress["plasticity_steps"]
+            else float("nan")
+        ),
     }
     row["wall_seconds"] = progress["seconds"] + time.perf_counter() - started
     return row
