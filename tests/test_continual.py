@@ -10,7 +10,7 @@ import yaml
 
 import ncplasticity.continual.train as ct
 from ncplasticity import metrics, stats
-from ncplasticity.continual import analysis
+from ncplasticity.continual import analysis, tasks
 from ncplasticity.continual.interventions import REGISTRY
 from ncplasticity.continual.scenarios import SCENARIOS
 from ncplasticity.continual.study import SPEC as CONTINUAL_SPEC
@@ -95,15 +95,15 @@ def _assert_same_run(a, b):
 
 def test_probe_is_seeded_stratified_and_complete_when_unset():
     labels = np.repeat(np.arange(10), [50, 40, 60, 45, 55, 50, 52, 48, 50, 50])
-    probe = ct.probe_indices(labels, 100, seed=3, num_classes=10)
+    probe = tasks.probe_indices(labels, 100, seed=3, num_classes=10)
     assert len(probe) == 100 and len(np.unique(probe)) == 100 and np.all(np.diff(probe) > 0)
     counts = np.bincount(labels[probe], minlength=10)
     assert np.all(np.abs(counts - 100 * np.bincount(labels) / len(labels)) <= 1)
-    np.testing.assert_array_equal(probe, ct.probe_indices(labels, 100, 3, 10))
-    assert not np.array_equal(probe, ct.probe_indices(labels, 100, 4, 10))
-    np.testing.assert_array_equal(ct.probe_indices(labels, None, 3, 10), np.arange(len(labels)))
+    np.testing.assert_array_equal(probe, tasks.probe_indices(labels, 100, 3, 10))
+    assert not np.array_equal(probe, tasks.probe_indices(labels, 100, 4, 10))
+    np.testing.assert_array_equal(tasks.probe_indices(labels, None, 3, 10), np.arange(len(labels)))
     with pytest.raises(ValueError, match="smaller than the 10 classes"):
-        ct.probe_indices(labels, 5, 3, 10)
+        tasks.probe_indices(labels, 5, 3, 10)
 
 
 def test_run_outputs_and_determinism(dataset, tmp_path):
@@ -158,7 +158,7 @@ def test_interrupted_run_resumes_bitwise(dataset, tmp_path, monkeypatch, run_id,
     the last of task 1 and the middle one of task 2, whose epochs are drawn), rerun, and get
     exactly the uninterrupted run."""
     if run_id == "list_s1":
-        assert [ct.task_epochs(RUNS[run_id], 1, t) for t in (1, 2)] == [2, 3]
+        assert [tasks.task_epochs(RUNS[run_id], 1, t) for t in (1, 2)] == [2, 3]
     reference = _train(dataset, tmp_path / "ref", run_id, RUNS[run_id])
     _interrupt_at_epoch(monkeypatch, fail_at)
     with pytest.raises(KeyboardInterrupt):

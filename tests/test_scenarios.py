@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 import ncplasticity.continual.train as ct
+from ncplasticity.continual import tasks
 from ncplasticity.continual.interventions import REGISTRY
 from ncplasticity.continual.scenarios import SCENARIOS, ClassPairs
 from ncplasticity.continual.study import SPEC as CONTINUAL_SPEC
@@ -150,14 +151,14 @@ def test_present_classes_give_nc_over_the_classes_a_task_has():
     weight, bias = rng.normal(size=(10, 5)), rng.normal(size=10)
     with pytest.raises(ValueError, match="class 1 has no samples"):
         collapse_metrics(features, labels, weight, bias)
-    renumbered, rows, offsets = ct.present_classes(labels, weight, bias)
+    renumbered, rows, offsets = tasks.present_classes(labels, weight, bias)
     np.testing.assert_array_equal(renumbered, np.repeat([0, 1, 2], 20))
     np.testing.assert_array_equal(rows, weight[[0, 3, 7]])
     np.testing.assert_array_equal(offsets, bias[[0, 3, 7]])
     assert math.isfinite(collapse_metrics(features, renumbered, rows, offsets)["nc1"])
     # All classes present: unchanged.
     full = np.arange(10).repeat(2)
-    assert ct.present_classes(full, weight, bias)[1] is weight
+    assert tasks.present_classes(full, weight, bias)[1] is weight
 
 
 # --- runs ----------------------------------------------------------------------------------
@@ -225,13 +226,13 @@ def test_drawn_epochs_per_task_and_their_step_counts(dataset, tmp_path):
     drawn = settings(
         num_tasks=5, schedule={"first_task": {"epochs": 2}, "epochs_per_task": [1, 2, 3]}
     )
-    expected = [2] + [ct.task_epochs(drawn, 1, t) for t in range(1, 5)]
+    expected = [2] + [tasks.task_epochs(drawn, 1, t) for t in range(1, 5)]
     assert len(set(expected[1:])) > 1  # the draws vary over tasks
     # Seeded per (seed, task), independently of the list of tasks that came before.
-    assert expected[1:] == [ct.task_epochs(drawn, 1, t) for t in range(1, 5)]
-    many = [ct.task_epochs(drawn, 7, t) for t in range(200)]
-    assert set(many) == {1, 2, 3} and many != [ct.task_epochs(drawn, 8, t) for t in range(200)]
-    assert ct.task_epochs(settings(), 1, 3) == 1
+    assert expected[1:] == [tasks.task_epochs(drawn, 1, t) for t in range(1, 5)]
+    many = [tasks.task_epochs(drawn, 7, t) for t in range(200)]
+    assert set(many) == {1, 2, 3} and many != [tasks.task_epochs(drawn, 8, t) for t in range(200)]
+    assert tasks.task_epochs(settings(), 1, 3) == 1
 
     features_path, log_path = _train(dataset, tmp_path, "drawn_s1", drawn)
     rows = read_tsv(log_path)

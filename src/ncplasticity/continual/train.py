@@ -22,10 +22,11 @@ Protocol, as in the paper's code (which follows Dohare et al.'s loss-of-plastici
   of the snapshot are over the task's classes; the registered plasticity measures, the churn
   (:func:`churn`) and the interventions' ``task_log`` columns are logged.
 
-The optimiser lives for the whole run (its state crosses task boundaries) and, with the
-interventions' state, is saved after every epoch through :class:`ResumableJob`; all randomness
-is derived from (seed, task, epoch), so a resumed run is bitwise identical to an uninterrupted
-one.
+What a task is (its examples, epochs, epoch order, probe and classes) is defined in
+:mod:`ncplasticity.continual.tasks`; this module runs the job. The optimiser lives for the
+whole run (its state crosses task boundaries) and, with the interventions' state, is saved
+after every epoch through :class:`ResumableJob`; all randomness is derived from (seed, task,
+epoch), so a resumed run is bitwise identical to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -45,6 +46,15 @@ from ncplasticity.continual import EXPERIMENT
 from ncplasticity.continual.interventions import REGISTRY
 from ncplasticity.continual.online_sgd import train_epoch
 from ncplasticity.continual.scenarios import SCENARIOS, Task
+from ncplasticity.continual.tasks import (
+    INIT_STREAM,
+    epoch_order,
+    present_classes,
+    probe_indices,
+    steps_per_epoch,
+    task_done,
+    task_examples,
+)
 from ncplasticity.data import load_prepared
 from ncplasticity.features import FeatureWriter
 from ncplasticity.interventions import HookContext, call, optimizer_options
@@ -54,9 +64,6 @@ from ncplasticity.models import MLP, parameter_arrays
 from ncplasticity.nc import collapse_metrics
 
 log = logging.getLogger(__name__)
-
-# Independent random streams per (seed, ...): np.random.default_rng([seed, stream, ...]).
-_ORDER_STREAM, _PROBE_STREAM, _INIT_STREAM, _EXAMPLES_STREAM, _EPOCHS_STREAM = 1, 2, 3, 4, 5
 
 # The log's columns; the interventions' task_log columns follow them (log_columns).
 LOG_COLUMNS = (
@@ -84,48 +91,6 @@ def log_columns(rows) -> list[str]:
     return [*LOG_COLUMNS, *extra]
 
 
-def epoch_order(seed: int, task: int, epoch: int, num_samples: int) -> np.ndarray:
-    return np.random.default_rng([seed, _ORDER_STREAM, task, epoch]).permutation(num_samples)
-
-
-def probe_indices(labels: np.ndarray, size: int | None, seed: int, num_classes: int) -> np.ndarray:
-    """Sorted indices of a seeded subset of ``size`` samples, stratified by class (largest-
-    remainder allocation, at least one per present class); all samples when ``size`` is None
-    or ≥ N."""
-    labels = np.asarray(labels)
-    if size is None or size >= len(labels):
-        return np.arange(len(labels))
-    if size < num_classes:
-        raise ValueError(f"probe_size {size} is smaller than the {num_classes} classes")
-    counts = np.bincount(labels, minlength=num_classes)
-    quota = size * counts / counts.sum()
-    take = np.maximum(np.floor(quota).astype(int), np.minimum(counts, 1))
-    for c in np.argsort(-(quota - np.floor(quota)), kind="stable"):
-        if take.sum() >= size:
-            break
-        take[c] += take[c] < counts[c]
-    rng = np.random.default_rng([seed, _PROBE_STREAM])
-    chosen = [
-        rng.choice(np.flatnonzero(labels == c), take[c], replace=False) for c in range(num_classes)
-    ]
-    return np.sort(np.concatenate(chosen))
-
-
-def task_examples(settings: dict, seed: int, task: int, num_train: int) -> np.ndarray | None:
-    """Indices of the task's training examples (a seeded subset when ``examples_per_task`` is
-    below the training set's size), or None for all of them."""
-    count = settings.get("examples_per_task")
-    if count is None or count == num_train:
-        return None
-    if count > num_train:
-        raise ValueError(
-            f"continual.examples_per_task ({count}) exceeds the {num_train} training examples "
-            f"of dataset {settings['dataset']!r}"
-        )
-    rng = np.random.default_rng([seed, _EXAMPLES_STREAM, task])
-    return np.sort(rng.choice(num_train, count, replace=False))
-
-
 def build_model(settings: dict, in_features: int, num_classes: int) -> MLP:
     network = settings["network"]
     return MLP(in_features, network["hidden_sizes"], num_classes, network.get("layer_norm", False))
@@ -140,54 +105,6 @@ def build_optimizer(settings: dict, model, interventions) -> torch.optim.Optimiz
             model.parameters(), lr=spec["lr"], betas=betas, eps=spec.get("eps", 1e-8), **options
         )
     return torch.optim.SGD(model.parameters(), lr=spec["lr"], **options)
-
-
-def _steps_per_epoch(settings: dict, num_examples: int) -> int:
-    """Optimiser steps of one epoch (the step counts of the log)."""
-    return -(-num_examples // settings["optimizer"].get("batch_size", 1))
-
-
-def _first_task_done(settings: dict, progress: dict) -> bool:
-    first = settings["schedule"]["first_task"]
-    if "nc1_threshold" not in first:
-        return progress["epochs"] >= first["epochs"]
-    nc1 = progress["nc1"]
-    return progress["epochs"] >= first["max_epochs"] or (
-        nc1 is not None and nc1 < first["nc1_threshold"]
-    )
-
-
-def task_epochs(settings: dict, seed: int, task: int) -> int:
-    """Epochs of task ``task`` ≥ 1: ``schedule.epochs_per_task``, or when it is a list, an
-    element drawn uniformly from it with ``default_rng([seed, 5, task])`` (a stream of its own,
-    independent of the task's data, order and probe)."""
-    epochs = settings["schedule"].get("epochs_per_task", 1)
-    if isinstance(epochs, int):
-        return epochs
-    choices = list(epochs)
-    if not choices:
-        raise ValueError("schedule.epochs_per_task: an empty list")
-    rng = np.random.default_rng([seed, _EPOCHS_STREAM, task])
-    return int(choices[rng.integers(len(choices))])
-
-
-def _task_done(settings: dict, seed: int, task: int, progress: dict) -> bool:
-    if task == 0:
-        return _first_task_done(settings, progress)
-    return progress["epochs"] >= task_epochs(settings, seed, task)
-
-
-def present_classes(labels, weight, bias) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(labels renumbered 0..k−1 over the k classes present in ``labels``, those classes'
-    classifier rows of ``weight`` and ``bias``): what the NC metrics of a task are computed on,
-    so that a class the task lacks counts neither as a class nor as a classifier row (NC4 and
-    the accuracy then take the argmax over the present classes' outputs). Unchanged when every
-    class is present."""
-    labels = np.asarray(labels)
-    classes = np.unique(labels)
-    if len(classes) == len(weight):
-        return labels, weight, bias
-    return np.searchsorted(classes, labels), weight[classes], bias[classes]
 
 
 def _fresh_progress() -> dict:
@@ -236,14 +153,9 @@ def train_run(
     partial_features = job.dir / "features.h5"
 
     def fresh_model(salt: int) -> MLP:
+        entropy = np.random.SeedSequence([seed, INIT_STREAM, ctx.task, salt])
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(
-                int(
-                    np.random.SeedSequence([seed, _INIT_STREAM, ctx.task, salt]).generate_state(1)[
-                        0
-                    ]
-                )
-            )
+            torch.manual_seed(int(entropy.generate_state(1)[0]))
             return build_model(settings, x_train.shape[1], num_outputs).to(device)
 
     # ctx.step counts optimiser steps (train_epoch advances it): the log's total_steps.
@@ -289,7 +201,7 @@ def train_run(
                 if scenario.new_head:
                     _zero_classifier(model)
                 call(interventions, "on_task_start", ctx)
-            while not _task_done(settings, seed, task_index, progress):
+            while not task_done(settings, seed, task_index, progress):
                 started = time.perf_counter()
                 order = epoch_order(seed, task_index, progress["epochs"], len(x_task))
                 result = train_epoch(
@@ -323,7 +235,7 @@ def train_run(
                     )["nc1"]
                 call(interventions, "on_epoch_end", ctx)
                 progress["seconds"] += time.perf_counter() - started
-                if not _task_done(settings, seed, task_index, progress):
+                if not task_done(settings, seed, task_index, progress):
                     save()
             row = _after_task(parts, task_index, task, x_task, probe, state)
             row.update(_task_log(interventions, ctx))
@@ -388,7 +300,7 @@ def _after_task(parts: _RunParts, task_index: int, task: Task, x_task, probe, st
     row = {
         "task": task_index,
         "epochs": progress["epochs"],
-        "steps": progress["epochs"] * _steps_per_epoch(settings, len(x_task)),
+        "steps": progress["epochs"] * steps_per_epoch(settings, len(x_task)),
         "total_steps": state["total_steps"],
         "online_accuracy": progress["first_accuracy"],
         "online_accuracy_last_epoch": progress["last_accuracy"],
