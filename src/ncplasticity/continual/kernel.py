@@ -185,31 +185,39 @@ def _cross_entropy(logits, label):
 def _update(params, start, grad, n, hp, scalars, opt_m, opt_v, init_params):
     """One optimiser step on ``params[start:start+n]`` with gradient ``grad[:n]`` (+ the
     l2_init term); returns the squared norm of the loss gradient (without weight decay).
-    ``scalars`` = (lr, weight decay, 2·init decay, Adam step size, √bias correction 2)."""
-    lr, decay, init2, step_size, bc2 = scalars[0], scalars[1], scalars[2], scalars[3], scalars[4]
+    ``scalars`` = (lr, weight decay, 2·init decay, Adam step size, √bias correction 2,
+    1 − β1, β2, eps)."""
     p = params[start : start + n]
-    sq = np.float32(0.0)
+    g = grad[:n]
+    init2 = scalars[2]
     if init2 != 0:
         p0 = init_params[start : start + n]
         for o in range(n):
-            grad[o] += init2 * (p[o] - p0[o])
+            g[o] += init2 * (p[o] - p0[o])
+    sq = np.float32(0.0)
     for o in range(n):
-        sq += grad[o] * grad[o]
+        sq += g[o] * g[o]
     if hp[H_ADAM] != 0:
-        b1 = np.float32(1.0 - hp[H_BETA1])
-        b2 = np.float32(hp[H_BETA2])
-        eps = np.float32(hp[H_EPS])
-        m = opt_m[start : start + n]
-        v = opt_v[start : start + n]
-        for o in range(n):
-            g = grad[o] + decay * p[o]
-            m[o] += b1 * (g - m[o])
-            v[o] = b2 * v[o] + (1 - b2) * g * g
-            p[o] -= step_size * m[o] / (np.sqrt(v[o]) / bc2 + eps)
+        _adam(p, g, opt_m[start : start + n], opt_v[start : start + n], scalars)
     else:
+        lr = scalars[0]
+        keep = np.float32(1.0) - lr * scalars[1]
         for o in range(n):
-            p[o] -= lr * (grad[o] + decay * p[o])
+            p[o] = keep * p[o] - lr * g[o]
     return sq
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _adam(p, g, m, v, scalars):
+    """torch.optim.Adam's step (L2 weight decay added to the gradient)."""
+    decay, step_size, bc2 = scalars[1], scalars[3], scalars[4]
+    b1, b2, eps = scalars[5], scalars[6], scalars[7]
+    inv_bc2 = np.float32(1.0) / bc2
+    for o in range(p.shape[0]):
+        grad = g[o] + decay * p[o]
+        m[o] += b1 * (grad - m[o])
+        v[o] = b2 * v[o] + (np.float32(1.0) - b2) * grad * grad
+        p[o] -= step_size * m[o] / (np.sqrt(v[o]) * inv_bc2 + eps)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -266,10 +274,13 @@ def run_steps(
     n_classes = sizes[n_layers]
     penult = sizes[n_layers - 1]
     dense = hp[H_ADAM] != 0 or hp[H_WEIGHT_DECAY] != 0 or hp[H_INIT_DECAY] != 0
-    scalars = np.zeros(5, np.float32)
+    scalars = np.zeros(8, np.float32)
     scalars[0] = hp[H_LR]
     scalars[1] = hp[H_WEIGHT_DECAY]
     scalars[2] = 2 * hp[H_INIT_DECAY]
+    scalars[5] = 1.0 - hp[H_BETA1]
+    scalars[6] = hp[H_BETA2]
+    scalars[7] = hp[H_EPS]
     seed = counters[C_SEED]
     redo_every = np.int64(hp[H_REDO_EVERY])
     plasticity_every = np.int64(hp[H_PLASTICITY_EVERY])
