@@ -98,9 +98,11 @@ def continual_runtime(wildcards):
     settings = CONTINUAL_RUNS[wildcards.run].settings
     samples = settings.get("examples_per_task") or 60000
     first = settings["schedule"]["first_task"]
-    epochs = (settings["num_tasks"] - 1) * settings["schedule"].get(
-        "epochs_per_task", 1
-    )
+    # A list of epochs per task is drawn per task: estimate with its largest element.
+    per_task = settings["schedule"].get("epochs_per_task", 1)
+    if not isinstance(per_task, int):
+        per_task = max(per_task)
+    epochs = (settings["num_tasks"] - 1) * per_task
     epochs += first.get("epochs") or first["max_epochs"]
     return 10 + int(epochs * (samples * 300e-6 + 1) / 60)
 
