@@ -5,6 +5,7 @@
 localrules:
     continual_correlations,
     continual_sweep_correlations,
+    continual_variant_summary,
     warm_start_table,
     warm_start_correlations,
 
@@ -12,11 +13,21 @@ localrules:
 # --- Continual ---
 
 
-# continual_correlations (per variant: per-seed correlations and their summary over seeds) and
-# continual_sweep_correlations (across the runs of each first-task sweep group). One fixed
-# script for both: Snakemake evaluates a `script:` path again when the job runs, so a path
-# built from the loop variable would be the last iteration's for every rule.
-for continual_analysis in ["correlations", "sweep_correlations"]:
+# continual_correlations (per variant: per-seed correlations and their summary over seeds),
+# continual_sweep_correlations (across the runs of each first-task sweep group) and
+# continual_variant_summary (per variant: mean and sd over seeds of the first and final
+# accuracy, PL, NC1 and plasticity measures; a TSV and its Markdown copy). One fixed script
+# for all: Snakemake evaluates a `script:` path again when the job runs, so a path built from
+# the loop variable would be the last iteration's for every rule.
+CONTINUAL_ANALYSES = {
+    "correlations": ["results/continual/analysis/correlations.tsv"],
+    "sweep_correlations": ["results/continual/analysis/sweep_correlations.tsv"],
+    "variant_summary": [
+        "results/continual/analysis/variant_summary.tsv",
+        "results/continual/analysis/variant_summary.md",
+    ],
+}
+for continual_analysis in CONTINUAL_ANALYSES:
 
     rule:
         name:
@@ -24,7 +35,7 @@ for continual_analysis in ["correlations", "sweep_correlations"]:
         input:
             continual_tables(),
         output:
-            f"results/continual/analysis/{continual_analysis}.tsv",
+            CONTINUAL_ANALYSES[continual_analysis],
         log:
             f"results/logs/continual_{continual_analysis}/{continual_analysis}.log",
         conda:

@@ -54,6 +54,8 @@ rule continual_table:
 EXPERIMENT_TARGETS["continual"] = lambda: [
     "results/continual/analysis/correlations.tsv",
     "results/continual/analysis/sweep_correlations.tsv",
+    "results/continual/analysis/variant_summary.tsv",
+    "results/continual/analysis/variant_summary.md",
     *expand(
         "results/continual/figures/{name}.{ext}",
         name=["collapse_over_tasks", "plasticity_over_tasks", "sweep_correlations"],

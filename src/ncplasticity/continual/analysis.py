@@ -1,13 +1,17 @@
-"""Continual-learning tables, correlations and figures (pandas; no torch).
+"""Continual-learning tables, correlations, the per-variant summary and figures (pandas; no
+torch).
 
 Per-run tables carry ``run``, ``variant`` and ``seed`` columns (from the workflow, never from
 file names); every analysis groups by ``variant``, so runs of different variants never pool
 silently. Metrics come from the registry (:mod:`ncplasticity.metrics`); a registered
 plasticity measure that the continual tables lack (one only the warm-start experiment logs) is
-left out of the correlations and figures, not an error (a missing outcome or NC column is).
+left out of the correlations and figures, not an error (a missing outcome or NC column is);
+the variant summary gives NaN for any quantity whose column a table lacks.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -180,6 +184,118 @@ def _sweep_rows(tables: pd.DataFrame, group: str) -> list[dict]:
                 }
             )
     return rows
+
+
+# The variant summary: "final" is the mean over each run's last FINAL_TASKS analysed tasks.
+FINAL_TASKS = 10
+# (quantity, its description in the Markdown header).
+SUMMARY_QUANTITIES = {
+    "first_accuracy": "online accuracy of task 0",
+    "final_accuracy": "online accuracy, final",
+    "pl": "plasticity loss, first − final accuracy",
+    "nc1_first": "NC1 after task 0",
+    "nc1_final": "NC1, final",
+    "dormant_fraction_final": "dormant fraction, final",
+    "distance_from_init_final": "distance from init, final",
+    "test_accuracy_final": "test accuracy, final",
+}
+
+
+def variant_summary(table_paths, out_tsv, out_md, analysis_tasks: int) -> None:
+    """One row per variant (in the tables' order): ``n_seeds`` and, per quantity of
+    :data:`SUMMARY_QUANTITIES`, its mean and standard deviation over seeds (``<q>_mean``,
+    ``<q>_sd``; ddof 1, so NaN for one seed). Each quantity is computed per seed first: task 0's
+    value, or the mean over the run's last :data:`FINAL_TASKS` analysed tasks (``_final``);
+    ``pl`` = first − final accuracy. A column a table lacks gives NaN, and a NaN is never
+    skipped (it makes the mean NaN). Also writes ``out_md``, the same table in Markdown."""
+    tables = read_tables(table_paths, analysis_tasks)
+    rows, windows = [], {}
+    for variant, runs in tables.groupby("variant", sort=False):
+        per_seed = []
+        for seed, run in runs.groupby("seed", sort=True):
+            if run["run"].nunique() > 1:
+                raise ValueError(f"variant {variant!r}: several runs of seed {seed}")
+            values, window = _seed_summary(run.sort_values("task"))
+            per_seed.append(values)
+            windows.setdefault(variant, set()).add(window)
+        seeds = pd.DataFrame(per_seed, columns=list(SUMMARY_QUANTITIES))
+        row = {"variant": variant, "n_seeds": len(seeds)}
+        for quantity in SUMMARY_QUANTITIES:
+            row[f"{quantity}_mean"] = seeds[quantity].mean(skipna=False)
+            row[f"{quantity}_sd"] = seeds[quantity].std(ddof=1, skipna=False)
+        rows.append(row)
+    summary = pd.DataFrame(rows)
+    write_table(summary, out_tsv)
+    _write_text(out_md, _summary_markdown(summary, windows))
+
+
+def _seed_summary(run: pd.DataFrame) -> tuple[dict, tuple[int, int]]:
+    """One run's quantities and the (first, last) task of its final window."""
+    if run["task"].iloc[0] != 0:
+        raise ValueError(f"run {run['run'].iloc[0]}: no task 0")
+    first, final = run.iloc[0], run.tail(FINAL_TASKS)
+
+    def last(column):
+        return final[column].mean(skipna=False) if column in run else np.nan
+
+    values = {
+        "first_accuracy": first.get("online_accuracy", np.nan),
+        "final_accuracy": last("online_accuracy"),
+        "nc1_first": first.get("nc1", np.nan),
+        "nc1_final": last("nc1"),
+        "dormant_fraction_final": last("dormant_fraction"),
+        "distance_from_init_final": last("distance_from_init"),
+        "test_accuracy_final": last("test_accuracy"),
+    }
+    values["pl"] = values["first_accuracy"] - values["final_accuracy"]
+    return values, (int(final["task"].iloc[0]), int(final["task"].iloc[-1]))
+
+
+def _summary_markdown(summary: pd.DataFrame, windows: dict) -> str:
+    """The summary as a Markdown table under one header line (``windows``: variant -> the
+    (first, last) task of its runs' final windows)."""
+    seeds = sorted(set(summary["n_seeds"]))
+    rests = (
+        f"each row rests on {seeds[0]} seed{'s' * (seeds[0] != 1)}"
+        if len(seeds) == 1
+        else "each row rests on the seeds in column *seeds*"
+    )
+    spans = {v: ", ".join(f"{a}–{b}" for a, b in sorted(w)) for v, w in windows.items()}
+    if len(set(spans.values())) == 1:
+        span = f"tasks {next(iter(spans.values()))}"
+    else:
+        span = "tasks " + "; ".join(f"{v}: {w}" for v, w in spans.items())
+    header = (
+        "Generated by the workflow (rule continual_variant_summary, from "
+        f"results/continual/tables); do not edit. Mean ± standard deviation over seeds; {rests}. "
+        f"Final: mean over the last {FINAL_TASKS} analysed tasks ({span}); "
+        "PL: first − final online accuracy, per seed."
+    )
+    names = ["variant", "seeds", *SUMMARY_QUANTITIES.values()]
+    lines = [header, "", _markdown_row(names), _markdown_row(["---"] * len(names))]
+    for row in summary.to_dict("records"):
+        cells = [str(row["variant"]), str(row["n_seeds"])]
+        cells += [_mean_sd(row[f"{q}_mean"], row[f"{q}_sd"]) for q in SUMMARY_QUANTITIES]
+        lines.append(_markdown_row(cells))
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_row(cells) -> str:
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+def _mean_sd(mean: float, sd: float) -> str:
+    if np.isnan(mean):
+        return "n/a"
+    return f"{mean:.4g}" if np.isnan(sd) else f"{mean:.4g} ± {sd:.2g}"
+
+
+def _write_text(path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 # Figure panels: an outcome, then the plotted metrics of a registry group.
