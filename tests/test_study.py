@@ -34,6 +34,15 @@ def test_deep_merge_merges_mappings_replaces_the_rest_and_null_removes():
     assert base == {"a": {"x": 1, "y": [1, 2]}, "b": 2, "c": 3}  # untouched
 
 
+def test_deep_merge_replaces_a_registry_entry_of_another_name():
+    base = {"scenario": {"name": "permuted_pixels", "fraction": 1.0}}
+    assert deep_merge(base, {"scenario": {"name": "permuted_labels"}}) == {
+        "scenario": {"name": "permuted_labels"}
+    }
+    same = deep_merge(base, {"scenario": {"name": "permuted_pixels", "fraction": 0.5}})
+    assert same == {"scenario": {"name": "permuted_pixels", "fraction": 0.5}}
+
+
 def test_runs_are_variants_times_seeds_with_resolved_settings(config):
     runs = resolve_experiment(config, SCHEMA, CONTINUAL)
     assert list(runs) == [f"{v}_s{s}" for v in ("e1", "nc0.25", "nc0.22") for s in (1, 2, 3)]

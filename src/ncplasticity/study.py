@@ -65,13 +65,20 @@ def run_id(variant: str, seed: int) -> str:
 
 def deep_merge(base: Mapping, overrides: Mapping) -> dict:
     """``base`` with ``overrides`` laid over it: mappings merge key by key, anything else
-    (numbers, strings, lists) replaces; an override of ``None`` removes the key."""
+    (numbers, strings, lists) replaces; an override of ``None`` removes the key. A registry
+    entry (a mapping with a ``name``, e.g. the scenario) of another name replaces the base's
+    whole: the old entry's parameters do not belong to the new one."""
     merged = copy.deepcopy(dict(base))
     for key, value in overrides.items():
+        old = merged.get(key)
         if value is None:
             merged.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
+        elif (
+            isinstance(value, Mapping)
+            and isinstance(old, Mapping)
+            and not ("name" in value and "name" in old and value["name"] != old["name"])
+        ):
+            merged[key] = deep_merge(old, value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
