@@ -30,7 +30,8 @@ import numpy as np
 from numba import njit
 
 # Reassociation lets LLVM vectorise the dot products; no-NaN/no-inf flags are left out so
-# that a diverging run still shows NaNs.
+# that a diverging run still shows NaNs. Every function uses numpy's error model: Python's
+# checks each division for zero, and that branch keeps LLVM from vectorising the loop.
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 # Indices of the float64 hyper-parameter vector ``hp``.
@@ -84,7 +85,7 @@ def layout(sizes, layer_norm: bool) -> tuple[np.ndarray, int]:
     return offs, pos
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _mix(z):
     """splitmix64's finaliser: a bijective 64-bit hash."""
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -92,7 +93,7 @@ def _mix(z):
     return z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def event_key(seed, step, layer, unit):
     """The random key of one event (a unit's reset at a step)."""
     z = _mix(np.uint64(seed) + np.uint64(0x9E3779B97F4A7C15))
@@ -100,7 +101,7 @@ def event_key(seed, step, layer, unit):
     return _mix(z ^ np.uint64(layer * 1_000_003 + unit))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def fresh_weights(key, bound, out):
     """``out[j]`` ~ U(−bound, bound), the j-th draw of ``key`` (Kaiming-uniform when bound =
     gain·√(3/fan_in))."""
@@ -109,14 +110,14 @@ def fresh_weights(key, bound, out):
         out[j] = np.float32(bound * (2.0 * (np.float64(bits) * 2.0**-53) - 1.0))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def noise_offset(seed, step, table_size):
     """Where step ``step``'s noise starts in the noise table (parameter p takes entry
     (offset + p) mod table size)."""
     return np.int64(_mix(event_key(seed, step, 0, 0) ^ np.uint64(0x5851F42D4C957F2D)) % table_size)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _forward(params, sizes, offs, layer_norm, acts, a_off, zhat, rstd, active, n_active):
     """Forward pass from ``acts[:sizes[0]]`` (the input); fills every layer's output (post-ReLU
     for hidden layers, logits last), the LayerNorm intermediates and the nonzero-input lists."""
@@ -167,7 +168,7 @@ def _forward(params, sizes, offs, layer_norm, acts, a_off, zhat, rstd, active, n
                 a_out[o] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _cross_entropy(logits, label):
     """(prediction = first maximal logit as torch.argmax, loss, softmax max shift, Σ exp)."""
     best = 0
@@ -181,7 +182,7 @@ def _cross_entropy(logits, label):
     return best, np.float32(np.log(total) - (logits[label] - top)), top, total
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _update(params, start, grad, n, hp, scalars, opt_m, opt_v, init_params):
     """One optimiser step on ``params[start:start+n]`` with gradient ``grad[:n]`` (+ the
     l2_init term); returns the squared norm of the loss gradient (without weight decay).
@@ -207,7 +208,7 @@ def _update(params, start, grad, n, hp, scalars, opt_m, opt_v, init_params):
     return sq
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _adam(p, g, m, v, scalars):
     """torch.optim.Adam's step (L2 weight decay added to the gradient)."""
     decay, step_size, bc2 = scalars[1], scalars[3], scalars[4]
@@ -220,7 +221,62 @@ def _adam(p, g, m, v, scalars):
         p[o] -= step_size * m[o] / (np.sqrt(v[o]) * inv_bc2 + eps)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _decay_block(params, init_params, start, n, scalars):
+    """SGD's decay terms on ``params[start:start+n]``: θ ← (1 − lr·wd)·θ − lr·2λ(θ − θ₀);
+    returns ‖2λ(θ − θ₀)‖² (the l2_init term of the loss gradient)."""
+    lr, init2 = scalars[0], scalars[2]
+    keep = np.float32(1.0) - lr * scalars[1]
+    p = params[start : start + n]
+    sq = np.float32(0.0)
+    if init2 != 0:
+        p0 = init_params[start : start + n]
+        for k in range(n):
+            r = init2 * (p[k] - p0[k])
+            sq += r * r
+            p[k] = keep * p[k] - lr * r
+    else:
+        for k in range(n):
+            p[k] *= keep
+    return sq
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _adam_block(params, opt_m, opt_v, init_params, start, a_in, d_out, n_in, n_out, scalars):
+    """Adam on a layer's W^T [n_in, n_out] at ``start`` with loss gradient a_in ⊗ d_out (+ the
+    l2_init term); returns the gradient's squared norm. The loops run over row views: numba
+    checks a computed index for wraparound, and that branch keeps LLVM from vectorising."""
+    init2, decay, step_size = scalars[2], scalars[1], scalars[3]
+    b1, b2, eps = scalars[5], scalars[6], scalars[7]
+    inv_bc2 = np.float32(1.0) / scalars[4]
+    sq = np.float32(0.0)
+    for i in range(n_in):
+        a = a_in[i]
+        lo = start + i * n_out
+        p = params[lo : lo + n_out]
+        m = opt_m[lo : lo + n_out]
+        v = opt_v[lo : lo + n_out]
+        if init2 != 0:
+            p0 = init_params[lo : lo + n_out]
+            for o in range(n_out):
+                g = a * d_out[o] + init2 * (p[o] - p0[o])
+                sq += g * g
+                g += decay * p[o]
+                m[o] += b1 * (g - m[o])
+                v[o] = b2 * v[o] + (np.float32(1.0) - b2) * g * g
+                p[o] -= step_size * m[o] / (np.sqrt(v[o]) * inv_bc2 + eps)
+        else:
+            for o in range(n_out):
+                g = a * d_out[o]
+                sq += g * g
+                g += decay * p[o]
+                m[o] += b1 * (g - m[o])
+                v[o] = b2 * v[o] + (np.float32(1.0) - b2) * g * g
+                p[o] -= step_size * m[o] / (np.sqrt(v[o]) * inv_bc2 + eps)
+    return sq
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def run_steps(
     params,
     init_params,
@@ -273,7 +329,7 @@ def run_steps(
     fresh = np.zeros(max(widest, sizes[0]), np.float32)
     n_classes = sizes[n_layers]
     penult = sizes[n_layers - 1]
-    dense = hp[H_ADAM] != 0 or hp[H_WEIGHT_DECAY] != 0 or hp[H_INIT_DECAY] != 0
+    dense = hp[H_WEIGHT_DECAY] != 0 or hp[H_INIT_DECAY] != 0  # SGD with decay terms
     scalars = np.zeros(8, np.float32)
     scalars[0] = hp[H_LR]
     scalars[1] = hp[H_WEIGHT_DECAY]
@@ -333,16 +389,26 @@ def run_steps(
                         a_in, label, dial, dial_mean, dial_count, delta_prev
                     )
                     dial_penalty[1] += 1
-            if dense:
-                for i in range(n_in):
-                    v = a_in[i]
-                    for o in range(n_out):
-                        grow[o] = v * d_out[o]
-                    sq += _update(
-                        params, w + i * n_out, grow, n_out, hp, scalars, opt_m, opt_v, init_params
-                    )
+            if hp[H_ADAM] != 0:
+                sq += _adam_block(
+                    params, opt_m, opt_v, init_params, w, a_in, d_out, n_in, n_out, scalars
+                )
             else:
+                # SGD: the decay terms touch every weight of the layer in one flat pass, the
+                # loss gradient a_i·d_o only the rows of nonzero inputs.
                 lr = scalars[0]
+                if dense:
+                    if scalars[2] != 0:  # ‖g‖² gets 2·<a·d, 2λ(θ − θ₀)> (old θ)
+                        cross = np.float32(0.0)
+                        for k in range(n_active[layer]):
+                            i = nz[k]
+                            v = a_in[i]
+                            row = params[w + i * n_out : w + (i + 1) * n_out]
+                            row0 = init_params[w + i * n_out : w + (i + 1) * n_out]
+                            for o in range(n_out):
+                                cross += v * d_out[o] * (row[o] - row0[o])
+                        sq += 2 * scalars[2] * cross
+                    sq += _decay_block(params, init_params, w, n_in * n_out, scalars)
                 norm_in = np.float32(0.0)
                 for k in range(n_active[layer]):
                     i = nz[k]
@@ -442,7 +508,7 @@ def run_steps(
         counters[C_STEP] += 1
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _dial_gradient(h, label, strength, dial_mean, dial_count, d_h):
     """nc_dial: adds the gradient of strength·r/(1 + r), r = ‖h − μ_c‖² / ‖μ_c‖² (μ_c the
     bias-corrected running mean of the sample's class, not differentiated), to ``d_h`` where
@@ -467,18 +533,25 @@ def _dial_gradient(h, label, strength, dial_mean, dial_count, d_h):
     return strength * r / (1.0 + r)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _add_noise(params, table, std, offset):
-    """params[p] += std · table[(offset + p) mod len(table)]."""
-    size = table.shape[0]
-    first = min(params.shape[0], size - offset)
+    """params[p] += std · table[(offset + p) mod len(table)] (over views: see _adam_block)."""
+    n = params.shape[0]
+    first = min(n, table.shape[0] - offset)
+    head = params[:first]
+    source = table[offset : offset + first]
     for p in range(first):
-        params[p] += std * table[offset + p]
-    for p in range(first, params.shape[0]):
-        params[p] += std * table[(offset + p) % size]
+        head[p] += std * source[p]
+    done = first
+    while done < n:  # wrap around the table
+        chunk = min(n - done, table.shape[0])
+        part = params[done : done + chunk]
+        for p in range(chunk):
+            part[p] += std * table[p]
+        done += chunk
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def reset_unit(params, opt_m, opt_v, sizes, offs, hidden, unit, key, fresh):
     """Unit ``unit`` of hidden layer ``hidden`` gets fresh incoming weights (Kaiming-uniform,
     drawn from ``key``), zero bias and zero outgoing weights; the optimiser state of those
@@ -508,7 +581,7 @@ def reset_unit(params, opt_m, opt_v, sizes, offs, hidden, unit, key, fresh):
             opt_v[start + k] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _redo(params, opt_m, opt_v, sizes, offs, hp, units, u_off, seed, step, fresh):
     """ReDo: units whose score E|h_i| / mean_k E|h_k| over the last period is ≤ τ are reset
     (a layer without any activation is reset whole); the activation sums restart."""
@@ -527,7 +600,9 @@ def _redo(params, opt_m, opt_v, sizes, offs, hp, units, u_off, seed, step, fresh
     return resets
 
 
-@njit(cache=True)  # no fastmath: a contracted counter update would replace at other steps
+@njit(
+    cache=True, error_model="numpy"
+)  # no fastmath: a contracted counter update would replace at other steps
 def _continual_backprop(
     params, opt_m, opt_v, sizes, offs, hp, units, u_off, counter, acts, a_off, seed, step, fresh
 ):
@@ -556,8 +631,9 @@ def _continual_backprop(
         w_out = offs[0, hidden + 1]
         for u in range(n):
             out_mag = 0.0
+            outgoing = params[w_out + u * n_next : w_out + (u + 1) * n_next]
             for k in range(n_next):
-                out_mag += abs(params[w_out + u * n_next + k])
+                out_mag += abs(outgoing[k])
             age[u] += 1
             util[u] *= decay
             correction = 1.0 - decay ** age[u]
