@@ -5,7 +5,6 @@ Same initialisation, same sample order, same random draws: after 1,200 steps ove
 optimiser state, per-step measures and logged values agree within float tolerance.
 """
 
-
 import numpy as np
 import pytest
 import torch
@@ -146,3 +145,34 @@ def test_everything_at_once(digits):
         {"name": "nc_dial", "strength": 0.5},
     ]
     _run(digits, specs, layer_norm=True)
+
+
+def test_larger_batches_run_every_intervention_on_the_autograd_loop(digits):
+    x, y = digits
+    specs = [
+        {"name": "l2_init", "weight_decay": 1e-3},
+        {"name": "shrink_perturb", "every": "step", "noise_std": 1e-4},
+        {"name": "redo", "tau": 0.3, "every": 20},
+        {"name": "cbp", "replacement_rate": 0.05, "maturity": 10},
+        {"name": "nc_dial", "strength": -1.0},
+    ]
+    model, opt, interventions, ctx = _setup(specs, "adam", True, 1e-3)
+    before = [p.detach().clone() for p in model.parameters()]
+    order = np.random.default_rng(0).permutation(len(x))[:1600]
+    result = train_epoch(
+        model,
+        x,
+        y,
+        order,
+        1e-3,
+        16,
+        np.arange(784),
+        optimizer=opt,
+        interventions=interventions,
+        ctx=ctx,
+    )
+    assert ctx.step == 100 and result.correct.shape == (1600,)
+    assert np.isfinite(result.grad_norm).all() and np.isfinite(result.plasticity).sum() == 160
+    log = {k: v for d in call(interventions, "task_log", ctx) for k, v in d.items()}
+    assert log["redo_resets"] > 0 and log["cbp_replaced"] > 0 and log["nc_dial_penalty"] < 0
+    assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
