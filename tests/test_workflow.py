@@ -6,6 +6,7 @@ tests/test_cluster.py (tests/slurm/workflow_runs.py).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -60,6 +61,17 @@ def test_smoke_run_is_complete_and_consistent(smoke_run):
     analysis = smoke_run / "results/continual/analysis"
     assert "metric" in read_tsv(analysis / "correlations.tsv")[0]
     assert "r_first_nc1_pl" in read_tsv(analysis / "sweep_correlations.tsv")[0]
+    # The compiled loop's interventions and the class-pair scenario ran for real.
+    for seed in (1, 2):
+        mixed = read_tsv(smoke_run / f"results/continual/logs/mixed_s{seed}.tsv")
+        assert sum(row["redo_resets"] + row["cbp_replaced"] for row in mixed) > 0
+        assert all(row["nc_dial_penalty"] > 0 and row["l2_init_penalty"] > 0 for row in mixed)
+        pairs = read_tsv(smoke_run / f"results/continual/tables/pairs_s{seed}.tsv")
+        assert {row["epochs"] for row in pairs[1:]} <= {1, 2}
+        assert all(math.isfinite(row["nc1"]) for row in pairs)
+    summary = {row["variant"]: row for row in read_tsv(analysis / "variant_summary.tsv")}
+    assert set(summary) == {"e1", "nc0.5", "mixed", "pairs"}
+    assert all(row["n_seeds"] == 2 and math.isfinite(row["pl_mean"]) for row in summary.values())
     reproduction = read_tsv(smoke_run / "results/paper/reproduction.tsv")
     assert list(reproduction[0]) == [
         "claim",
@@ -295,7 +307,7 @@ def test_adding_variants_or_seeds_reruns_nothing_that_exists(smoke_run):
     continual = {p for p in planned if "/continual/" in p}
     assert continual == {
         f"results/continual/features/{run}.h5"
-        for run in ("e1_s3", "nc0.5_s3", "wide_s1", "wide_s2", "wide_s3")
+        for run in ("e1_s3", "nc0.5_s3", "mixed_s3", "pairs_s3", "wide_s1", "wide_s2", "wide_s3")
     }
     warm = {p for p in planned if "/warm_start/" in p}
     assert all("l2_strong_s7" in p or "fast_s7" in p for p in warm), warm
