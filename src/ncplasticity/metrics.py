@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 GROUPS = ("outcome", "nc", "plasticity")
@@ -34,6 +35,13 @@ class ProbeState:
     parameters: list
     initial_parameters: list | None = None
     pre_activations: list | None = None
+
+    @cached_property
+    def feature_singular_values(self):
+        """Singular values of ``features``, ascending: computed once for every rank measure."""
+        from ncplasticity.plasticity import singular_values
+
+        return singular_values(self.features)
 
 
 @dataclass(frozen=True)

@@ -55,15 +55,16 @@ def dead_fraction(activations) -> float:
     return dead / sum(a.shape[1] for a in layers)
 
 
-def effective_rank(features) -> float:
+def effective_rank(features, sigma=None) -> float:
     """exp(H(p)) with p = σ / Σσ over the singular values σ of the [N, D] feature matrix
     (uncentred, in float64); between 1 and min(N, D); 0 for an all-zero matrix.
 
     σ comes from the eigenvalues of the D x D Gram matrix: O(N D²) and a small symmetric
     eigenproblem instead of an SVD of the tall matrix. Squaring loses the precision of the
-    smallest σ, whose share of the entropy is negligible.
+    smallest σ, whose share of the entropy is negligible. ``sigma``: the features' singular
+    values when already known (:func:`singular_values`).
     """
-    sigma = _singular_values(features)
+    sigma = singular_values(features) if sigma is None else sigma
     total = sigma.sum()
     if total == 0:
         return 0.0
@@ -89,7 +90,7 @@ def dormant_fraction(activations, tau: float = 0.025) -> float:
     return dormant / sum(a.shape[1] for a in layers)
 
 
-def _singular_values(features) -> np.ndarray:
+def singular_values(features) -> np.ndarray:
     """Singular values of [N, D] features, ascending (via the D x D Gram matrix, float64)."""
     features = np.asarray(features, dtype=np.float64)
     if features.ndim != 2:
@@ -97,10 +98,10 @@ def _singular_values(features) -> np.ndarray:
     return np.sqrt(np.clip(np.linalg.eigvalsh(features.T @ features), 0, None))
 
 
-def feature_rank(features, delta: float = 0.01) -> int:
+def feature_rank(features, delta: float = 0.01, sigma=None) -> int:
     """srank_δ: the smallest k with Σ_{i≤k} σ_i / Σ σ ≥ 1 − δ (σ in decreasing order); 0 for
     an all-zero matrix."""
-    sigma = _singular_values(features)[::-1]
+    sigma = (singular_values(features) if sigma is None else sigma)[::-1]
     total = sigma.sum()
     if total == 0:
         return 0
@@ -117,17 +118,14 @@ def distance_from_init(parameters: Iterable, initial: Iterable | None) -> float:
     )
 
 
-def stable_rank(features) -> float:
+def stable_rank(features, sigma=None) -> float:
     """‖H‖_F² / ‖H‖₂² = Σσ² / σ_max² of the [N, D] feature matrix (uncentred, float64);
-    between 1 and min(N, D); 0 for an all-zero matrix. ‖H‖₂² is the largest eigenvalue of
-    the D x D Gram matrix."""
-    features = np.asarray(features, dtype=np.float64)
-    if features.ndim != 2:
-        raise ValueError(f"need an [N, D] feature matrix, got shape {features.shape}")
-    spectral = np.linalg.eigvalsh(features.T @ features)[-1] if features.size else 0.0
-    if spectral <= 0:
+    between 1 and min(N, D); 0 for an all-zero matrix (σ² are the eigenvalues of the D x D
+    Gram matrix)."""
+    sigma = singular_values(features) if sigma is None else sigma
+    if sigma.size == 0 or sigma[-1] <= 0:
         return 0.0
-    return float(np.square(features).sum() / spectral)
+    return float(np.square(sigma).sum() / sigma[-1] ** 2)
 
 
 def duplicated_fraction(activations, threshold: float = 0.95) -> float:
@@ -183,11 +181,26 @@ def preactivation_std(pre_activations) -> float:
 # Registry entries (ncplasticity.metrics): the continual loop computes each from the probe.
 for _name, _label, _direction, _compute in (
     ("dead_fraction", "dead ReLU fraction", 1, lambda probe: dead_fraction(probe.hidden)),
-    ("effective_rank", "effective rank of features", -1, lambda p: effective_rank(p.features)),
+    (
+        "effective_rank",
+        "effective rank of features",
+        -1,
+        lambda p: effective_rank(p.features, p.feature_singular_values),
+    ),
     ("weight_norm", "weight norm", 1, lambda probe: weight_norm(probe.parameters)),
     ("dormant_fraction", "τ-dormant unit fraction", 1, lambda p: dormant_fraction(p.hidden)),
-    ("feature_rank", "feature rank srank", -1, lambda p: feature_rank(p.features)),
-    ("stable_rank", "stable rank of features", -1, lambda p: stable_rank(p.features)),
+    (
+        "feature_rank",
+        "feature rank srank",
+        -1,
+        lambda p: feature_rank(p.features, sigma=p.feature_singular_values),
+    ),
+    (
+        "stable_rank",
+        "stable rank of features",
+        -1,
+        lambda p: stable_rank(p.features, p.feature_singular_values),
+    ),
     (
         "distance_from_init",
         "distance from initial weights",

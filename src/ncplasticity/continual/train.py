@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from ncplasticity import metrics
 from ncplasticity.continual import EXPERIMENT
@@ -130,6 +131,9 @@ def train_run(
     from ncplasticity.tsv import write_tsv
 
     torch.set_num_threads(threads)
+    # numpy's BLAS (the per-task measures) would otherwise start a thread per core beside
+    # the other jobs.
+    threadpool_limits(threads)
     device = resolve_device(device)
     data = load_prepared(dataset_path)
     x_train = _flat_pixels(data.x_train)
