@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ncplasticity.continual import kernel
+from ncplasticity.continual import kernel, kernel_constants
 from ncplasticity.interventions import HookContext, Intervention, call
 from ncplasticity.models import MLP
 
@@ -274,22 +274,25 @@ def load_flat_parameters(model: MLP, params: np.ndarray) -> None:
 
 # Kernel state rows of the per-unit array that interventions may own, by name.
 _UNIT_ROWS = {
-    "redo_sum": kernel.U_REDO_SUM,
-    "cbp_util": kernel.U_CBP_UTIL,
-    "cbp_age": kernel.U_CBP_AGE,
-    "cbp_mean": kernel.U_CBP_MEAN,
+    "redo_sum": kernel_constants.U_REDO_SUM,
+    "cbp_util": kernel_constants.U_CBP_UTIL,
+    "cbp_age": kernel_constants.U_CBP_AGE,
+    "cbp_mean": kernel_constants.U_CBP_MEAN,
 }
 _HP = {
-    "init_decay": kernel.H_INIT_DECAY,
-    "noise_std": kernel.H_NOISE_STD,
-    "dial": kernel.H_DIAL,
-    "redo_every": kernel.H_REDO_EVERY,
-    "redo_tau": kernel.H_REDO_TAU,
-    "cbp_rate": kernel.H_CBP_RATE,
-    "cbp_maturity": kernel.H_CBP_MATURITY,
-    "cbp_decay": kernel.H_CBP_DECAY,
+    "init_decay": kernel_constants.H_INIT_DECAY,
+    "noise_std": kernel_constants.H_NOISE_STD,
+    "dial": kernel_constants.H_DIAL,
+    "redo_every": kernel_constants.H_REDO_EVERY,
+    "redo_tau": kernel_constants.H_REDO_TAU,
+    "cbp_rate": kernel_constants.H_CBP_RATE,
+    "cbp_maturity": kernel_constants.H_CBP_MATURITY,
+    "cbp_decay": kernel_constants.H_CBP_DECAY,
 }
-_COUNTS = {"redo_resets": kernel.C_REDO_RESETS, "cbp_replaced": kernel.C_CBP_REPLACED}
+_COUNTS = {
+    "redo_resets": kernel_constants.C_REDO_RESETS,
+    "cbp_replaced": kernel_constants.C_CBP_REPLACED,
+}
 
 
 def _train_compiled(model, x, y, order, permutation, optimizer, interventions, ctx) -> EpochResult:
@@ -299,25 +302,25 @@ def _train_compiled(model, x, y, order, permutation, optimizer, interventions, c
     adam = type(optimizer) is torch.optim.Adam
     sizes = layer_sizes(model)
     params = flatten(model)
-    hp = np.zeros(kernel.NUM_HP)
-    hp[kernel.H_LR] = group["lr"]
-    hp[kernel.H_WEIGHT_DECAY] = group["weight_decay"]
-    hp[kernel.H_LAYER_NORM] = model.layer_norm
-    hp[kernel.H_PLASTICITY_EVERY] = PLASTICITY_EVERY
-    counters = np.zeros(kernel.NUM_COUNTERS, np.int64)
-    counters[kernel.C_STEP] = ctx.step
-    counters[kernel.C_SEED] = ctx.seed
+    hp = np.zeros(kernel_constants.NUM_HP)
+    hp[kernel_constants.H_LR] = group["lr"]
+    hp[kernel_constants.H_WEIGHT_DECAY] = group["weight_decay"]
+    hp[kernel_constants.H_LAYER_NORM] = model.layer_norm
+    hp[kernel_constants.H_PLASTICITY_EVERY] = PLASTICITY_EVERY
+    counters = np.zeros(kernel_constants.NUM_COUNTERS, np.int64)
+    counters[kernel_constants.C_STEP] = ctx.step
+    counters[kernel_constants.C_SEED] = ctx.seed
     if adam:
-        hp[kernel.H_ADAM] = 1
-        hp[kernel.H_BETA1], hp[kernel.H_BETA2] = group["betas"]
-        hp[kernel.H_EPS] = group["eps"]
+        hp[kernel_constants.H_ADAM] = 1
+        hp[kernel_constants.H_BETA1], hp[kernel_constants.H_BETA2] = group["betas"]
+        hp[kernel_constants.H_EPS] = group["eps"]
         states = [optimizer.state.get(p, {}) for p in model.parameters()]
         first = not states[0]
         opt_m = np.zeros_like(params) if first else flatten(model, [s["exp_avg"] for s in states])
         opt_v = (
             np.zeros_like(params) if first else flatten(model, [s["exp_avg_sq"] for s in states])
         )
-        counters[kernel.C_ADAM_STEP] = 0 if first else int(states[0]["step"])
+        counters[kernel_constants.C_ADAM_STEP] = 0 if first else int(states[0]["step"])
     else:
         opt_m = opt_v = np.zeros(0, np.float32)
     n_layers = len(sizes) - 1
@@ -380,7 +383,7 @@ def _train_compiled(model, x, y, order, permutation, optimizer, interventions, c
             model.parameters(), unflatten(model, opt_m), unflatten(model, opt_v), strict=True
         ):
             s = optimizer.state[p]
-            s["step"] = torch.tensor(float(counters[kernel.C_ADAM_STEP]))
+            s["step"] = torch.tensor(float(counters[kernel_constants.C_ADAM_STEP]))
             s["exp_avg"] = torch.from_numpy(m)
             s["exp_avg_sq"] = torch.from_numpy(v)
     for arrays in owners:
@@ -389,5 +392,5 @@ def _train_compiled(model, x, y, order, permutation, optimizer, interventions, c
                 array[:] = units[_UNIT_ROWS[key]]
             elif key in _COUNTS:
                 array += counters[_COUNTS[key]]
-    ctx.step = int(counters[kernel.C_STEP])
+    ctx.step = int(counters[kernel_constants.C_STEP])
     return result

@@ -1,0 +1,235 @@
+"""Regularisers among the continual interventions: ``l2``, ``l2_init``, ``shrink_perturb`` and
+``nc_dial`` (see the package docstring for their two forms)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ncplasticity import interventions as hooks
+from ncplasticity.continual.interventions._registry import NON_NEGATIVE, REGISTRY
+from ncplasticity.interventions import HookContext, Intervention, WeightDecay
+
+# The noise table's random stream: np.random.default_rng([seed, _NOISE_STREAM]).
+_NOISE_STREAM = 5
+
+
+def _squared_norm(arrays) -> float:
+    return float(sum(np.square(np.asarray(a, dtype=np.float64)).sum() for a in arrays))
+
+
+def _parameters(ctx: HookContext) -> list:
+    return [p.detach().cpu().numpy() for p in ctx.model.parameters()]
+
+
+def _initial_parameters(ctx: HookContext) -> list:
+    try:
+        return ctx.extra["initial_parameters"]
+    except KeyError:
+        raise ValueError(
+            "l2_init needs the run's initial parameters (ctx.extra['initial_parameters'])"
+        ) from None
+
+
+@REGISTRY.register
+class L2(WeightDecay):
+    """SGD on loss + (λ/2)‖θ‖², i.e. weight decay λ (for Adam: L2 added to the gradient).
+    Logs the penalty (λ/2)‖θ‖² at the task's end."""
+
+    name = "l2"
+    parameters = {"weight_decay": {**NON_NEGATIVE, "default": 1e-4}}
+
+    def task_log(self, ctx):
+        return {"l2_penalty": self.params["weight_decay"] / 2 * _squared_norm(_parameters(ctx))}
+
+
+@REGISTRY.register
+class L2Init(Intervention):
+    """Regenerative regularisation (Kumar et al. 2023): loss + λ‖θ − θ₀‖², θ₀ the run's initial
+    parameters. Logs the penalty at the task's end."""
+
+    name = "l2_init"
+    parameters = {"weight_decay": {**NON_NEGATIVE, "default": 1e-4}}
+
+    def kernel_options(self, ctx):
+        from ncplasticity.continual.online_sgd import flatten
+
+        return {"init_decay": self.params["weight_decay"]}, {
+            "init_params": flatten(ctx.model, _initial_parameters(ctx))
+        }
+
+    def loss(self, ctx, features, logits, targets):
+        import torch
+
+        initial = [torch.from_numpy(np.asarray(a)) for a in _initial_parameters(ctx)]
+        return self.params["weight_decay"] * sum(
+            (p - p0.to(p.device)).square().sum()
+            for p, p0 in zip(ctx.model.parameters(), initial, strict=True)
+        )
+
+    def task_log(self, ctx):
+        distance = [
+            p - p0 for p, p0 in zip(_parameters(ctx), _initial_parameters(ctx), strict=True)
+        ]
+        return {"l2_init_penalty": self.params["weight_decay"] * _squared_norm(distance)}
+
+
+@REGISTRY.register
+class ShrinkPerturb(Intervention):
+    """Shrink & perturb in one of two forms.
+
+    ``every: task`` (Ash & Adams): at the start of every task after the first,
+    θ ← shrink·θ + perturb·θ_fresh, θ_fresh a new initialisation seeded by (seed, task); logs
+    ``shrink_perturb_applied``.
+    ``every: step`` (Dohare et al.): every step, weight decay ``weight_decay`` in the optimiser
+    and then Gaussian noise of std ``noise_std`` on every parameter; logs the task's
+    ``shrink_perturb_noise`` (the std of the noise summed over its steps). The noise of step t
+    for flat parameter p is ``table[(offset_t + p) mod T]``: a table of T = 2²² standard
+    normals drawn once per run and an offset hashed from (seed, t)
+    (:mod:`ncplasticity.continual.kernel_events`), so the compiled and the reference loop add
+    the same numbers; each step's noise is exactly N(0, σ²) per parameter, and steps sample the
+    table at independent offsets.
+    """
+
+    name = "shrink_perturb"
+    parameters = {
+        "shrink": {**NON_NEGATIVE, "default": 0.6},
+        "perturb": {**NON_NEGATIVE, "default": 0.01},
+        "every": {"enum": ["task", "step"], "default": "task"},
+        "weight_decay": {**NON_NEGATIVE, "default": 1e-4},
+        "noise_std": {**NON_NEGATIVE, "default": 1e-5},
+    }
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.every = None  # not a period in steps: the form
+        self.step_form = self.params["every"] == "step"
+        self.applied = 0
+        self.task_start = 0
+        self._table = None
+
+    def optimizer_options(self):
+        return {"weight_decay": self.params["weight_decay"]} if self.step_form else {}
+
+    def on_task_start(self, ctx: HookContext) -> None:
+        self.task_start = ctx.step
+        if ctx.task > 0 and not self.step_form:
+            hooks.shrink_and_perturb(
+                ctx.model, ctx.fresh_model(0), self.params["shrink"], self.params["perturb"]
+            )
+            self.applied += 1
+
+    def noise_table(self, seed: int) -> np.ndarray:
+        from ncplasticity.continual import kernel_events
+
+        if self._table is None or self._table[0] != seed:
+            rng = np.random.default_rng([seed, _NOISE_STREAM])
+            self._table = (
+                seed,
+                rng.standard_normal(kernel_events.NOISE_TABLE_SIZE, dtype=np.float32),
+            )
+        return self._table[1]
+
+    def kernel_options(self, ctx):
+        if not self.step_form:
+            return {}, {}
+        return {"noise_std": self.params["noise_std"]}, {"noise_table": self.noise_table(ctx.seed)}
+
+    def after_step(self, ctx, hidden, targets):
+        if not self.step_form:
+            return
+        import torch
+
+        from ncplasticity.continual import kernel_events
+        from ncplasticity.continual.online_sgd import unflatten
+
+        table = self.noise_table(ctx.seed)
+        size = sum(p.numel() for p in ctx.model.parameters())
+        offset = kernel_events.noise_offset(ctx.seed, ctx.step, len(table))
+        noise = table[(offset + np.arange(size)) % len(table)]
+        std = self.params["noise_std"]
+        with torch.no_grad():
+            for p, n in zip(ctx.model.parameters(), unflatten(ctx.model, noise), strict=True):
+                p.add_(torch.from_numpy(n).to(p.device), alpha=std)
+
+    def task_log(self, ctx):
+        if self.step_form:
+            std = self.params["noise_std"]
+            return {"shrink_perturb_noise": std * np.sqrt(ctx.step - self.task_start)}
+        applied, self.applied = self.applied, 0
+        return {"shrink_perturb_applied": applied}
+
+    def state_dict(self):
+        return {"applied": self.applied, "task_start": self.task_start}
+
+    def load_state_dict(self, state):
+        self.applied, self.task_start = state["applied"], state["task_start"]
+
+
+@REGISTRY.register
+class NCDial(Intervention):
+    """A signed dial on within-class variability of the penultimate features h at any batch
+    size (ours): loss + strength·r/(1 + r), r = ‖h − μ_c‖² / ‖μ_c‖², μ_c the bias-corrected
+    running mean (momentum 0.99, not differentiated) of the sample's class. strength > 0 pulls
+    each sample toward its class mean (collapse), < 0 pushes it away; the term is bounded and
+    its gradient vanishes as r grows, so spreading cannot diverge. Logs ``nc_dial_penalty``,
+    the task's mean term."""
+
+    name = "nc_dial"
+    parameters = {"strength": {"type": "number", "default": 1.0}}
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.mean = None
+        self.count = None
+        self.penalty = np.zeros(2)  # (sum of the term, steps)
+
+    def _ensure(self, ctx):
+        if self.mean is None:
+            classes, width = ctx.model.classifier.weight.shape
+            self.mean = np.zeros((classes, width), np.float32)
+            self.count = np.zeros(classes, np.int64)
+
+    def kernel_options(self, ctx):
+        self._ensure(ctx)
+        arrays = {"dial_mean": self.mean, "dial_count": self.count, "dial_penalty": self.penalty}
+        return {"dial": self.params["strength"]}, arrays
+
+    def loss(self, ctx, features, logits, targets):
+        import torch
+
+        from ncplasticity.continual.kernel_events import DIAL_MOMENTUM
+
+        self._ensure(ctx)
+        labels = targets.cpu().numpy()
+        seen = self.count[labels] > 0
+        self.penalty[1] += len(labels)
+        if not seen.any():
+            return None
+        correction = 1.0 - DIAL_MOMENTUM ** self.count[labels[seen]].astype(np.float64)
+        mu = torch.from_numpy(self.mean[labels[seen]] / correction[:, None].astype(np.float32))
+        h = features[torch.from_numpy(seen).to(features.device)]
+        mu = mu.to(h.device)
+        r = (h - mu).square().sum(1) / (mu.square().sum(1) + 1e-12)
+        term = self.params["strength"] * r / (1 + r)
+        self.penalty[0] += float(term.detach().sum())
+        return term.sum() / len(labels)
+
+    def after_step(self, ctx, hidden, targets):
+        from ncplasticity.continual.kernel_events import DIAL_MOMENTUM
+
+        features = hidden[-1].cpu().numpy()
+        for h, label in zip(features, targets.cpu().numpy(), strict=True):
+            self.mean[label] = DIAL_MOMENTUM * self.mean[label] + (1 - DIAL_MOMENTUM) * h
+            self.count[label] += 1
+
+    def task_log(self, ctx):
+        total, steps = self.penalty
+        self.penalty[:] = 0
+        return {"nc_dial_penalty": total / steps if steps else float("nan")}
+
+    def state_dict(self):
+        return {"mean": self.mean, "count": self.count, "penalty": self.penalty.copy()}
+
+    def load_state_dict(self, state):
+        self.mean, self.count = state["mean"], state["count"]
+        self.penalty[:] = state["penalty"]
