@@ -1,0 +1,309 @@
+"""The answers table: one row per question and sub-question, and the best-predicting measure
+and NC1's rank among the measures, each with its estimate, interval, the number of seeds,
+runs, conditions or groups it rests on, and a one-sentence reading generated from the numbers.
+
+Every row is read off the analysis tables (:mod:`.within`, :mod:`.models`, :mod:`.effects`,
+:mod:`.predictors`); nothing here computes a new statistic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ncplasticity.open_questions import conditions as cond
+from ncplasticity.open_questions import within
+
+COLUMNS = [
+    "question",
+    "statistic",
+    "subject",
+    "estimate",
+    "interval_low",
+    "interval_high",
+    "n",
+    "n_unit",
+    "method",
+    "reading",
+]
+
+
+def _g(value) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.3g}"
+
+
+def _span(row) -> str:
+    return f"{_g(row['estimate'])} [{_g(row['interval_low'])}, {_g(row['interval_high'])}]"
+
+
+def sign(low, high) -> int:
+    """+1 / −1 when the interval lies above / below 0, 0 when it holds 0 or is undefined."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return 0
+    return 1 if low > 0 else -1 if high < 0 else 0
+
+
+def _row(question, statistic, subject, estimate, low, high, n, unit, method, reading) -> dict:
+    row = {
+        "question": question,
+        "statistic": statistic,
+        "subject": subject,
+        "estimate": estimate,
+        "interval_low": low,
+        "interval_high": high,
+        "n": int(n),
+        "n_unit": unit,
+        "method": method,
+    }
+    row["reading"] = reading(row, sign(low, high))
+    return row
+
+
+def _relation(s: int, what: str, beyond: str = "") -> str:
+    if s > 0:
+        return f"PL rises with {what}{beyond}"
+    if s < 0:
+        return f"PL falls as {what} rises{beyond}"
+    return f"no relation of {what} with PL{beyond} can be told from zero"
+
+
+def _within_rows(within_table, reference) -> list[dict]:
+    rows = []
+    for statistic, name in within.STATISTICS.items():
+        summary = within.summary(within_table, reference, statistic)
+
+        def reading(row, s, name=name, statistic=statistic):
+            text = f"{name} in {row['subject']}: {_span(row)} over {row['n']} seeds; "
+            if statistic == "r_diff":
+                return text + _relation(s, "NC1", " from task to task") + "."
+            if statistic == "r_diff_prev":
+                return text + _relation(s, "the previous task's NC1", " from task to task") + "."
+            if statistic == "partial_r_steps":
+                return text + _relation(s, "NC1", " at equal steps") + "."
+            return (
+                text
+                + _relation(s, "NC1", " over tasks (a trend shared with the task index counts)")
+                + "."
+            )
+
+        rows.append(
+            _row(
+                "Q1 within run",
+                statistic,
+                reference,
+                summary["r"],
+                summary["ci_low"],
+                summary["ci_high"],
+                summary["n_seeds"],
+                "seeds",
+                "per-seed Pearson r, Fisher z t-interval over seeds",
+                reading,
+            )
+        )
+    return rows
+
+
+def _mixed_rows(mixed, subset, question) -> list[dict]:
+    rows = []
+    for row in mixed[mixed["subset"] == subset].to_dict("records"):
+        when = "after task i−1" if row["predictor"] == "nc1_prev" else "after task i"
+
+        def reading(out, s, when=when, row=row):
+            verdict = {
+                1: "NC1 predicts plasticity loss beyond duration (higher NC1, higher PL)",
+                -1: "NC1 predicts plasticity loss beyond duration (higher NC1, lower PL)",
+                0: "NC1 does not predict plasticity loss beyond duration here",
+            }[s]
+            fit = "" if row["converged"] else " (the fit did not converge: treat with care)"
+            return (
+                f"NC1 ({when}) coefficient {_span(out)} on PL_i over {out['n']} runs, "
+                f"controlling for steps and condition: {verdict}{fit}."
+            )
+
+        rows.append(
+            _row(
+                question,
+                f"mixed_{row['predictor']}",
+                subset,
+                row["coef"],
+                row["ci_low"],
+                row["ci_high"],
+                row["n_runs"],
+                "runs",
+                f"MixedLM {row['formula']}, groups {row['groups']}, Wald 95 %",
+                reading,
+            )
+        )
+    return rows
+
+
+EFFECT_TEXT = {
+    "nc1_per_strength": "NC1 per unit of dial strength",
+    "pl_per_strength": "PL per unit of dial strength",
+    "pl_per_nc1_dose": "PL per unit NC1 across the dial's doses",
+    "r_nc1_pl_doses": "r(NC1, PL) across the dial's doses",
+    "r_nc1_pl_conditions": "r(NC1, PL) across conditions' means",
+    "pl_per_fraction": "PL per unit of permuted-pixel fraction",
+    "r_diff_per_fraction": "first-differenced r(NC1, PL) per unit of permuted-pixel fraction",
+}
+
+
+def _effect_reading(row, s, statistic, conditions) -> str:
+    text = f"{EFFECT_TEXT[statistic]}: {_span(row)} ({row['n']} {row['n_unit']}"
+    text += f", {conditions} conditions)" if row["n_unit"] != "conditions" else ")"
+    moves = {1: "rises", -1: "falls", 0: "shows no change that can be told from zero"}[s]
+    if statistic == "nc1_per_strength":
+        return text + f": NC1 {moves} with the dial strength."
+    if statistic == "pl_per_strength":
+        return text + f": PL {moves} with the dial strength."
+    if statistic == "pl_per_fraction":
+        return text + f": PL {moves} as tasks share fewer pixels."
+    if statistic == "r_diff_per_fraction":
+        return text + f": the task-to-task link {moves} as tasks grow less similar."
+    doses = statistic in ("r_nc1_pl_doses", "pl_per_nc1_dose")
+    across = " across the dial's doses" if doses else " across conditions"
+    return text + ": " + _relation(s, "NC1", across) + "."
+
+
+def build(conditions, within_table, mixed, effects, ranking) -> pd.DataFrame:
+    """The answers (:data:`COLUMNS`) from the analysis tables."""
+    reference = conditions.loc[conditions["reference"], "variant"].iloc[0]
+    rows = _within_rows(within_table, reference)
+    rows += _mixed_rows(mixed, "all", "Q1 beyond duration")
+    for variant in cond.family(conditions, "duration")["variant"]:
+        if variant == reference:
+            continue
+        summary = within.summary(within_table, variant, "partial_r_steps")
+        rows.append(
+            _row(
+                "Q1a duration",
+                "partial_r_steps",
+                variant,
+                summary["r"],
+                summary["ci_low"],
+                summary["ci_high"],
+                summary["n_seeds"],
+                "seeds",
+                "per-seed partial Pearson r given cumulative steps, Fisher z t-interval",
+                lambda row, s: (
+                    f"With each task's epochs drawn independently ({row['subject']}), partial "
+                    f"r(NC1, PL | steps) {_span(row)} over {row['n']} seeds: "
+                    + _relation(s, "NC1", " beyond duration")
+                    + "."
+                ),
+            )
+        )
+    rows += _mixed_rows(mixed, "duration", "Q1a duration")
+    questions = {"Q1b": "Q1b dose-response", "Q1c": "Q1c interventions", "Q2": "Q2 architecture"}
+    questions["Q3"] = "Q3 task similarity"
+    for effect in effects.to_dict("records"):
+        statistic = effect["statistic"]
+        rows.append(
+            _row(
+                questions[effect["question"]],
+                statistic,
+                f"{effect['conditions']} conditions",
+                effect["estimate"],
+                effect["ci_low"],
+                effect["ci_high"],
+                effect["n"],
+                effect["unit"],
+                effect["method"],
+                lambda row, s, st=statistic, k=effect["conditions"]: _effect_reading(row, s, st, k),
+            )
+        )
+    rows += _predictor_rows(ranking)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _predictor_rows(ranking: pd.DataFrame) -> list[dict]:
+    ranked = ranking[ranking["held_out"].notna()]
+    if ranked.empty:
+        return []
+    measures = ranked[ranked["kind"] != "baseline"]
+    best = ranked.iloc[0]
+    method = "held-out Spearman, leave one group of variants out, Fisher z t-interval"
+    rows = [
+        _row(
+            "Which measure predicts PL",
+            "best_predictor",
+            best["measure"],
+            best["held_out"],
+            best["held_out_ci_low"],
+            best["held_out_ci_high"],
+            best["n_groups"],
+            "held-out groups",
+            method,
+            lambda row, s: (
+                f"{row['subject']} predicts the next task's PL best out of sample: Spearman "
+                f"{_span(row)} over {row['n']} held-out groups"
+                + (
+                    " (a duration baseline: no measure beats training duration)."
+                    if best["kind"] == "baseline"
+                    else "."
+                )
+            ),
+        )
+    ]
+    nc1 = measures[measures["measure"] == "nc1"]
+    if len(nc1):
+        nc1 = nc1.iloc[0]
+        place = int((measures["held_out"] > nc1["held_out"]).sum()) + 1
+        rows.append(
+            _row(
+                "Which measure predicts PL",
+                "nc1_rank",
+                f"NC1 rank {place} of {len(measures)}",
+                nc1["held_out"],
+                nc1["held_out_ci_low"],
+                nc1["held_out_ci_high"],
+                nc1["n_groups"],
+                "held-out groups",
+                method,
+                lambda row, s: (
+                    f"NC1 ranks {place} of {len(measures)} measures out of sample (Spearman "
+                    f"{_span(row)} over {row['n']} held-out groups; within run, differenced: "
+                    f"rank {_g(nc1['within_rank'])}; mixed model: rank {_g(nc1['mixed_rank'])})."
+                ),
+            )
+        )
+    return rows
+
+
+def markdown(answers: pd.DataFrame, formula: str) -> str:
+    header = (
+        "Generated by the workflow (rule open_questions_answers, from results/continual/tables "
+        "through results/open_questions/*.tsv); do not edit. Intervals are 95 %; *n* counts "
+        "what each interval rests on (seeds, runs, conditions or held-out groups). Mixed model: "
+        f"`{formula}`, random intercept per run."
+    )
+    names = ["question", "statistic", "subject", "estimate [95 % interval]", "n", "reading"]
+    lines = [header, "", _md(names), _md(["---"] * len(names))]
+    for row in answers.to_dict("records"):
+        lines.append(
+            _md(
+                [
+                    row["question"],
+                    row["statistic"],
+                    str(row["subject"]),
+                    _span(row),
+                    f"{row['n']} {row['n_unit']}",
+                    row["reading"],
+                ]
+            )
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _md(cells) -> str:
+    return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+
+
+def write_text(path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,167 @@
+"""What each variant of a study changes, from its resolved settings (never from its name).
+
+The *reference* is the variant whose settings differ from all others' in the fewest places
+(the centre of a one-change-at-a-time design: plain Permuted MNIST); ties go to the first
+variant. Every other variant is described by the settings in which it differs from the
+reference, and belongs to the question families those differences allow:
+
+- ``dose``: only its interventions differ and they are all ``nc_dial`` (its ``strength`` is the
+  dose; the reference is the dose 0 when it has no dial);
+- ``duration``: only ``schedule.epochs_per_task`` differs;
+- ``intervention``: only interventions (not the dial) and/or LayerNorm differ;
+- ``architecture``: only width, depth, the optimiser and/or LayerNorm differ;
+- ``similarity``: only the scenario differs.
+
+The reference belongs to every family (it is each family's baseline point). Each variant's
+held-out *group* (for leave-one-group-out) names what it changes without the parameter values
+of interventions, so all doses of the dial are one group and both forms of shrink & perturb
+another.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import pandas as pd
+
+FAMILIES = ("dose", "duration", "intervention", "architecture", "similarity")
+DIAL = "nc_dial"
+REFERENCE = "reference"
+
+_ARCHITECTURE = {"network.width", "network.depth", "network.layer_norm"}
+_INTERVENTION = {"interventions", "network.layer_norm"}
+CONDITION_COLUMNS = [
+    "variant",
+    "reference",
+    "families",
+    "group",
+    "changes",
+    "strength",
+    "width",
+    "depth",
+    "layer_norm",
+    "optimizer",
+    "scenario",
+    "fraction",
+    "epochs_per_task",
+    "interventions",
+]
+
+
+def facts(settings: Mapping) -> dict:
+    """The settings that define a condition, flattened (``section.key`` -> value)."""
+    hidden = list(settings["network"]["hidden_sizes"])
+    scenario = settings["scenario"]
+    flat = {
+        "network.width": hidden[0] if len(set(hidden)) == 1 else "x".join(map(str, hidden)),
+        "network.depth": len(hidden),
+        "network.layer_norm": bool(settings["network"].get("layer_norm", False)),
+        "interventions": json.dumps(settings.get("interventions", []), sort_keys=True),
+        "scenario.name": scenario["name"],
+        "scenario.fraction": scenario.get("fraction"),
+        "schedule.epochs_per_task": json.dumps(settings["schedule"].get("epochs_per_task", 1)),
+        "schedule.first_task": json.dumps(settings["schedule"]["first_task"], sort_keys=True),
+    }
+    for key, value in settings.get("optimizer", {}).items():
+        flat[f"optimizer.{key}"] = json.dumps(value)
+    for key in ("dataset", "examples_per_task", "num_tasks", "probe_size"):
+        flat[key] = settings.get(key)
+    return flat
+
+
+def _differences(a: Mapping, b: Mapping) -> set[str]:
+    return {key for key in set(a) | set(b) if a.get(key) != b.get(key)}
+
+
+def dial_strength(settings: Mapping) -> float:
+    """The summed ``nc_dial`` strength of ``settings`` (0 without a dial)."""
+    return float(
+        sum(i.get("strength", 1.0) for i in settings.get("interventions", []) if i["name"] == DIAL)
+    )
+
+
+def _names(settings: Mapping) -> list[str]:
+    return [i["name"] for i in settings.get("interventions", [])]
+
+
+def describe(variant_settings: Mapping[str, Mapping]) -> pd.DataFrame:
+    """One row per variant (in the given order): :data:`CONDITION_COLUMNS`. ``families`` is a
+    comma-separated list of :data:`FAMILIES` (all of them for the reference, may be empty),
+    ``changes`` the differing settings (``;``-separated)."""
+    if not variant_settings:
+        raise ValueError("describe: no variants")
+    flat = {variant: facts(settings) for variant, settings in variant_settings.items()}
+    variants = list(flat)
+    distance = {v: sum(len(_differences(flat[v], flat[w])) for w in variants) for v in variants}
+    reference = min(variants, key=lambda v: (distance[v], variants.index(v)))
+    rows = []
+    for variant, settings in variant_settings.items():
+        changed = _differences(flat[variant], flat[reference])
+        is_reference = variant == reference
+        rows.append(
+            {
+                "variant": variant,
+                "reference": is_reference,
+                "families": ",".join(
+                    FAMILIES
+                    if is_reference
+                    else _families(changed, settings, variant_settings[reference])
+                ),
+                "group": REFERENCE if is_reference else _group(changed, settings),
+                "changes": ";".join(sorted(changed)),
+                "strength": dial_strength(settings),
+                "width": flat[variant]["network.width"],
+                "depth": flat[variant]["network.depth"],
+                "layer_norm": flat[variant]["network.layer_norm"],
+                "optimizer": settings.get("optimizer", {}).get("name", "sgd"),
+                "scenario": settings["scenario"]["name"],
+                "fraction": settings["scenario"].get("fraction"),
+                "epochs_per_task": flat[variant]["schedule.epochs_per_task"],
+                "interventions": "+".join(_names(settings)) or "none",
+            }
+        )
+    return pd.DataFrame(rows, columns=CONDITION_COLUMNS)
+
+
+def _families(changed: set[str], settings: Mapping, reference: Mapping) -> list[str]:
+    families = []
+    names = _names(settings)
+    optimizer = {key for key in changed if key.startswith("optimizer.")}
+    if changed == {"interventions"} and names and set(names) == {DIAL}:
+        if set(_names(reference)) <= {DIAL}:
+            families.append("dose")
+    if changed == {"schedule.epochs_per_task"}:
+        families.append("duration")
+    if changed and changed <= _INTERVENTION and not (names and set(names) == {DIAL}):
+        families.append("intervention")
+    if changed and changed <= _ARCHITECTURE | optimizer:
+        families.append("architecture")
+    if changed and changed <= {"scenario.name", "scenario.fraction"}:
+        families.append("similarity")
+    return families
+
+
+def _group(changed: set[str], settings: Mapping) -> str:
+    parts = []
+    for key in sorted(changed):
+        if key == "interventions":
+            parts.append("interventions=" + ("+".join(sorted(set(_names(settings)))) or "none"))
+        elif key == "scenario.name":
+            parts.append(f"scenario={settings['scenario']['name']}")
+        elif key == "scenario.fraction" and "scenario.name" in changed:
+            continue
+        elif key.startswith("optimizer."):
+            if "optimizer" not in parts:
+                parts.append("optimizer")
+        else:
+            parts.append(key)
+    return " & ".join(parts) or "same settings"
+
+
+def family(conditions: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The rows of ``conditions`` in family ``name`` (the reference included)."""
+    if name not in FAMILIES:
+        raise ValueError(f"unknown family {name!r}; expected one of {FAMILIES}")
+    listed = conditions["families"].fillna("").astype(str).str.split(",")
+    return conditions[listed.apply(lambda families: name in families)]

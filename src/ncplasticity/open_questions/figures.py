@@ -1,0 +1,240 @@
+"""One figure per open question, drawn from the analysis tables (PDF and PNG). A variant keeps
+its colour (:func:`ncplasticity.plots.series_colors`) in every figure."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from ncplasticity.open_questions import within
+from ncplasticity.open_questions.outputs import FIGURE_INPUTS
+from ncplasticity.plots import Panel, Series, panels_figure, save_figure, series_colors
+from ncplasticity.tsv import read_table
+
+STAT_COLORS = {
+    "r": "0.55",
+    "partial_r_steps": "tab:blue",
+    "r_diff": "tab:red",
+    "r_diff_prev": "tab:orange",
+}
+
+
+def _no_data(ax) -> None:
+    ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="0.4")
+
+
+def _errors(table, column, low, high):
+    values = table[column].to_numpy(float)
+    lower = values - table[low].to_numpy(float)
+    upper = table[high].to_numpy(float) - values
+    return values, np.nan_to_num(np.vstack([lower, upper]), nan=0.0)
+
+
+def within_run_figure(within_path, pdf, png) -> None:
+    """Per variant: the within-run statistics with their intervals over seeds."""
+    table = read_table(within_path)
+    table = table[table["seed"].astype(str) == within.SEED_MEAN]
+    variants = list(dict.fromkeys(table["variant"]))
+    fig, ax = plt.subplots(figsize=(6.5, 0.3 * len(variants) + 1.5))
+    for offset, (statistic, label) in zip(
+        (-0.3, -0.1, 0.1, 0.3), within.STATISTICS.items(), strict=True
+    ):
+        rows = table[table["statistic"] == statistic].set_index("variant").loc[variants]
+        values, errors = _errors(rows, "r", "ci_low", "ci_high")
+        y = np.arange(len(variants)) + offset
+        ax.errorbar(
+            values, y, xerr=errors, fmt="o", ms=3, color=STAT_COLORS[statistic], label=label
+        )
+    if not variants:
+        _no_data(ax)
+    ax.set_yticks(range(len(variants)), variants)
+    ax.invert_yaxis()
+    ax.axvline(0, color="0.5", lw=0.8)
+    ax.set_xlim(-1.05, 1.05)
+    n = ", ".join(str(int(v)) for v in sorted(set(table["n_seeds"])))
+    ax.set_xlabel(f"r over each run's tasks (mean of seeds, 95 % interval over {n} seeds)")
+    ax.legend(fontsize="small", loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2)
+    ax.grid(alpha=0.3)
+    save_figure(fig, pdf, png)
+
+
+def mixed_model_figure(mixed_path, pdf, png) -> None:
+    """The NC1 coefficients of the mixed models with their Wald intervals."""
+    table = read_table(mixed_path)
+    labels = [f"{row.predictor} ({row.subset}, {row.n_runs} runs)" for row in table.itertuples()]
+    fig, ax = plt.subplots(figsize=(6.5, 0.4 * len(table) + 1.6))
+    if len(table):
+        values, errors = _errors(table, "coef", "ci_low", "ci_high")
+        ax.errorbar(values, np.arange(len(table)), xerr=errors, fmt="o", color="tab:blue")
+        ax.set_title(table["formula"].iloc[0] + ", random intercept per run", fontsize="small")
+    else:
+        _no_data(ax)
+    ax.set_yticks(range(len(table)), labels)
+    ax.invert_yaxis()
+    ax.axvline(0, color="0.5", lw=0.8)
+    ax.set_xlabel("coefficient of NC1 on PL_i (95 % Wald interval)")
+    ax.grid(alpha=0.3)
+    save_figure(fig, pdf, png)
+
+
+def _band(table, quantity) -> Series:
+    mean = table[f"{quantity}_mean"].to_numpy(float)
+    half = (table[f"{quantity}_ci_high"] - table[f"{quantity}_ci_low"]).to_numpy(float) / 2
+    return mean, half
+
+
+def dose_response_figure(dose_path, pdf, png) -> None:
+    """Final NC1 and PL against the dial strength: mean over seeds with 95 % t-intervals."""
+    table = read_table(dose_path).sort_values("strength")
+    x = table["strength"].to_numpy(float)
+    panels = []
+    for quantity, label in (("nc1_final", "NC1 (final tasks)"), ("pl_final", "PL (final tasks)")):
+        mean, half = _band(table, quantity)
+        panels.append(Panel(label, {"nc_dial": Series(x, mean, half)}, zero_line=True))
+    n = ", ".join(str(int(v)) for v in sorted(set(table["n_seeds"])))
+    panels_figure(
+        panels,
+        "nc_dial strength",
+        pdf,
+        png,
+        integer_x=False,
+        title=f"mean over seeds ± 95 % t-interval half-width ({n} seeds)",
+    )
+
+
+def across_conditions_figure(conditions_path, effects_path, pdf, png) -> None:
+    """Each condition's mean NC1 against its mean PL (intervals over seeds), interventions and
+    architectures; the across-condition correlations in the title."""
+    table = read_table(conditions_path)
+    effects = read_table(effects_path)
+    families = table["families"].fillna("").astype(str).str.split(",")
+    chosen = table[families.apply(lambda f: "intervention" in f or "architecture" in f)]
+    colors = series_colors(table["variant"])
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for row in chosen.itertuples():
+        marker = (
+            "s" if "architecture" in row.families and "intervention" not in row.families else "o"
+        )
+        ax.errorbar(
+            row.nc1_final_mean,
+            row.pl_final_mean,
+            xerr=[
+                [row.nc1_final_mean - row.nc1_final_ci_low],
+                [row.nc1_final_ci_high - row.nc1_final_mean],
+            ],
+            yerr=[
+                [row.pl_final_mean - row.pl_final_ci_low],
+                [row.pl_final_ci_high - row.pl_final_mean],
+            ],
+            fmt=marker,
+            color=colors[row.variant],
+            label=row.variant,
+            capsize=2,
+        )
+    if chosen.empty:
+        _no_data(ax)
+    titles = []
+    for row in effects[effects["statistic"] == "r_nc1_pl_conditions"].itertuples():
+        titles.append(
+            f"{row.question}: r = {row.estimate:.2f} [{row.ci_low:.2f}, {row.ci_high:.2f}], "
+            f"{row.n} conditions"
+        )
+    ax.set_title("\n".join(titles) or "across conditions", fontsize="small")
+    ax.set_xlabel("NC1, mean of the final tasks (95 % interval over seeds)")
+    ax.set_ylabel("PL, mean of the final tasks")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="x-small", ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    save_figure(fig, pdf, png)
+
+
+def task_similarity_figure(conditions_path, similarity_path, pdf, png) -> None:
+    """PL and the within-run r (levels and differenced) against the permuted-pixel fraction;
+    the other scenarios as horizontal lines."""
+    table = read_table(conditions_path)
+    pixels = read_table(similarity_path).sort_values("fraction")
+    families = table["families"].fillna("").astype(str).str.split(",")
+    others = table[
+        families.apply(lambda f: "similarity" in f) & ~table["variant"].isin(pixels["variant"])
+    ]
+    colors = series_colors(table["variant"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    x = pixels["fraction"].to_numpy(float)
+    quantities = {
+        0: [("pl_final_mean", "pl_final_ci_low", "pl_final_ci_high", "PL (final tasks)", "k")],
+        1: [
+            ("r", "r_ci_low", "r_ci_high", within.STATISTICS["r"], STAT_COLORS["r"]),
+            ("r_diff", "r_diff_ci_low", "r_diff_ci_high", within.STATISTICS["r_diff"], "tab:red"),
+        ],
+    }
+    for index, rows in quantities.items():
+        ax = axes[index]
+        for column, low, high, label, color in rows:
+            values, errors = _errors(pixels, column, low, high)
+            ax.errorbar(x, values, yerr=errors, fmt="o-", color=color, capsize=2, label=label)
+            for row in others.itertuples():
+                ax.axhline(
+                    getattr(row, column),
+                    color=colors[row.variant],
+                    ls=":",
+                    label=f"{row.variant}: {label}",
+                )
+        if pixels.empty:
+            _no_data(ax)
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_xlabel("fraction of pixels permuted per task")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small")
+    axes[0].set_ylabel("PL")
+    axes[1].set_ylabel("r over tasks (95 % interval over seeds)")
+    save_figure(fig, pdf, png)
+
+
+def predictors_figure(predictors_path, pdf, png) -> None:
+    """Held-out Spearman of every measure, ranked, NC1 and the duration baselines marked."""
+    table = read_table(predictors_path)
+    fig, ax = plt.subplots(figsize=(6.5, 0.28 * len(table) + 1.6))
+    if len(table):
+        values, errors = _errors(table, "held_out", "held_out_ci_low", "held_out_ci_high")
+        colors = [
+            "tab:red" if m == "nc1" else "0.6" if k == "baseline" else "tab:blue"
+            for m, k in zip(table["measure"], table["kind"], strict=True)
+        ]
+        for i, (value, color) in enumerate(zip(values, colors, strict=True)):
+            ax.errorbar(value, i, xerr=errors[:, [i]], fmt="o", color=color)
+        n = ", ".join(str(v) for v in sorted(set(table["n_groups"].dropna().astype(int))))
+        ax.set_xlabel(f"held-out Spearman of predicted and actual PL (95 % interval, {n} groups)")
+    else:
+        _no_data(ax)
+    ax.set_yticks(
+        range(len(table)),
+        [
+            f"{int(r)}. {m}" if pd.notna(r) else m
+            for r, m in zip(table["rank"], table["measure"], strict=True)
+        ],
+    )
+    ax.invert_yaxis()
+    ax.axvline(0, color="0.5", lw=0.8)
+    ax.set_title(
+        "value after task i−1 predicting PL_i (red: NC1, grey: duration)", fontsize="small"
+    )
+    ax.grid(alpha=0.3)
+    save_figure(fig, pdf, png)
+
+
+_DRAW = {
+    "within_run": within_run_figure,
+    "mixed_model": mixed_model_figure,
+    "dose_response": dose_response_figure,
+    "across_conditions": across_conditions_figure,
+    "task_similarity": task_similarity_figure,
+    "predictors": predictors_figure,
+}
+# name -> (drawing function, the tables it takes in order).
+FIGURES = {name: (_DRAW[name], FIGURE_INPUTS[name]) for name in FIGURE_INPUTS}
+
+
+def draw(name: str, inputs: dict, pdf, png) -> None:
+    """Draw figure ``name`` of :data:`FIGURES` from its input tables (name -> path)."""
+    function, needed = FIGURES[name]
+    function(*(inputs[table] for table in needed), pdf, png)

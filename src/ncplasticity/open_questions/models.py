@@ -1,0 +1,108 @@
+"""Mixed-effects regressions of PL_i across runs and tasks (statsmodels MixedLM).
+
+The model of PL_i on a predictor x (NC1 after task i − 1, NC1 after task i, or any measure),
+with the duration before task i and the condition as fixed effects and a random intercept per
+run (REML)::
+
+    pl ~ x + C(variant) + C(variant):steps_m + C(variant):np.log(steps_m),  groups = run
+
+``steps_m`` = cumulative optimiser steps before task i, in millions. Each condition (variant)
+has its own intercept and its own duration curve a + b·s + c·log s (PL rises and saturates
+with training), so x's coefficient is what x says about PL beyond training duration in every
+condition, and beyond each run's own level (the random intercept). With one variant the
+``C(variant)`` terms become a single intercept and curve. The interval is the Wald 95 %
+interval of the fit; it rests on ``n_runs`` runs (groups) and ``n_obs`` tasks.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import statsmodels.formula.api as smf
+
+MIXED_COLUMNS = [
+    "subset",
+    "predictor",
+    "coef",
+    "ci_low",
+    "ci_high",
+    "p",
+    "n_runs",
+    "n_obs",
+    "n_variants",
+    "converged",
+    "formula",
+    "groups",
+]
+DURATION_TERMS = "C(variant) + C(variant):steps_m + C(variant):np.log(steps_m)"
+DURATION_TERMS_ONE = "steps_m + np.log(steps_m)"
+
+
+def formula(predictor: str, n_variants: int, outcome: str = "pl") -> str:
+    """The model formula (module docstring) for ``predictor``."""
+    duration = DURATION_TERMS if n_variants > 1 else DURATION_TERMS_ONE
+    return f"{outcome} ~ {predictor} + {duration}"
+
+
+def fit(data: pd.DataFrame, predictor: str, outcome: str = "pl", confidence: float = 0.95) -> dict:
+    """Fit the model of ``outcome`` on ``predictor`` (a column of ``data``; rows with a missing
+    value are dropped) and return the predictor's coefficient with its interval: a row of
+    :data:`MIXED_COLUMNS` less ``subset``. NaN coefficient when fewer than 2 runs or a constant
+    predictor remain, or the fit fails."""
+    data = data[["run", "variant", "steps_m", predictor, outcome]].replace(
+        [np.inf, -np.inf], np.nan
+    )
+    data = data.dropna()
+    data = data[data["steps_m"] > 0]
+    n_variants = int(data["variant"].nunique())
+    text = formula(predictor, n_variants, outcome)
+    row = {
+        "predictor": predictor,
+        "coef": np.nan,
+        "ci_low": np.nan,
+        "ci_high": np.nan,
+        "p": np.nan,
+        "n_runs": int(data["run"].nunique()),
+        "n_obs": len(data),
+        "n_variants": n_variants,
+        "converged": False,
+        "formula": text,
+        "groups": "run (random intercept)",
+    }
+    if row["n_runs"] < 2 or data[predictor].nunique() < 2:
+        return row
+    with warnings.catch_warnings():
+        # Boundary and Hessian warnings are reported through `converged`.
+        warnings.simplefilter("ignore")
+        try:
+            result = smf.mixedlm(text, data, groups=data["run"]).fit(reml=True)
+        except (np.linalg.LinAlgError, ValueError):
+            return row
+    low, high = result.conf_int(alpha=1 - confidence).loc[predictor]
+    row |= {
+        "coef": float(result.params[predictor]),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "p": float(result.pvalues[predictor]),
+        "converged": bool(result.converged),
+    }
+    return row
+
+
+# The NC1 predictors of the direct test: NC1 when task i starts and after it.
+NC1_PREDICTORS = {"nc1_prev": "NC1 after task i−1", "nc1": "NC1 after task i"}
+
+
+def nc1_models(panel: pd.DataFrame, subsets: dict[str, list[str]]) -> pd.DataFrame:
+    """PL_i on each NC1 predictor, over all runs (``subset`` "all") and over each named subset
+    of variants (e.g. a question family), one row per (subset, predictor)."""
+    rows = []
+    for name, variants in {"all": None, **subsets}.items():
+        data = panel if variants is None else panel[panel["variant"].isin(variants)]
+        if data.empty:
+            continue
+        for predictor in NC1_PREDICTORS:
+            rows.append({"subset": name} | fit(data, predictor))
+    return pd.DataFrame(rows, columns=MIXED_COLUMNS)

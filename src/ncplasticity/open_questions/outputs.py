@@ -1,0 +1,18 @@
+"""The open-questions outputs by name (light: the workflow imports it when it parses)."""
+
+# Tables written by the cheap condition stage, then one job each for the two model stages.
+CONDITION_TABLES = ("conditions", "within_run", "effects", "dose_response", "similarity")
+MODEL_TABLES = ("mixed_model", "predictors")
+TABLE_NAMES = (*CONDITION_TABLES, *MODEL_TABLES)
+# The tables the answers are read from.
+ANSWER_INPUTS = ("conditions", "within_run", "mixed_model", "effects", "predictors")
+# Figure -> the tables it is drawn from (one figure per question).
+FIGURE_INPUTS = {
+    "within_run": ("within_run",),
+    "mixed_model": ("mixed_model",),
+    "dose_response": ("dose_response",),
+    "across_conditions": ("conditions", "effects"),
+    "task_similarity": ("conditions", "similarity"),
+    "predictors": ("predictors",),
+}
+FIGURE_NAMES = tuple(FIGURE_INPUTS)

@@ -1,0 +1,392 @@
+"""The open-questions analysis (ncplasticity.open_questions) on synthetic run tables with known
+answers, its configurations, and the workflow's plan of its outputs (a dry run)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+import yaml
+from slurm.workflow_runs import REPO, scratch_copy, snakemake
+
+from ncplasticity.continual.study import SPEC
+from ncplasticity.open_questions import answers as answers_mod
+from ncplasticity.open_questions import conditions as cond
+from ncplasticity.open_questions import effects, models, panel, predictors, run, within
+from ncplasticity.study import deep_merge, resolve_experiment
+from ncplasticity.tsv import read_table, write_table
+
+BASE = {
+    "dataset": "mnist5k",
+    "examples_per_task": 4000,
+    "feature_dtype": "float16",
+    "interventions": [],
+    "network": {"hidden_sizes": [100, 100, 100], "layer_norm": False},
+    "num_tasks": 30,
+    "optimizer": {"batch_size": 1, "lr": 0.01, "name": "sgd"},
+    "probe_size": 1000,
+    "scenario": {"fraction": 1.0, "name": "permuted_pixels"},
+    "schedule": {"epochs_per_task": 1, "first_task": {"epochs": 1}},
+}
+OVERRIDES = {
+    "plain": {},
+    "nc_dial_-1": {"interventions": [{"name": "nc_dial", "strength": -1.0}]},
+    "nc_dial_+0.5": {"interventions": [{"name": "nc_dial", "strength": 0.5}]},
+    "nc_dial_+1": {"interventions": [{"name": "nc_dial", "strength": 1.0}]},
+    "epochs_124": {"schedule": {"epochs_per_task": [1, 2, 4]}},
+    "l2": {"interventions": [{"name": "l2", "weight_decay": 1e-4}]},
+    "sp_task": {"interventions": [{"name": "shrink_perturb", "every": "task"}]},
+    "layer_norm": {"network": {"layer_norm": True}},
+    "width50": {"network": {"hidden_sizes": [50, 50, 50]}},
+    "adam": {"optimizer": {"name": "adam", "lr": 1e-4}},
+    "f0.5": {"scenario": {"fraction": 0.5}},
+    "f0.25": {"scenario": {"fraction": 0.25}},
+    "labels": {"scenario": {"name": "permuted_labels", "fraction": None}},
+}
+SEEDS = [1, 2, 3, 4, 5]
+TASKS = 30
+
+
+def settings_of(overrides=OVERRIDES):
+    out = {}
+    for variant, change in overrides.items():
+        merged = deep_merge(copy.deepcopy(BASE), change)
+        if merged["scenario"].get("fraction") is None:
+            merged["scenario"].pop("fraction", None)
+        out[variant] = merged
+    return out
+
+
+def make_tables(tmp_path, beta: float, seed: int = 0, variants=None, level_step: float = 0.01):
+    """Run tables where PL_i = level (level_step × the variant's index) + 0.05·log(steps
+    before task i) + beta·NC1 after task i − 1 + run intercept + noise; NC1 = 0.3 +
+    0.05·log(steps) − 0.1·dial strength + noise (so NC1 shares the duration trend whatever beta
+    is); dead_fraction is noise; effective rank follows the duration trend plus noise."""
+    rng = np.random.default_rng(seed)
+    all_settings = settings_of()
+    variants = variants or list(all_settings)
+    paths = []
+    for index, variant in enumerate(variants):
+        settings = all_settings[variant]
+        strength = cond.dial_strength(settings)
+        level = level_step * index
+        for s in SEEDS:
+            per_task = settings["schedule"]["epochs_per_task"]
+            epochs = [1] + [
+                int(rng.choice(per_task)) if isinstance(per_task, list) else per_task
+                for _ in range(TASKS - 1)
+            ]
+            steps = 4000 * np.array(epochs)
+            total = np.cumsum(steps)
+            nc1 = 0.3 + 0.05 * np.log(total) - 0.1 * strength + rng.normal(0, 0.02, TASKS)
+            before = total - steps
+            intercept = rng.normal(0, 0.02)
+            pl = np.zeros(TASKS)
+            pl[1:] = (
+                level
+                + 0.05 * np.log(before[1:])
+                + beta * nc1[:-1]
+                + intercept
+                + rng.normal(0, 0.01, TASKS - 1)
+            )
+            pl[0] = 0.0
+            accuracy = 0.9 - pl
+            table = pd.DataFrame(
+                {
+                    "run": f"{variant}_s{s}",
+                    "variant": variant,
+                    "seed": s,
+                    "task": np.arange(TASKS),
+                    "epochs": epochs,
+                    "steps": steps,
+                    "total_steps": total,
+                    "online_accuracy": accuracy,
+                    "test_accuracy": accuracy,
+                    "nc1": nc1,
+                    "dead_fraction": rng.uniform(0, 0.1, TASKS),
+                    "effective_rank": 50 - 2 * np.log(total) + rng.normal(0, 1.0, TASKS),
+                    "pl": pl,
+                }
+            )
+            path = tmp_path / f"{variant}_s{s}.tsv"
+            write_table(table, path)
+            paths.append(path)
+    return paths, {v: all_settings[v] for v in variants}
+
+
+# --- conditions ---
+
+
+def test_conditions_come_from_settings():
+    table = cond.describe(settings_of()).set_index("variant")
+    assert table.loc["plain", "reference"] and table["reference"].sum() == 1
+    families = table["families"].str.split(",")
+    assert set(cond.family(table.reset_index(), "dose")["variant"]) == {
+        "plain",
+        "nc_dial_-1",
+        "nc_dial_+0.5",
+        "nc_dial_+1",
+    }
+    assert families["epochs_124"] == ["duration"]
+    assert families["l2"] == ["intervention"] and families["sp_task"] == ["intervention"]
+    assert families["layer_norm"] == ["intervention", "architecture"]
+    assert families["width50"] == ["architecture"] and families["adam"] == ["architecture"]
+    assert families["f0.5"] == ["similarity"] and families["labels"] == ["similarity"]
+    # All doses of the dial are one held-out group, both permuted-pixel fractions another
+    # (parameter values of one change stay together); every other change is its own.
+    assert table.loc["nc_dial_-1", "group"] == table.loc["nc_dial_+1", "group"]
+    assert table.loc["nc_dial_+1", "group"] == "interventions=nc_dial"
+    assert table.loc["f0.5", "group"] == table.loc["f0.25", "group"] == "scenario.fraction"
+    assert len(set(table["group"])) == len(table) - 3
+    assert table.loc["nc_dial_-1", "strength"] == -1.0 and table.loc["plain", "strength"] == 0.0
+    # Names play no part: renaming every variant changes nothing but the names.
+    renamed = cond.describe({f"v{i}": s for i, s in enumerate(settings_of().values())})
+    assert list(renamed["families"]) == list(table["families"])
+
+
+# --- the mixed model: NC1 beyond duration, or duration alone ---
+
+
+def test_mixed_model_finds_nc1_beyond_steps(tmp_path):
+    paths, settings = make_tables(tmp_path, beta=0.5)
+    data = panel.load(paths, TASKS)
+    row = models.fit(data, "nc1_prev")
+    assert row["ci_low"] > 0 and row["ci_low"] < 0.5 < row["ci_high"], row
+    assert row["n_runs"] == len(settings) * len(SEEDS) and row["converged"]
+    # Within run, the lagged differenced r sees it too (PL_i follows NC1 after task i − 1).
+    table = within.within_run(data[data["variant"] == "plain"])
+    assert within.summary(table, "plain", "r_diff_prev")["ci_low"] > 0
+    assert row["formula"] == (
+        "pl ~ nc1_prev + C(variant) + C(variant):steps_m + C(variant):np.log(steps_m)"
+    )
+
+
+def test_mixed_model_sees_no_nc1_effect_when_pl_follows_steps_only(tmp_path):
+    paths, _ = make_tables(tmp_path, beta=0.0)
+    data = panel.load(paths, TASKS)
+    row = models.fit(data, "nc1_prev")
+    assert row["ci_low"] < 0 < row["ci_high"], row
+    # Yet NC1 and PL correlate strongly over the tasks of each run: the shared trend.
+    table = within.within_run(data[data["variant"] == "plain"])
+    assert within.summary(table, "plain", "r")["ci_low"] > 0.5
+    diff = within.summary(table, "plain", "r_diff")
+    assert diff["ci_low"] < 0 < diff["ci_high"] and diff["n_seeds"] == len(SEEDS)
+
+
+def test_within_run_statistics_on_a_known_series():
+    # Linear trends in steps plus a shared wiggle: differences and steps-partialled values see
+    # only the wiggle (r = 1 exactly); with the wiggle reversed in PL, r = −1, while the levels
+    # still correlate positively through the shared trend.
+    tasks = np.arange(1, 41)
+    steps = 4000.0 * tasks
+    wiggle = 0.1 * np.sin(tasks)
+    rows = pd.DataFrame(
+        {"task": tasks, "nc1": 0.05 * tasks + wiggle, "pl": 0.01 * tasks + wiggle}
+    ).assign(steps_before=steps)
+    values = within.run_statistics(rows)
+    assert values["r_diff"] == pytest.approx(1.0) and values["partial_r_steps"] == pytest.approx(
+        1.0
+    )
+    anti = within.run_statistics(rows.assign(pl=0.05 * tasks - wiggle))
+    assert anti["r"] > 0.9
+    assert anti["r_diff"] == pytest.approx(-1.0) and anti["partial_r_steps"] == pytest.approx(-1.0)
+    assert values["n_points"] == 40
+
+
+# --- condition effects ---
+
+
+def test_dose_response_recovers_the_dial_slopes(tmp_path):
+    paths, settings = make_tables(tmp_path, beta=0.5)
+    data = panel.load(paths, TASKS)
+    conditions = cond.describe(settings)
+    means = panel.run_means(data, 20)
+    table = effects.effects(conditions, means, within.within_run(data)).set_index("statistic")
+    nc1 = table.loc["nc1_per_strength"]
+    assert nc1["ci_low"] < -0.1 < nc1["ci_high"] and nc1["n"] == len(SEEDS)
+    pl = table.loc["pl_per_strength"]
+    assert pl["ci_low"] < -0.05 < pl["ci_high"] and pl["ci_high"] < 0
+    assert table.loc["r_nc1_pl_doses", "estimate"] > 0.5
+    # The slope of PL on NC1 across doses recovers beta.
+    per_nc1 = table.loc["pl_per_nc1_dose"]
+    assert per_nc1["ci_low"] < 0.5 < per_nc1["ci_high"]
+
+
+def test_condition_correlation_interval_rests_on_the_conditions():
+    x = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    result = effects.condition_correlation(x, 2 * x + np.array([0, 0.01, -0.01, 0, 0.01, 0]))
+    assert result["n"] == 6 and result["unit"] == "conditions"
+    z = np.arctanh(result["estimate"])
+    assert result["ci_low"] == pytest.approx(np.tanh(z - 1.959964 / np.sqrt(3)), abs=1e-6)
+    assert np.isnan(effects.condition_correlation(x[:3], x[:3])["ci_low"])
+
+
+def test_similarity_slope_of_pl_on_fraction(tmp_path):
+    paths, settings = make_tables(tmp_path, beta=0.0, level_step=0.0)
+    conditions = cond.describe(settings)
+    data = panel.load(paths, TASKS)
+    # Make PL grow with the fraction of permuted pixels: +0.2 per unit fraction.
+    fraction = data["variant"].map(conditions.set_index("variant")["fraction"])
+    data["pl"] = data["pl"] + 0.2 * fraction.fillna(0)
+    means = panel.run_means(data, 20)
+    table = effects.effects(conditions, means, within.within_run(data)).set_index("statistic")
+    slope = table.loc["pl_per_fraction"]
+    assert slope["ci_low"] > 0 and slope["n"] == len(SEEDS)
+    assert list(effects.similarity_members(conditions)["fraction"]) == [0.25, 0.5, 1.0]
+
+
+# --- the predictor ranking ---
+
+
+def test_predictor_ranking_puts_the_driver_first(tmp_path):
+    paths, settings = make_tables(tmp_path, beta=0.5)
+    data = panel.load(paths, TASKS)
+    table = predictors.ranking(data, cond.describe(settings)).set_index("measure")
+    assert {"nc1", "dead_fraction", "effective_rank", "steps_before", "task"} <= set(table.index)
+    measures = table[table["kind"] != "baseline"]
+    assert measures["held_out"].idxmax() == "nc1"
+    assert table.loc["nc1", "within_ci_low"] > 0
+    noise = table.loc["dead_fraction"]
+    assert noise["within_ci_low"] < 0 < noise["within_ci_high"]
+    assert noise["mixed_ci_low"] < 0 < noise["mixed_ci_high"]
+    assert table.loc["nc1", "mixed_ci_low"] > 0
+    # Held-out groups: 13 variants; the three doses one group, the two fractions one: 10.
+    assert table.loc["nc1", "n_groups"] == 10
+    assert np.isnan(table.loc["steps_before", "mixed"])
+
+
+# --- the answers, recomputable from the run tables ---
+
+
+def test_answers_are_generated_and_recomputable(tmp_path):
+    paths, settings = make_tables(tmp_path, beta=0.5)
+    out = {name: tmp_path / "oq" / f"{name}.tsv" for name in run.TABLE_NAMES}
+    run.condition_tables(paths, settings, TASKS, 20, out)
+    run.mixed_model(paths, settings, TASKS, out["mixed_model"])
+    run.predictor_ranking(paths, settings, TASKS, out["predictors"])
+    answers_tsv, answers_md = tmp_path / "oq/answers.tsv", tmp_path / "oq/answers.md"
+    run.answers({name: out[name] for name in run.ANSWER_INPUTS}, answers_tsv, answers_md)
+    answers = read_table(answers_tsv)
+    assert set(answers_mod.COLUMNS) <= set(answers.columns)
+    questions = set(answers["question"])
+    for question in (
+        "Q1 within run",
+        "Q1 beyond duration",
+        "Q1a duration",
+        "Q1b dose-response",
+        "Q1c interventions",
+        "Q2 architecture",
+        "Q3 task similarity",
+        "Which measure predicts PL",
+    ):
+        assert question in questions, question
+    assert {"best_predictor", "nc1_rank"} <= set(answers["statistic"])
+    # Each reading carries its own numbers.
+    for row in answers.to_dict("records"):
+        if np.isfinite(row["estimate"]):
+            assert f"{row['estimate']:.3g}" in row["reading"], row
+    # The mixed-model coefficient, refitted from the run tables with the stated formula.
+    mixed = answers[
+        (answers["question"] == "Q1 beyond duration") & (answers["statistic"] == "mixed_nc1_prev")
+    ].iloc[0]
+    assert mixed["interval_low"] > 0 and "beyond duration" in mixed["reading"]
+    raw = pd.concat([pd.read_csv(p, sep="\t") for p in paths]).sort_values(["run", "task"])
+    raw["nc1_prev"] = raw.groupby("run")["nc1"].shift(1)
+    raw["steps_m"] = (raw["total_steps"] - raw["steps"]) / 1e6
+    raw = raw[raw["task"] >= 1]
+    formula = mixed["method"].split("MixedLM ")[1].split(", groups")[0]
+    refit = smf.mixedlm(formula, raw, groups=raw["run"]).fit(reml=True)
+    assert mixed["estimate"] == pytest.approx(refit.params["nc1_prev"], rel=1e-6)
+    assert mixed["n"] == raw["run"].nunique()
+    # One dose-response point: NC1 at dial strength +1, mean over seeds of the last 20 tasks.
+    dose = read_table(out["dose_response"]).set_index("variant")
+    last = raw[(raw["variant"] == "nc_dial_+1") & (raw["task"] >= TASKS - 20)]
+    assert dose.loc["nc_dial_+1", "nc1_final_mean"] == pytest.approx(
+        last.groupby("seed")["nc1"].mean().mean()
+    )
+    assert list(dose["strength"]) == [-1.0, 0.0, 0.5, 1.0]
+    text = answers_md.read_text()
+    assert "do not edit" in text and formula.replace("nc1_prev", "NC1") in text
+
+
+def test_figures_draw_from_the_tables(tmp_path):
+    from ncplasticity.open_questions import figures
+
+    paths, settings = make_tables(tmp_path, beta=0.5, variants=list(OVERRIDES)[:6])
+    out = {name: tmp_path / f"{name}.tsv" for name in run.TABLE_NAMES}
+    run.condition_tables(paths, settings, TASKS, 20, out)
+    run.mixed_model(paths, settings, TASKS, out["mixed_model"])
+    run.predictor_ranking(paths, settings, TASKS, out["predictors"])
+    for name in figures.FIGURES:
+        pdf, png = tmp_path / f"{name}.pdf", tmp_path / f"{name}.png"
+        figures.draw(name, out, pdf, png)
+        assert pdf.stat().st_size > 0 and png.stat().st_size > 0, name
+
+
+# --- configurations and the plan ---
+
+
+def _resolved(name):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = deep_merge(config, yaml.safe_load((REPO / f"configs/{name}.yaml").read_text()))
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    runs = resolve_experiment(config, schema, SPEC)
+    return config, {r.variant: r.settings for r in runs.values()}
+
+
+def test_configs_hold_every_question():
+    config, settings = _resolved("open_questions")
+    paper_config, paper_settings = _resolved("open_questions_paper")
+    assert list(settings) == list(paper_settings)
+    assert len(config["continual"]["seeds"]) >= 5 and len(paper_config["continual"]["seeds"]) == 10
+    assert paper_settings["plain"]["dataset"] == "mnist"
+    assert paper_settings["plain"]["examples_per_task"] is None
+    assert all(s["num_tasks"] == 150 and s["dataset"] == "mnist5k" for s in settings.values())
+    table = cond.describe(settings)
+    members = {f: set(cond.family(table, f)["variant"]) for f in cond.FAMILIES}
+    strengths = sorted(cond.family(table, "dose")["strength"])
+    assert len(strengths) >= 5 and min(strengths) < 0 < max(strengths) and 0.0 in strengths
+    assert members["duration"] == {"plain", "epochs_124"}
+    names = set(table.set_index("variant").loc[list(members["intervention"]), "interventions"])
+    assert {"l2", "l2_init", "shrink_perturb", "redo", "cbp"} <= names
+    assert {"layer_norm", "layer_norm_l2"} <= members["intervention"]
+    widths = set(cond.family(table, "architecture")["width"])
+    depths = set(cond.family(table, "architecture")["depth"])
+    assert {50, 100, 400} <= widths and {1, 3, 5} <= depths
+    fractions = set(effects.similarity_members(table)["fraction"])
+    assert fractions == {0.1, 0.25, 0.5, 1.0}
+    scenarios = set(cond.family(table, "similarity")["scenario"])
+    assert {"permuted_labels", "random_labels", "class_pairs"} <= scenarios
+    warm = {v for v, o in config["warm_start"]["variants"].items() if o is not None}
+    assert {"nc2_reg", "nc3_reg"} <= warm
+
+
+@pytest.fixture(scope="module")
+def repo_copy(tmp_path_factory):
+    return scratch_copy(tmp_path_factory.mktemp("repo"))
+
+
+def _planned_rules(result) -> set[str]:
+    stats = result.stdout.split("Job stats:")[1].split("total")[0]
+    return {line.split()[0] for line in stats.splitlines()[3:] if line.strip()}
+
+
+def test_open_questions_config_plans_its_outputs(repo_copy):
+    result = snakemake(repo_copy, "-n", "--configfile", "configs/open_questions.yaml")
+    assert result.returncode == 0, result.stdout[-4000:]
+    planned = _planned_rules(result)
+    expected = {
+        "open_questions_tables",
+        "open_questions_mixed_model",
+        "open_questions_predictors",
+        "open_questions_answers",
+        *(f"open_questions_figure_{name}" for name in run.FIGURE_NAMES),
+    }
+    assert expected <= planned, expected - planned
+    default = snakemake(repo_copy, "-n")
+    assert default.returncode == 0 and not any(
+        name.startswith("open_questions") for name in _planned_rules(default)
+    )
