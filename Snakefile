@@ -19,6 +19,7 @@ include: "workflow/rules/metrics.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/paper.smk"
+include: "workflow/rules/open_questions.smk"
 
 
 rule all:

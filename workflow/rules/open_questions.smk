@@ -1,0 +1,154 @@
+# The paper's open questions (DESIGN §3c) from the continual runs' tables:
+# results/open_questions/*.tsv, answers.{tsv,md} and one figure per question. A target when the
+# configuration sets `open_questions` (configs/open_questions.yaml). Which variants answer which
+# question comes from their resolved settings (ncplasticity.open_questions.conditions).
+
+from ncplasticity.open_questions import outputs as open_questions_outputs
+
+OPEN_QUESTIONS = config.get("open_questions")
+OPEN_QUESTIONS_DIR = "results/open_questions"
+# variant -> its resolved settings (the same for every seed).
+OPEN_QUESTIONS_SETTINGS = {run.variant: run.settings for run in CONTINUAL_RUNS.values()}
+OPEN_QUESTIONS_FINAL_TASKS = (OPEN_QUESTIONS or {}).get("final_tasks", 20)
+OPEN_QUESTIONS_TABLES = {
+    name: f"{OPEN_QUESTIONS_DIR}/{name}.tsv"
+    for name in open_questions_outputs.TABLE_NAMES
+}
+OPEN_QUESTIONS_TARGETS = [
+    *OPEN_QUESTIONS_TABLES.values(),
+    f"{OPEN_QUESTIONS_DIR}/answers.tsv",
+    f"{OPEN_QUESTIONS_DIR}/answers.md",
+    *expand(
+        f"{OPEN_QUESTIONS_DIR}/figures/{{name}}.{{ext}}",
+        name=list(open_questions_outputs.FIGURE_NAMES),
+        ext=["pdf", "png"],
+    ),
+]
+
+
+# Light work: on a cluster these run on the submitting node instead of waiting in the queue.
+localrules:
+    open_questions_tables,
+    open_questions_answers,
+    open_questions_figure_within_run,
+    open_questions_figure_mixed_model,
+    open_questions_figure_dose_response,
+    open_questions_figure_across_conditions,
+    open_questions_figure_task_similarity,
+    open_questions_figure_predictors,
+
+
+rule open_questions_tables:
+    input:
+        continual_tables(),
+    output:
+        **{
+            name: OPEN_QUESTIONS_TABLES[name]
+            for name in open_questions_outputs.CONDITION_TABLES
+        },
+    log:
+        "results/logs/open_questions/tables.log",
+    conda:
+        ANALYSIS_ENV
+    threads: 1
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    params:
+        settings=OPEN_QUESTIONS_SETTINGS,
+        analysis_tasks=CONTINUAL_ANALYSIS_TASKS,
+        final_tasks=OPEN_QUESTIONS_FINAL_TASKS,
+    script:
+        "../scripts/open_questions_tables.py"
+
+
+# The mixed models (statsmodels MixedLM, seconds per fit) and the predictor ranking (one mixed
+# model per measure) are the heavy part: each its own job, so they run side by side.
+for open_questions_model in open_questions_outputs.MODEL_TABLES:
+
+    rule:
+        name:
+            f"open_questions_{open_questions_model}"
+        input:
+            continual_tables(),
+        output:
+            OPEN_QUESTIONS_TABLES[open_questions_model],
+        log:
+            f"results/logs/open_questions/{open_questions_model}.log",
+        conda:
+            ANALYSIS_ENV
+        threads: 1
+        resources:
+            runtime=60,
+            mem_mb=4000,
+        params:
+            stage=open_questions_model,
+            settings=OPEN_QUESTIONS_SETTINGS,
+            analysis_tasks=CONTINUAL_ANALYSIS_TASKS,
+        script:
+            "../scripts/open_questions_models.py"
+
+
+rule open_questions_answers:
+    input:
+        **{
+            name: OPEN_QUESTIONS_TABLES[name]
+            for name in open_questions_outputs.ANSWER_INPUTS
+        },
+    output:
+        tsv=report(
+            f"{OPEN_QUESTIONS_DIR}/answers.tsv",
+            caption="../report/open_questions_answers.rst",
+            category="Open questions",
+        ),
+        md=f"{OPEN_QUESTIONS_DIR}/answers.md",
+    log:
+        "results/logs/open_questions/answers.log",
+    conda:
+        ANALYSIS_ENV
+    threads: 1
+    resources:
+        runtime=5,
+        mem_mb=1000,
+    script:
+        "../scripts/open_questions_answers.py"
+
+
+# One rule per figure (open_questions_figure_<name>), drawn by
+# ncplasticity.open_questions.figures.FIGURES from the tables it names.
+for (
+    open_questions_figure,
+    open_questions_inputs,
+) in open_questions_outputs.FIGURE_INPUTS.items():
+
+    rule:
+        name:
+            f"open_questions_figure_{open_questions_figure}"
+        input:
+            **{name: OPEN_QUESTIONS_TABLES[name] for name in open_questions_inputs},
+        output:
+            pdf=f"{OPEN_QUESTIONS_DIR}/figures/{open_questions_figure}.pdf",
+            png=report(
+                f"{OPEN_QUESTIONS_DIR}/figures/{open_questions_figure}.png",
+                caption=f"../report/open_questions_{open_questions_figure}.rst",
+                category="Open questions",
+            ),
+        log:
+            f"results/logs/open_questions/figure_{open_questions_figure}.log",
+        conda:
+            ANALYSIS_ENV
+        threads: 1
+        resources:
+            runtime=5,
+            mem_mb=2000,
+        params:
+            figure=open_questions_figure,
+        script:
+            "../scripts/open_questions_figure.py"
+
+
+# The continual experiment's final targets gain the open questions when the config asks.
+if OPEN_QUESTIONS is not None and "continual" in config["experiments"]:
+    EXPERIMENT_TARGETS["continual"] = (
+        lambda targets: lambda: [*targets(), *OPEN_QUESTIONS_TARGETS]
+    )(EXPERIMENT_TARGETS["continual"])
