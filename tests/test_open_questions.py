@@ -374,8 +374,9 @@ def _planned_rules(result) -> set[str]:
     return {line.split()[0] for line in stats.splitlines()[3:] if line.strip()}
 
 
-def test_open_questions_config_plans_its_outputs(repo_copy):
-    result = snakemake(repo_copy, "-n", "--configfile", "configs/open_questions.yaml")
+@pytest.mark.parametrize("name", ["open_questions", "open_questions_paper"])
+def test_open_questions_configs_plan_their_outputs(repo_copy, name):
+    result = snakemake(repo_copy, "-n", "--configfile", f"configs/{name}.yaml")
     assert result.returncode == 0, result.stdout[-4000:]
     planned = _planned_rules(result)
     expected = {
@@ -386,6 +387,9 @@ def test_open_questions_config_plans_its_outputs(repo_copy):
         *(f"open_questions_figure_{name}" for name in run.FIGURE_NAMES),
     }
     assert expected <= planned, expected - planned
+
+
+def test_the_default_config_plans_no_open_questions(repo_copy):
     default = snakemake(repo_copy, "-n")
     assert default.returncode == 0 and not any(
         name.startswith("open_questions") for name in _planned_rules(default)
