@@ -164,7 +164,8 @@ def test_warmup_writes_checkpoints_snapshots_and_log(tiny_dataset, tmp_path):
 def test_plasticity_measures_at_checkpoints(tiny_dataset, tmp_path):
     out = warmup(tmp_path, "run")
     log = read_tsv(out / "log.tsv")
-    assert run.PLASTICITY_COLUMNS == [m.name for m in metrics.select(computed=True)]
+    assert run.PLASTICITY_COLUMNS == [m.name for m in metrics.select(computed=True, given=())]
+    assert "preactivation_mean" not in run.PLASTICITY_COLUMNS  # the ResNet probe has none
     assert {"dead_fraction", "effective_rank", "distance_from_init"} <= set(run.PLASTICITY_COLUMNS)
     for row in log:  # measured at the checkpoints only
         checkpoint = row["epoch"] in (2, 4)

@@ -54,6 +54,9 @@ class Metric:
     plotted: bool = False  # a panel of the group's figures
     correlated: bool = True  # enters the correlation tables
     compute: Callable[[ProbeState], float] | None = None  # plasticity measures
+    # Optional ProbeState fields the computation needs (an experiment that cannot give them
+    # leaves the measure out: select(given=...)).
+    requires: tuple[str, ...] = ()
     derive: Callable[[Mapping], float] | None = None  # from other columns of a table row
 
     def __post_init__(self):
@@ -82,8 +85,9 @@ def registry() -> dict[str, Metric]:
     return {m.name: m for group in GROUPS for m in _REGISTRY.values() if m.group == group}
 
 
-def select(*, group=None, plotted=None, correlated=None, computed=None) -> list[Metric]:
-    """Registered metrics matching every given property, in registry order."""
+def select(*, group=None, plotted=None, correlated=None, computed=None, given=None) -> list[Metric]:
+    """Registered metrics matching every given property, in registry order; with ``given``
+    (the optional ProbeState fields an experiment provides), only those it can compute."""
     return [
         m
         for m in registry().values()
@@ -91,6 +95,7 @@ def select(*, group=None, plotted=None, correlated=None, computed=None) -> list[
         and (plotted is None or m.plotted == plotted)
         and (correlated is None or m.correlated == correlated)
         and (computed is None or (m.compute is not None) == computed)
+        and (given is None or set(m.requires) <= set(given))
     ]
 
 

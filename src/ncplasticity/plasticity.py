@@ -232,7 +232,18 @@ for _name, _label, _direction, _compute in (
         lambda p: preactivation_std(p.pre_activations),
     ),
 ):
-    register(Metric(_name, _label, "plasticity", _direction, plotted=True, compute=_compute))
+    requires = ("pre_activations",) if _name.startswith("preactivation") else ()
+    register(
+        Metric(
+            _name,
+            _label,
+            "plasticity",
+            _direction,
+            plotted=True,
+            compute=_compute,
+            requires=requires,
+        )
+    )
 
 # Logged by the training loop itself (no probe function): registered for their labels.
 for _name, _label, _direction in (

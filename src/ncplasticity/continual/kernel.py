@@ -61,6 +61,7 @@ from ncplasticity.continual.kernel_events import (
     noise_offset,
     redo,
 )
+from ncplasticity.continual.kernel_optimizer import adam_block, decay_block, update
 
 LN_EPS = 1e-5  # torch.nn.LayerNorm's default
 
@@ -146,100 +147,6 @@ def _cross_entropy(logits, label):
     for c in range(logits.shape[0]):
         total += np.exp(np.float64(logits[c] - top))
     return best, np.float32(np.log(total) - (logits[label] - top)), top, total
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _update(params, start, grad, n, hp, scalars, opt_m, opt_v, init_params):
-    """One optimiser step on ``params[start:start+n]`` with gradient ``grad[:n]`` (+ the
-    l2_init term); returns the squared norm of the loss gradient (without weight decay).
-    ``scalars`` = (lr, weight decay, 2·init decay, Adam step size, √bias correction 2,
-    1 − β1, β2, eps)."""
-    p = params[start : start + n]
-    g = grad[:n]
-    init2 = scalars[2]
-    if init2 != 0:
-        p0 = init_params[start : start + n]
-        for o in range(n):
-            g[o] += init2 * (p[o] - p0[o])
-    sq = np.float32(0.0)
-    for o in range(n):
-        sq += g[o] * g[o]
-    if hp[H_ADAM] != 0:
-        _adam(p, g, opt_m[start : start + n], opt_v[start : start + n], scalars)
-    else:
-        lr = scalars[0]
-        keep = np.float32(1.0) - lr * scalars[1]
-        for o in range(n):
-            p[o] = keep * p[o] - lr * g[o]
-    return sq
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _adam(p, g, m, v, scalars):
-    """torch.optim.Adam's step (L2 weight decay added to the gradient)."""
-    decay, step_size, bc2 = scalars[1], scalars[3], scalars[4]
-    b1, b2, eps = scalars[5], scalars[6], scalars[7]
-    inv_bc2 = np.float32(1.0) / bc2
-    for o in range(p.shape[0]):
-        grad = g[o] + decay * p[o]
-        m[o] += b1 * (grad - m[o])
-        v[o] = b2 * v[o] + (np.float32(1.0) - b2) * grad * grad
-        p[o] -= step_size * m[o] / (np.sqrt(v[o]) * inv_bc2 + eps)
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _decay_block(params, init_params, start, n, scalars):
-    """SGD's decay terms on ``params[start:start+n]``: θ ← (1 − lr·wd)·θ − lr·2λ(θ − θ₀);
-    returns ‖2λ(θ − θ₀)‖² (the l2_init term of the loss gradient)."""
-    lr, init2 = scalars[0], scalars[2]
-    keep = np.float32(1.0) - lr * scalars[1]
-    p = params[start : start + n]
-    sq = np.float32(0.0)
-    if init2 != 0:
-        p0 = init_params[start : start + n]
-        for k in range(n):
-            r = init2 * (p[k] - p0[k])
-            sq += r * r
-            p[k] = keep * p[k] - lr * r
-    else:
-        for k in range(n):
-            p[k] *= keep
-    return sq
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _adam_block(params, opt_m, opt_v, init_params, start, a_in, d_out, n_in, n_out, scalars):
-    """Adam on a layer's W^T [n_in, n_out] at ``start`` with loss gradient a_in ⊗ d_out (+ the
-    l2_init term); returns the gradient's squared norm. The loops run over row views: numba
-    checks a computed index for wraparound, and that branch keeps LLVM from vectorising."""
-    init2, decay, step_size = scalars[2], scalars[1], scalars[3]
-    b1, b2, eps = scalars[5], scalars[6], scalars[7]
-    inv_bc2 = np.float32(1.0) / scalars[4]
-    sq = np.float32(0.0)
-    for i in range(n_in):
-        a = a_in[i]
-        lo = start + i * n_out
-        p = params[lo : lo + n_out]
-        m = opt_m[lo : lo + n_out]
-        v = opt_v[lo : lo + n_out]
-        if init2 != 0:
-            p0 = init_params[lo : lo + n_out]
-            for o in range(n_out):
-                g = a * d_out[o] + init2 * (p[o] - p0[o])
-                sq += g * g
-                g += decay * p[o]
-                m[o] += b1 * (g - m[o])
-                v[o] = b2 * v[o] + (np.float32(1.0) - b2) * g * g
-                p[o] -= step_size * m[o] / (np.sqrt(v[o]) * inv_bc2 + eps)
-        else:
-            for o in range(n_out):
-                g = a * d_out[o]
-                sq += g * g
-                g += decay * p[o]
-                m[o] += b1 * (g - m[o])
-                v[o] = b2 * v[o] + (np.float32(1.0) - b2) * g * g
-                p[o] -= step_size * m[o] / (np.sqrt(v[o]) * inv_bc2 + eps)
-    return sq
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -356,7 +263,7 @@ def run_steps(
                     )
                     dial_penalty[1] += 1
             if hp[H_ADAM] != 0:
-                sq += _adam_block(
+                sq += adam_block(
                     params, opt_m, opt_v, init_params, w, a_in, d_out, n_in, n_out, scalars
                 )
             else:
@@ -374,7 +281,7 @@ def run_steps(
                             for o in range(n_out):
                                 cross += v * d_out[o] * (row[o] - row0[o])
                         sq += 2 * scalars[2] * cross
-                    sq += _decay_block(params, init_params, w, n_in * n_out, scalars)
+                    sq += decay_block(params, init_params, w, n_in * n_out, scalars)
                 norm_in = np.float32(0.0)
                 for k in range(n_active[layer]):
                     i = nz[k]
@@ -389,7 +296,7 @@ def run_steps(
                 sq += norm_in * norm_out
             for o in range(n_out):
                 grow[o] = d_out[o]
-            sq += _update(
+            sq += update(
                 params, offs[1, layer], grow, n_out, hp, scalars, opt_m, opt_v, init_params
             )
             if layer == 0:
@@ -414,12 +321,12 @@ def run_steps(
                 for o in range(n):
                     d_below[o] = r * (dy[o] * gamma[o] - mean_dz - z[o] * mean_dzz)
                     grow[o] = dy[o] * z[o]
-                sq += _update(
+                sq += update(
                     params, offs[2, below], grow, n, hp, scalars, opt_m, opt_v, init_params
                 )
                 for o in range(n):
                     grow[o] = dy[o]
-                sq += _update(
+                sq += update(
                     params, offs[3, below], grow, n, hp, scalars, opt_m, opt_v, init_params
                 )
             delta, delta_prev = delta_prev, delta

@@ -18,9 +18,9 @@ the snapshots so far are kept, and every checkpoint not yet reached is written a
 workflow's job graph stays fixed.
 
 At each checkpoint the warm-up log row also holds the registry's computed plasticity measures
-(``metrics.select(computed=True)``) of the warm-up set's penultimate features (NaN at other
-epochs), with the model right after initialisation as θ₀. The log is rewritten in the job's
-partial directory after every epoch (``tail -f`` follows a running job) and published at the
+that need no pre-activations (``metrics.select(computed=True, given=())``) of the warm-up set's
+penultimate features (NaN at other epochs), with the model right after initialisation as θ₀.
+The log is rewritten in the job's partial directory after every epoch (``tail -f`` follows a running job) and published at the
 end. A fine-tune job writes one row per epoch (FINETUNE_COLUMNS); its last row is the outcome.
 """
 
@@ -62,7 +62,7 @@ from ncplasticity.warm_start.training import (
 
 log = logging.getLogger(__name__)
 
-PLASTICITY_COLUMNS = [m.name for m in metrics.select(computed=True)]
+PLASTICITY_COLUMNS = [m.name for m in metrics.select(computed=True, given=())]
 LOG_COLUMNS = ["variant", "seed", *ROW_COLUMNS, *PLASTICITY_COLUMNS]
 FINETUNE_COLUMNS = [
     "variant",

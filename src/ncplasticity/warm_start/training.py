@@ -226,7 +226,7 @@ def plasticity_measures(features, model, initial_parameters) -> dict[str, float]
     """Every computed plasticity measure of the registry, the probe being penultimate
     ``features`` (post-ReLU, average-pooled: also the one hidden layer shown)."""
     probe = metrics.ProbeState(features, [features], parameter_arrays(model), initial_parameters)
-    return {m.name: float(m.compute(probe)) for m in metrics.select(computed=True)}
+    return {m.name: float(m.compute(probe)) for m in metrics.select(computed=True, given=())}
 
 
 def fit(
