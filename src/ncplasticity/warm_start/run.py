@@ -20,8 +20,9 @@ workflow's job graph stays fixed.
 At each checkpoint the warm-up log row also holds the registry's computed plasticity measures
 that need no pre-activations (``metrics.select(computed=True, given=())``) of the warm-up set's
 penultimate features (NaN at other epochs), with the model right after initialisation as θ₀.
-The log is rewritten in the job's partial directory after every epoch (``tail -f`` follows a running job) and published at the
-end. A fine-tune job writes one row per epoch (FINETUNE_COLUMNS); its last row is the outcome.
+The log is rewritten in the job's partial directory after every epoch (``tail -f`` follows a
+running job) and published at the end. A fine-tune job writes one row per epoch
+(FINETUNE_COLUMNS); its last row is the outcome.
 """
 
 from __future__ import annotations
