@@ -28,6 +28,9 @@ flags in :mod:`.kernel_constants`.
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 from numba import njit
 
@@ -63,6 +66,27 @@ from ncplasticity.continual.kernel_events import (
 )
 from ncplasticity.continual.kernel_optimizer import adam_block, decay_block, update
 
+
+def _drop_stale_cache() -> None:
+    """numba keys the cache of ``run_steps`` on this file alone, but ``run_steps`` compiles in
+    the functions of the other kernel modules: when any kernel module's source changes, this
+    file's cache entries are dropped (and rebuilt at the first call)."""
+    here = Path(__file__).parent
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(here.glob("kernel*.py"))))
+    cache = here / "__pycache__"
+    stamp = cache / "kernel.sources.sha256"
+    try:
+        if stamp.exists() and stamp.read_text() == digest.hexdigest():
+            return
+        for entry in cache.glob("kernel.*.nb[ic]"):
+            entry.unlink(missing_ok=True)
+        cache.mkdir(exist_ok=True)
+        stamp.write_text(digest.hexdigest())
+    except OSError:  # a read-only installation keeps what it has
+        pass
+
+
+_drop_stale_cache()
 LN_EPS = 1e-5  # torch.nn.LayerNorm's default
 
 
