@@ -333,3 +333,13 @@ def test_nc_dial_moves_nc1_in_the_sign_of_its_strength(dataset, tmp_path):
         mean_nc1[strength] = np.mean([row["nc1"] for row in file_metrics(features)[1]])
     assert mean_nc1[1.0] <= 0.8 * mean_nc1[0.0]
     assert mean_nc1[-1.0] >= 1.2 * mean_nc1[0.0]
+
+
+def test_progress_lines_say_run_position_rate_and_eta(dataset, tmp_path, caplog):
+    caplog.set_level("INFO", logger="ncplasticity.continual.train")
+    _train(dataset, tmp_path, "progress_s1", settings())
+    lines = [r.getMessage() for r in caplog.records if "continual progress_s1" in r.getMessage()]
+    assert [line.split(",")[0] for line in lines] == [
+        f"continual progress_s1: task {t}/3" for t in (1, 2, 3)
+    ]
+    assert all(" s/task, eta " in line for line in lines)

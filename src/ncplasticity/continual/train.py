@@ -183,7 +183,8 @@ def train_run(
     parts = _RunParts(settings, seed, model, optimizer, initial_parameters, writer, x_test, device)
     with writer:
         writer.truncate(len(state["rows"]))
-        for task_index in range(state["task"], settings["num_tasks"]):
+        first_task, attempt_started = state["task"], time.perf_counter()
+        for task_index in range(first_task, settings["num_tasks"]):
             examples = task_examples(settings, seed, task_index, len(x_train))
             x_task = x_train if examples is None else x_train[examples]
             y_task = data.y_train if examples is None else data.y_train[examples]
@@ -248,11 +249,16 @@ def train_run(
             state["progress"] = _fresh_progress()
             save()
             write_tsv(job.dir / "log.tsv", state["rows"], log_columns(state["rows"]))
+            done = task_index + 1 - first_task  # tasks of this attempt
+            per_task = (time.perf_counter() - attempt_started) / done
+            remaining = per_task * (settings["num_tasks"] - task_index - 1)
             log.info(
-                "%s task %d/%d: %s",
+                "continual %s: task %d/%d, %.2f s/task, eta %s | %s",
                 run_id,
                 task_index + 1,
                 settings["num_tasks"],
+                per_task,
+                _duration(remaining),
                 " ".join(f"{k}={_short(v)}" for k, v in row.items() if k != "task"),
             )
     write_tsv(job.dir / "log.tsv", state["rows"], log_columns(state["rows"]))
@@ -409,6 +415,10 @@ def _accuracy(model, x, y, task: Task, device) -> float:
         inputs = torch.from_numpy(np.ascontiguousarray(x[:, task.permutation])).to(device)
         logits = model(inputs)
     return float((logits.argmax(1).cpu().numpy() == y).mean())
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def _short(value) -> str:
