@@ -15,6 +15,7 @@ from ncplasticity.study import (
     deep_merge,
     resolve_experiment,
     settings_hash,
+    typed,
 )
 from ncplasticity.warm_start import study as warm_start_study
 
@@ -32,6 +33,18 @@ def test_deep_merge_merges_mappings_replaces_the_rest_and_null_removes():
     merged = deep_merge(base, {"a": {"y": [3], "z": 4}, "b": None, "c": {"k": 1}})
     assert merged == {"a": {"x": 1, "y": [3], "z": 4}, "c": {"k": 1}}
     assert base == {"a": {"x": 1, "y": [1, 2]}, "b": 2, "c": 3}  # untouched
+
+
+def test_typed_gives_nested_config_strings_their_yaml_types():
+    given = {"continual": {"optimizer": {"lr": "0.02", "name": "sgd"}, "seeds": ["1", "2"]}}
+    expected = {"continual": {"optimizer": {"lr": 0.02, "name": "sgd"}, "seeds": [1, 2]}}
+    assert typed(given) == expected
+    assert typed({"a": "null", "b": "true", "c": "mnist5k", "d": "{x: 1}"}) == {
+        "a": None,
+        "b": True,
+        "c": "mnist5k",
+        "d": "{x: 1}",
+    }
 
 
 def test_deep_merge_replaces_a_registry_entry_of_another_name():

@@ -271,10 +271,11 @@ def test_a_failed_job_shows_its_cause_on_the_console(repo_copy):
 TRAINING_RULES = ("continual_train", "warm_start_warmup", "warm_start_finetune", "warm_start_fresh")
 
 
-def _planned_training(workdir, overlay):
-    """Output files of the training jobs a dry run with the smoke config + ``overlay`` plans."""
+def _planned_training(workdir, overlay, *extra):
+    """Output files of the training jobs a dry run with the smoke config + ``overlay`` (and
+    ``extra`` arguments) plans."""
     (workdir / "overlay.yaml").write_text(yaml.safe_dump(overlay))
-    result = snakemake(workdir, "-n", "--configfile", SMOKE_CONFIG, "overlay.yaml")
+    result = snakemake(workdir, "-n", "--configfile", SMOKE_CONFIG, "overlay.yaml", *extra)
     check_success(result)
     planned = set()
     for job in result.stdout.split("\nrule ")[1:]:
@@ -283,6 +284,14 @@ def _planned_training(workdir, overlay):
             outputs = re.search(r"^    output: (.+)$", job, re.MULTILINE).group(1)
             planned.add(outputs.split(",")[0].strip())
     return planned
+
+
+def test_a_nested_config_override_keeps_its_type(smoke_run):
+    """Snakemake passes nested --config values as strings; the workflow types them, so one
+    nested value changes one variant's runs."""
+    override = "continual={variants: {nc0.5: {optimizer: {lr: 0.02}}}}"
+    planned = _planned_training(smoke_run, {}, "--config", override)
+    assert planned == {f"results/continual/features/nc0.5_s{seed}.h5" for seed in (1, 2)}
 
 
 def test_adding_variants_or_seeds_reruns_nothing_that_exists(smoke_run):

@@ -19,6 +19,8 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import yaml
+
 from ncplasticity.interventions import Registry
 
 
@@ -61,6 +63,23 @@ class Run:
 
 def run_id(variant: str, seed: int) -> str:
     return f"{variant}_s{seed}"
+
+
+def typed(value):
+    """``value`` with every string that YAML reads as a number, boolean or null replaced by
+    that value, recursively: Snakemake passes the nested values of ``--config
+    'continual={optimizer: {lr: 0.02}}'`` as strings. Names stay strings."""
+    if isinstance(value, Mapping):
+        return {key: typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [typed(item) for item in value]
+    if isinstance(value, str):
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        return parsed if parsed is None or isinstance(parsed, (bool, int, float)) else value
+    return value
 
 
 def deep_merge(base: Mapping, overrides: Mapping) -> dict:

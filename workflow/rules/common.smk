@@ -21,8 +21,11 @@ import yaml
 
 from ncplasticity.continual.study import SPEC as CONTINUAL_SPEC
 from ncplasticity.continual.study import sweep_groups
-from ncplasticity.study import StudyError, resolve_experiment, run_id
+from ncplasticity.study import StudyError, resolve_experiment, run_id, typed
 from ncplasticity.warm_start import study as warm_start_study
+
+# Nested `--config` values arrive as strings ('0.02'): give them their YAML types.
+config.update(typed(config))
 
 TRAIN_ENV = "../../envs/train.yaml"
 ANALYSIS_ENV = "../../envs/analysis.yaml"
