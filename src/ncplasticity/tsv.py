@@ -1,6 +1,7 @@
 """Tab-separated tables: one format for every stage. Training jobs write rows with
 :func:`write_tsv` (no pandas needed); analyses read and write pandas tables with
-:func:`read_table` and :func:`write_table`, in the same format."""
+:func:`read_table` and :func:`write_table`, in the same format. Generated Markdown copies of
+tables are built with :func:`markdown_row` and written with :func:`write_text`."""
 
 from __future__ import annotations
 
@@ -108,3 +109,17 @@ def read_table(path: str | os.PathLike):
 def write_table(table, path: str | os.PathLike) -> None:
     """Write a pandas DataFrame in :func:`write_tsv`'s format (atomically)."""
     write_tsv(path, table.to_dict("records"), list(table.columns))
+
+
+def markdown_row(cells) -> str:
+    """One row of a Markdown table (pipes inside cells escaped)."""
+    return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a reader never sees half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

@@ -11,8 +11,6 @@ the variant summary gives NaN for any quantity whose column a table lacks.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -20,7 +18,7 @@ from ncplasticity import metrics, stats
 from ncplasticity.nc import METRIC_KEYS
 from ncplasticity.plasticity import plasticity_loss
 from ncplasticity.plots import Panel, Series, panels_figure
-from ncplasticity.tsv import read_table, write_table
+from ncplasticity.tsv import markdown_row, read_table, write_table, write_text
 
 CORRELATION_COLUMNS = [
     "variant",
@@ -226,7 +224,7 @@ def variant_summary(table_paths, out_tsv, out_md, analysis_tasks: int) -> None:
         rows.append(row)
     summary = pd.DataFrame(rows)
     write_table(summary, out_tsv)
-    _write_text(out_md, _summary_markdown(summary, windows))
+    write_text(out_md, _summary_markdown(summary, windows))
 
 
 def _seed_summary(run: pd.DataFrame) -> tuple[dict, tuple[int, int]]:
@@ -272,30 +270,18 @@ def _summary_markdown(summary: pd.DataFrame, windows: dict) -> str:
         "PL: first − final online accuracy, per seed."
     )
     names = ["variant", "seeds", *SUMMARY_QUANTITIES.values()]
-    lines = [header, "", _markdown_row(names), _markdown_row(["---"] * len(names))]
+    lines = [header, "", markdown_row(names), markdown_row(["---"] * len(names))]
     for row in summary.to_dict("records"):
         cells = [str(row["variant"]), str(row["n_seeds"])]
         cells += [_mean_sd(row[f"{q}_mean"], row[f"{q}_sd"]) for q in SUMMARY_QUANTITIES]
-        lines.append(_markdown_row(cells))
+        lines.append(markdown_row(cells))
     return "\n".join(lines) + "\n"
-
-
-def _markdown_row(cells) -> str:
-    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
 def _mean_sd(mean: float, sd: float) -> str:
     if np.isnan(mean):
         return "n/a"
     return f"{mean:.4g}" if np.isnan(sd) else f"{mean:.4g} ± {sd:.2g}"
-
-
-def _write_text(path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 # Figure panels: an outcome, then the plotted metrics of a registry group.

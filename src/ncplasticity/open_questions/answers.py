@@ -8,13 +8,12 @@ Every row is read off the analysis tables (:mod:`.within`, :mod:`.models`, :mod:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from ncplasticity.open_questions import conditions as cond
 from ncplasticity.open_questions import within
+from ncplasticity.tsv import markdown_row
 
 COLUMNS = [
     "question",
@@ -280,10 +279,10 @@ def markdown(answers: pd.DataFrame, formula: str) -> str:
         f"`{formula}`, random intercept per run."
     )
     names = ["question", "statistic", "subject", "estimate [95 % interval]", "n", "reading"]
-    lines = [header, "", _md(names), _md(["---"] * len(names))]
+    lines = [header, "", markdown_row(names), markdown_row(["---"] * len(names))]
     for row in answers.to_dict("records"):
         lines.append(
-            _md(
+            markdown_row(
                 [
                     row["question"],
                     row["statistic"],
@@ -295,15 +294,3 @@ def markdown(answers: pd.DataFrame, formula: str) -> str:
             )
         )
     return "\n".join(lines) + "\n"
-
-
-def _md(cells) -> str:
-    return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
-
-
-def write_text(path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

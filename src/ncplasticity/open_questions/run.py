@@ -16,7 +16,7 @@ from ncplasticity.open_questions.outputs import (  # noqa: F401  (re-exported)
     MODEL_TABLES,
     TABLE_NAMES,
 )
-from ncplasticity.tsv import read_table, write_table
+from ncplasticity.tsv import read_table, write_table, write_text
 
 # The subsets of variants (question families) the NC1 mixed model is also fitted on.
 MIXED_SUBSETS = ("duration",)
@@ -78,4 +78,4 @@ def answers(inputs: Mapping, out_tsv, out_md) -> None:
     )
     write_table(table, out_tsv)
     formula = models.formula("x", 2).replace("pl ~ x", "pl ~ NC1")
-    answers_mod.write_text(out_md, answers_mod.markdown(table, formula))
+    write_text(out_md, answers_mod.markdown(table, formula))
