@@ -1,7 +1,9 @@
-"""Fixtures shared by the warm-start test modules."""
+"""Fixtures shared by test modules: the prepared mnist5k data set, and the warm-start toy
+intervention."""
 
 import pytest
 
+from ncplasticity.data import prepare_dataset
 from ncplasticity.interventions import Intervention
 from ncplasticity.warm_start.interventions import REGISTRY
 
@@ -41,3 +43,11 @@ def epoch_counter():
     EpochCounter.calls = []
     yield EpochCounter
     REGISTRY.unregister(EpochCounter.name)
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory):
+    """mnist5k prepared once per session (the continual tests train on it)."""
+    path = tmp_path_factory.mktemp("data") / "mnist5k.npz"
+    prepare_dataset("mnist5k", tmp_path_factory.mktemp("root"), path)
+    return path

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from continual_runs import snapshots, train
 
 import ncplasticity.continual.train as ct
 from ncplasticity import metrics, stats
@@ -15,8 +16,6 @@ from ncplasticity.continual import analysis, tasks
 from ncplasticity.continual.interventions import REGISTRY
 from ncplasticity.continual.scenarios import SCENARIOS
 from ncplasticity.continual.study import SPEC as CONTINUAL_SPEC
-from ncplasticity.data import prepare_dataset
-from ncplasticity.features import FeatureReader
 from ncplasticity.interventions import Intervention
 from ncplasticity.jobs import ResumableJob
 from ncplasticity.models import MLP
@@ -55,35 +54,9 @@ def threshold(tau, max_epochs=3):
     return settings({"nc1_threshold": tau, "max_epochs": max_epochs})
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "mnist5k.npz"
-    prepare_dataset("mnist5k", tmp_path_factory.mktemp("root"), path)
-    return path
-
-
-def _train(dataset, out, run_id, run_settings, seed=1):
-    ct.train_run(
-        run_settings,
-        seed,
-        run_id,
-        dataset,
-        out / f"{run_id}.h5",
-        out / f"{run_id}.tsv",
-        out / "partial" / run_id,
-        device="cpu",
-    )
-    return out / f"{run_id}.h5", out / f"{run_id}.tsv"
-
-
-def _snapshots(path):
-    with FeatureReader(path) as reader:
-        return [(info, reader.read(info.name)) for info in reader.snapshots()]
-
-
 def _assert_same_run(a, b):
     (features_a, log_a), (features_b, log_b) = a, b
-    snaps_a, snaps_b = _snapshots(features_a), _snapshots(features_b)
+    snaps_a, snaps_b = snapshots(features_a), snapshots(features_b)
     assert [info for info, _ in snaps_a] == [info for info, _ in snaps_b]
     for (_, arrays_a), (_, arrays_b) in zip(snaps_a, snaps_b, strict=True):
         for x, y in zip(arrays_a, arrays_b, strict=True):
@@ -108,10 +81,10 @@ def test_probe_is_seeded_stratified_and_complete_when_unset():
 
 
 def test_run_outputs_and_determinism(dataset, tmp_path):
-    first = _train(dataset, tmp_path / "a", "e2_s1", epochs(2))
-    _assert_same_run(first, _train(dataset, tmp_path / "b", "e2_s1", epochs(2)))
+    first = train(dataset, tmp_path / "a", "e2_s1", epochs(2))
+    _assert_same_run(first, train(dataset, tmp_path / "b", "e2_s1", epochs(2)))
     assert not (tmp_path / "a" / "partial").exists()
-    snaps = _snapshots(first[0])
+    snaps = snapshots(first[0])
     assert [info.name for info, _ in snaps] == ["task0000", "task0001", "task0002"]
     assert [info.coords for info, _ in snaps] == [
         {"task": 0, "epoch": 2, "step": 8000, "split": "train"},
@@ -130,12 +103,12 @@ def test_run_outputs_and_determinism(dataset, tmp_path):
 
 def test_nc1_threshold_stops_first_task(dataset, tmp_path):
     # NC1 of this small network is about 0.58 after 2 epochs and above 0.6 after one.
-    _, log_path = _train(dataset, tmp_path, "nc0.6_s2", threshold(0.6), seed=2)
+    _, log_path = train(dataset, tmp_path, "nc0.6_s2", threshold(0.6), seed=2)
     first = read_tsv(log_path)[0]
     assert first["epochs"] == 2 and first["first_task_nc1"] < 0.6
     assert first["steps"] == 8000
     # An unreachable threshold stops at max_epochs.
-    _, log_path = _train(dataset, tmp_path, "nc0.01_s2", threshold(0.01), seed=2)
+    _, log_path = train(dataset, tmp_path, "nc0.01_s2", threshold(0.01), seed=2)
     assert read_tsv(log_path)[0]["epochs"] == 3
 
 
@@ -160,13 +133,13 @@ def test_interrupted_run_resumes_bitwise(dataset, tmp_path, monkeypatch, run_id,
     exactly the uninterrupted run."""
     if run_id == "list_s1":
         assert [tasks.task_epochs(RUNS[run_id], 1, t) for t in (1, 2)] == [2, 3]
-    reference = _train(dataset, tmp_path / "ref", run_id, RUNS[run_id])
+    reference = train(dataset, tmp_path / "ref", run_id, RUNS[run_id])
     _interrupt_at_epoch(monkeypatch, fail_at)
     with pytest.raises(KeyboardInterrupt):
-        _train(dataset, tmp_path / "resumed", run_id, RUNS[run_id])
+        train(dataset, tmp_path / "resumed", run_id, RUNS[run_id])
     assert (tmp_path / "resumed" / "partial" / run_id / "state.pt").exists()
     monkeypatch.undo()
-    _assert_same_run(reference, _train(dataset, tmp_path / "resumed", run_id, RUNS[run_id]))
+    _assert_same_run(reference, train(dataset, tmp_path / "resumed", run_id, RUNS[run_id]))
 
 
 def _interrupt_at_epoch(monkeypatch, fail_at):
@@ -188,17 +161,17 @@ def test_autograd_path_keeps_and_resumes_its_optimizer_state(dataset, tmp_path, 
     """Adam at batch size 4 runs the autograd loop: its moments cross task boundaries (the
     optimiser is made once per run) and survive a kill mid-run bitwise."""
     adam = settings(optimizer={"name": "adam", "lr": 1e-3, "batch_size": 4})
-    reference = _train(dataset, tmp_path / "ref", "adam_s1", adam)
+    reference = train(dataset, tmp_path / "ref", "adam_s1", adam)
     _interrupt_at_epoch(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
-        _train(dataset, tmp_path / "resumed", "adam_s1", adam)
+        train(dataset, tmp_path / "resumed", "adam_s1", adam)
     saved = torch.load(
         tmp_path / "resumed" / "partial" / "adam_s1" / "state.pt", weights_only=False
     )
     # Two tasks' worth of Adam steps: the state was not reset at the task boundary.
     assert saved["optimizer"]["state"][0]["step"] == 2 * 4000 / 4
     monkeypatch.undo()
-    _assert_same_run(reference, _train(dataset, tmp_path / "resumed", "adam_s1", adam))
+    _assert_same_run(reference, train(dataset, tmp_path / "resumed", "adam_s1", adam))
 
 
 def test_run_killed_while_publishing_its_files_publishes_them_when_rerun(
@@ -206,7 +179,7 @@ def test_run_killed_while_publishing_its_files_publishes_them_when_rerun(
 ):
     from ncplasticity import jobs
 
-    reference = _train(dataset, tmp_path / "ref", "e1_s1", epochs(1))
+    reference = train(dataset, tmp_path / "ref", "e1_s1", epochs(1))
     real_publish = jobs.publish
 
     def killed_after_first_file(files, partial_dir):
@@ -217,18 +190,18 @@ def test_run_killed_while_publishing_its_files_publishes_them_when_rerun(
     (tmp_path / "scratch").mkdir()
     monkeypatch.setattr(jobs, "publish", killed_after_first_file)
     with pytest.raises(KeyboardInterrupt):
-        _train(dataset, tmp_path / "rerun", "e1_s1", epochs(1))
+        train(dataset, tmp_path / "rerun", "e1_s1", epochs(1))
     (tmp_path / "rerun" / "e1_s1.h5").unlink()  # Snakemake removes a killed job's outputs
     monkeypatch.setattr(jobs, "publish", real_publish)
-    _assert_same_run(reference, _train(dataset, tmp_path / "rerun", "e1_s1", epochs(1)))
+    _assert_same_run(reference, train(dataset, tmp_path / "rerun", "e1_s1", epochs(1)))
 
 
 def test_state_of_other_settings_is_not_resumed(dataset, tmp_path):
     stale = ResumableJob(tmp_path / "partial" / "e1_s1", {"settings": epochs(2), "seed": 1})
     stale.save(model=MLP(784, [32, 32], 10), rows=[{"task": 0}] * 2, task=2)
     _assert_same_run(
-        _train(dataset, tmp_path, "e1_s1", epochs(1)),
-        _train(dataset, tmp_path / "b", "e1_s1", epochs(1)),
+        train(dataset, tmp_path, "e1_s1", epochs(1)),
+        train(dataset, tmp_path / "b", "e1_s1", epochs(1)),
     )
 
 
@@ -289,18 +262,18 @@ def test_registered_toy_intervention_runs_on_the_compiled_path_and_resumes(
     with pytest.raises(StudyError, match=r"toy.interventions\[0\].every: 0 is less than"):
         resolve_experiment(config, SCHEMA, CONTINUAL_SPEC)
 
-    reference = _train(dataset, tmp_path / "ref", "toy_s1", toy)
+    reference = train(dataset, tmp_path / "ref", "toy_s1", toy)
     (counter,) = toy_intervention.instances
     assert counter.task_starts == 3 and counter.calls == 3 * 4000 // 3
-    plain = _train(dataset, tmp_path / "plain", "plain_s1", settings())
-    assert _snapshots(reference[0])[0][1][0].tobytes() != _snapshots(plain[0])[0][1][0].tobytes()
+    plain = train(dataset, tmp_path / "plain", "plain_s1", settings())
+    assert snapshots(reference[0])[0][1][0].tobytes() != snapshots(plain[0])[0][1][0].tobytes()
 
     _interrupt_at_epoch(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
-        _train(dataset, tmp_path / "resumed", "toy_s1", toy)
+        train(dataset, tmp_path / "resumed", "toy_s1", toy)
     monkeypatch.undo()
     toy_intervention.instances.clear()
-    _assert_same_run(reference, _train(dataset, tmp_path / "resumed", "toy_s1", toy))
+    _assert_same_run(reference, train(dataset, tmp_path / "resumed", "toy_s1", toy))
     (resumed,) = toy_intervention.instances
     assert resumed.task_starts == 3 and resumed.calls == 3 * 4000 // 3
 
@@ -324,7 +297,7 @@ def test_scenarios_permute_the_requested_fraction_of_pixels():
 
 def test_layer_norm_runs_on_the_autograd_path(dataset, tmp_path):
     ln = settings(network={"hidden_sizes": [32, 32], "layer_norm": True}, num_tasks=2)
-    _, log_path = _train(dataset, tmp_path, "ln_s1", ln)
+    _, log_path = train(dataset, tmp_path, "ln_s1", ln)
     rows = read_tsv(log_path)
     assert len(rows) == 2 and all(0.3 < row["online_accuracy"] < 1 for row in rows)
 
@@ -337,7 +310,7 @@ def tables(dataset, tmp_path_factory):
     for variant, first_epochs in (("e1", 1), ("e3", 3)):
         for seed in (1, 2):
             run_id = f"{variant}_s{seed}"
-            features, log = _train(
+            features, log = train(
                 dataset, out, run_id, epochs(first_epochs) | {"num_tasks": 4}, seed=seed
             )
             columns, rows = file_metrics(features)

@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from continual_runs import snapshots, train
 
 import ncplasticity.continual.train as ct
 from ncplasticity.continual import tasks
 from ncplasticity.continual.interventions import REGISTRY
 from ncplasticity.continual.scenarios import SCENARIOS, ClassPairs
 from ncplasticity.continual.study import SPEC as CONTINUAL_SPEC
-from ncplasticity.data import prepare_dataset
-from ncplasticity.features import FeatureReader
 from ncplasticity.interventions import Intervention
 from ncplasticity.nc import collapse_metrics, file_metrics
 from ncplasticity.study import StudyError, resolve_experiment
@@ -43,32 +42,6 @@ def settings(scenario=None, **changes):
     if scenario is not None:
         result["scenario"] = scenario
     return result
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "mnist5k.npz"
-    prepare_dataset("mnist5k", tmp_path_factory.mktemp("root"), path)
-    return path
-
-
-def _train(dataset, out, run_id, run_settings, seed=1):
-    ct.train_run(
-        run_settings,
-        seed,
-        run_id,
-        dataset,
-        out / f"{run_id}.h5",
-        out / f"{run_id}.tsv",
-        out / "partial" / run_id,
-        device="cpu",
-    )
-    return out / f"{run_id}.h5", out / f"{run_id}.tsv"
-
-
-def _snapshots(path):
-    with FeatureReader(path) as reader:
-        return [(info, reader.read(info.name)) for info in reader.snapshots()]
 
 
 def _build(name):
@@ -168,23 +141,23 @@ def test_repeated_task_keeps_improving(dataset, tmp_path):
     """fraction 0 repeats the same task (on a new 1,000-digit sample each time): online
     accuracy keeps rising."""
     same = settings({"name": "permuted_pixels", "fraction": 0.0}, num_tasks=4)
-    rows = read_tsv(_train(dataset, tmp_path, "same_s1", same)[1])
+    rows = read_tsv(train(dataset, tmp_path, "same_s1", same)[1])
     accuracy = [row["online_accuracy"] for row in rows]
     assert all(b > a for a, b in zip(accuracy, accuracy[1:], strict=False)), accuracy
 
 
 def test_random_labels_start_at_chance(dataset, tmp_path):
-    rows = read_tsv(_train(dataset, tmp_path, "rl_s1", settings({"name": "random_labels"}))[1])
+    rows = read_tsv(train(dataset, tmp_path, "rl_s1", settings({"name": "random_labels"}))[1])
     assert abs(rows[0]["online_accuracy"] - 0.1) < 0.04
     for row in rows:  # test labels are random too: chance by construction
         assert abs(row["test_accuracy"] - 0.1) < 0.05
 
 
 def test_permuted_labels_run_learns_each_relabelling(dataset, tmp_path):
-    rows = read_tsv(_train(dataset, tmp_path, "pl_s1", settings({"name": "permuted_labels"}))[1])
+    rows = read_tsv(train(dataset, tmp_path, "pl_s1", settings({"name": "permuted_labels"}))[1])
     assert all(row["test_accuracy"] > 0.5 for row in rows)
-    snapshots = _snapshots(tmp_path / "pl_s1.h5")
-    assert all(info.c == 10 for info, _ in snapshots)
+    stored = snapshots(tmp_path / "pl_s1.h5")
+    assert all(info.c == 10 for info, _ in stored)
 
 
 def test_class_pairs_run_is_binary_with_a_new_head_per_task(dataset, tmp_path, monkeypatch):
@@ -205,12 +178,12 @@ def test_class_pairs_run_is_binary_with_a_new_head_per_task(dataset, tmp_path, m
 
     monkeypatch.setattr(ct, "train_epoch", recording)
     pairs = settings({"name": "class_pairs"}, examples_per_task=None, num_tasks=3)
-    features_path, log_path = _train(dataset, tmp_path, "cp_s1", pairs)
+    features_path, log_path = train(dataset, tmp_path, "cp_s1", pairs)
     assert head_at_start == [0.0, 0.0, 0.0]  # one epoch per task, each starting from zero
     rows = read_tsv(log_path)
-    snapshots = _snapshots(features_path)
+    stored = snapshots(features_path)
     _, nc = file_metrics(features_path)
-    for row, (info, arrays), nc_row in zip(rows, snapshots, nc, strict=True):
+    for row, (info, arrays), nc_row in zip(rows, stored, nc, strict=True):
         # mnist5k has 400 training digits of each class; batch size 1: a step per example.
         assert row["steps"] == 800
         features, labels, weight, bias = arrays
@@ -234,12 +207,12 @@ def test_drawn_epochs_per_task_and_their_step_counts(dataset, tmp_path):
     assert set(many) == {1, 2, 3} and many != [tasks.task_epochs(drawn, 8, t) for t in range(200)]
     assert tasks.task_epochs(settings(), 1, 3) == 1
 
-    features_path, log_path = _train(dataset, tmp_path, "drawn_s1", drawn)
+    features_path, log_path = train(dataset, tmp_path, "drawn_s1", drawn)
     rows = read_tsv(log_path)
     assert [row["epochs"] for row in rows] == expected
     assert [row["steps"] for row in rows] == [1000 * e for e in expected]
     assert [row["total_steps"] for row in rows] == list(np.cumsum([1000 * e for e in expected]))
-    coords = [info.coords for info, _ in _snapshots(features_path)]
+    coords = [info.coords for info, _ in snapshots(features_path)]
     assert [c["epoch"] for c in coords] == expected
     assert [c["step"] for c in coords] == [row["total_steps"] for row in rows]
     for row in rows:
@@ -261,12 +234,12 @@ def test_churn_leaves_training_unchanged(dataset, tmp_path, monkeypatch):
     """The churn's update runs on copies: the run's snapshots are bitwise those of a run that
     does not measure it (Adam: the optimiser's state is copied too)."""
     adam = settings(optimizer={"name": "adam", "lr": 1e-3, "batch_size": 2}, num_tasks=2)
-    measured = _train(dataset, tmp_path / "a", "adam_s1", adam)
+    measured = train(dataset, tmp_path / "a", "adam_s1", adam)
     churn = [row["churn"] for row in read_tsv(measured[1])]
     assert all(math.isfinite(c) and c > 0 for c in churn)
     monkeypatch.setattr(ct, "churn", lambda *args: 0.0)
-    unmeasured = _train(dataset, tmp_path / "b", "adam_s1", adam)
-    for (_, a), (_, b) in zip(_snapshots(measured[0]), _snapshots(unmeasured[0]), strict=True):
+    unmeasured = train(dataset, tmp_path / "b", "adam_s1", adam)
+    for (_, a), (_, b) in zip(snapshots(measured[0]), snapshots(unmeasured[0]), strict=True):
         assert all(x.tobytes() == y.tobytes() for x, y in zip(a, b, strict=True))
 
 
@@ -296,7 +269,7 @@ def task_logger():
 
 def test_task_log_columns_follow_the_log_columns(dataset, tmp_path, task_logger):
     logged = settings(interventions=[{"name": "toy_task_logger"}])
-    _, log_path = _train(dataset, tmp_path, "toy_s1", logged)
+    _, log_path = train(dataset, tmp_path, "toy_s1", logged)
     header = log_path.read_text().splitlines()[0].split("\t")
     assert header == [*ct.LOG_COLUMNS, "toy_tasks_seen", "toy_step"]
     rows = read_tsv(log_path)
@@ -305,7 +278,7 @@ def test_task_log_columns_follow_the_log_columns(dataset, tmp_path, task_logger)
 
     clash = settings(interventions=[{"name": "toy_task_logger", "key": "churn"}])
     with pytest.raises(ValueError, match=r"task_log columns \['churn'\] are logged twice"):
-        _train(dataset, tmp_path, "clash_s1", clash)
+        train(dataset, tmp_path, "clash_s1", clash)
 
 
 def test_new_head_scenario_gives_shrink_perturb_a_matching_fresh_model(dataset, tmp_path):
@@ -315,7 +288,7 @@ def test_new_head_scenario_gives_shrink_perturb_a_matching_fresh_model(dataset, 
         num_tasks=2,
         interventions=[{"name": "shrink_perturb", "shrink": 0.6, "perturb": 0.01}],
     )
-    rows = read_tsv(_train(dataset, tmp_path, "cp_sp_s1", pairs)[1])
+    rows = read_tsv(train(dataset, tmp_path, "cp_sp_s1", pairs)[1])
     assert len(rows) == 2 and all(0.5 < row["online_accuracy"] for row in rows)
 
 
@@ -329,7 +302,7 @@ def test_nc_dial_moves_nc1_in_the_sign_of_its_strength(dataset, tmp_path):
         run = copy.deepcopy(base)
         if strength:
             run["interventions"] = [{"name": "nc_dial", "strength": strength}]
-        features, _ = _train(dataset, tmp_path, f"dial{strength}", run)
+        features, _ = train(dataset, tmp_path, f"dial{strength}", run)
         mean_nc1[strength] = np.mean([row["nc1"] for row in file_metrics(features)[1]])
     assert mean_nc1[1.0] <= 0.8 * mean_nc1[0.0]
     assert mean_nc1[-1.0] >= 1.2 * mean_nc1[0.0]
@@ -337,7 +310,7 @@ def test_nc_dial_moves_nc1_in_the_sign_of_its_strength(dataset, tmp_path):
 
 def test_progress_lines_say_run_position_rate_and_eta(dataset, tmp_path, caplog):
     caplog.set_level("INFO", logger="ncplasticity.continual.train")
-    _train(dataset, tmp_path, "progress_s1", settings())
+    train(dataset, tmp_path, "progress_s1", settings())
     lines = [r.getMessage() for r in caplog.records if "continual progress_s1" in r.getMessage()]
     assert [line.split(",")[0] for line in lines] == [
         f"continual progress_s1: task {t}/3" for t in (1, 2, 3)
