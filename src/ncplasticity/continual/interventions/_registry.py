@@ -2,18 +2,11 @@
 
 from ncplasticity import interventions as hooks
 
+# Every hook but the warm-start one: the continual loop calls all the others.
 REGISTRY = hooks.Registry(
     "continual",
     phases=("train",),
-    hooks=(
-        "optimizer_options",
-        "loss",
-        "after_step",
-        "on_every",
-        "on_task_start",
-        "on_epoch_end",
-        "task_log",
-    ),
+    hooks=tuple(hook for hook in hooks.HOOKS if hook != "before_finetune"),
 )
 
 NON_NEGATIVE = {"type": "number", "minimum": 0}
