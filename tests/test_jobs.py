@@ -17,6 +17,20 @@ def test_a_required_gpu_that_is_missing_fails_at_once_naming_the_node():
     assert resolve_device("cpu").type == "cpu"
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
+def test_a_gpu_state_resumes_on_the_cpu(tmp_path):
+    """Where a GPU is: ``auto`` and ``cuda`` give it, and a state saved from the GPU loads
+    onto the CPU (``map_location``), as a continual job's state always must."""
+    assert resolve_device("auto").type == resolve_device("cuda").type == "cuda"
+    model = MLP(4, [3], 2).cuda()
+    ResumableJob(tmp_path / "run", {"seed": 1}).save(model=model, rows=[], task=1)
+    cpu_model = MLP(4, [3], 2)
+    ResumableJob(tmp_path / "run", {"seed": 1}).load(model=cpu_model)
+    for a, b in zip(cpu_model.parameters(), model.parameters(), strict=True):
+        assert a.device.type == "cpu"
+        torch.testing.assert_close(a, b.cpu())
+
+
 def test_state_is_resumed_only_with_the_same_identity(tmp_path):
     model = MLP(4, [3], 2)
     job = ResumableJob(tmp_path / "run", {"settings": {"lr": 0.1}, "seed": 1})

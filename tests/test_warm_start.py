@@ -63,7 +63,7 @@ def tiny_dataset(monkeypatch):
     return dataset
 
 
-def warmup(tmp_path, out, variant="plain", run_settings=None):
+def warmup(tmp_path, out, variant="plain", run_settings=None, device="cpu"):
     run_settings = run_settings or settings(variant)
     run.run_warmup(
         "tiny.npz",
@@ -74,7 +74,7 @@ def warmup(tmp_path, out, variant="plain", run_settings=None):
         checkpoint_dir=tmp_path / out / "ckpt",
         log_path=tmp_path / out / "log.tsv",
         partial_dir=tmp_path / "partial" / f"{variant}_s3",
-        device="cpu",
+        device=device,
     )
     return tmp_path / out
 
@@ -198,7 +198,7 @@ def test_the_warmup_log_grows_in_the_partial_directory(tiny_dataset, tmp_path, m
     assert [r["epoch"] for r in read_tsv(out / "log.tsv")] == [1, 2, 3, 4]
 
 
-def finetune(tmp_path, variant, checkpoint_path, out, view=finetune_settings):
+def finetune(tmp_path, variant, checkpoint_path, out, view=finetune_settings, device="cpu"):
     """Fine-tune ``checkpoint_path`` (None: the fresh initialisation); returns its rows."""
     run.run_finetune(
         "tiny.npz",
@@ -208,11 +208,29 @@ def finetune(tmp_path, variant, checkpoint_path, out, view=finetune_settings):
         checkpoint_path=checkpoint_path,
         out_path=tmp_path / out,
         partial_dir=tmp_path / "partial" / out,
-        device="cpu",
+        device=device,
     )
     rows = read_tsv(tmp_path / out)
     assert all(list(row) == run.FINETUNE_COLUMNS for row in rows)
     return rows
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
+def test_the_jobs_run_on_cuda_with_the_step_replayed_as_a_graph(tiny_dataset, tmp_path):
+    # Batch 8 on the 32 warm-up images (batch 16 on the 64 of fine-tuning): 4 steps an epoch,
+    # the last one replayed from the graph.
+    out = warmup(tmp_path, "run", run_settings=settings("plain", batch_size=8), device="cuda")
+    log = read_tsv(out / "log.tsv")
+    assert [r["epoch"] for r in log] == [1, 2, 3, 4]
+    assert all(math.isfinite(r["train_loss"]) and not r["diverged"] for r in log)
+    assert log[-1]["train_accuracy"] > log[0]["train_accuracy"]
+    # A checkpoint written on the GPU loads on a machine without one.
+    checkpoint = torch.load(out / "ckpt" / "epoch0004.pt", map_location="cpu", weights_only=False)
+    model = ResNet18(1, 4, 2)
+    model.load_state_dict(checkpoint["model"])
+    rows = finetune(tmp_path, "plain", out / "ckpt" / "epoch0004.pt", "ft.tsv", device="cuda")
+    assert all(math.isfinite(r["train_loss"]) for r in rows)
+    assert 0.0 <= rows[-1]["test_accuracy"] <= 1.0
 
 
 def test_a_collapse_is_flagged_and_training_goes_on(tiny_dataset, tmp_path, monkeypatch):

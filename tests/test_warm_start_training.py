@@ -193,9 +193,16 @@ def reference_epoch(
     ],
 )
 def test_train_epoch_matches_a_plain_pytorch_loop_step_by_step(
-    tiny_dataset, variant, precision, channels_last, device
+    tiny_dataset, variant, precision, channels_last, device, monkeypatch
 ):
     device = torch.device(device)
+    # On a GPU, float32 convolutions run in TF32 by default and cuDNN picks its algorithms by
+    # timing: both change the sums between two runs of the same step. Compare at full float32
+    # with deterministic algorithms (what remains is summation order, as with channels_last).
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     data = training.DeviceData(tiny_dataset, device, channels_last=channels_last)
     model = training.build_model(SETTINGS, data, 0)
     reference = ResNet18(1, 4, SETTINGS["width"]).to(device)
@@ -247,6 +254,46 @@ def test_train_epoch_matches_a_plain_pytorch_loop_step_by_step(
             )
     for a, b in zip(model.buffers(), reference.buffers(), strict=True):
         torch.testing.assert_close(a, b, **tolerance)  # BatchNorm running statistics
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
+@pytest.mark.parametrize("precision, channels_last", [("float32", False), ("bfloat16", True)])
+def test_a_cuda_graph_replays_the_plain_steps(tiny_dataset, precision, channels_last, monkeypatch):
+    """The step recorded as a CUDA graph and replayed gives the updates of the loop run step
+    by step (the same kernels on the same memory: equal to the last bit with deterministic
+    cuDNN; that loop is checked against the plain PyTorch loop above), with momentum, over two
+    epochs, each with 3 warm-up steps, a capture, 2 replays and a last smaller batch."""
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    device = torch.device("cuda")
+    data = training.DeviceData(tiny_dataset, device, channels_last=channels_last)
+    indices = torch.randperm(64, generator=torch.Generator().manual_seed(1))[:46]
+    runs = {}
+    for graphed in (False, True):
+        model = training.build_model(SETTINGS, data, 0)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        rows = [
+            training.train_epoch(
+                model,
+                optimizer,
+                data,
+                indices,
+                batch_size=8,
+                generator_seed=epoch,
+                precision=precision,
+                cuda_graph=graphed,
+            )
+            for epoch in (1, 2)
+        ]
+        runs[graphed] = rows, [p.detach().clone() for p in model.parameters()], model
+    plain_rows, plain_weights, plain_model = runs[False]
+    graph_rows, graph_weights, graph_model = runs[True]
+    assert graph_rows == plain_rows
+    for a, b in zip(graph_weights, plain_weights, strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(graph_model.buffers(), plain_model.buffers(), strict=True):
+        assert torch.equal(a, b)  # BatchNorm statistics, updated inside the graph too
 
 
 def test_recalibrated_bn_holds_data_statistics_and_leaves_the_model(tiny_dataset, monkeypatch):
