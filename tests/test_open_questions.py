@@ -298,8 +298,9 @@ def test_answers_are_generated_and_recomputable(tmp_path):
     raw["steps_m"] = (raw["total_steps"] - raw["steps"]) / 1e6
     raw = raw[raw["task"] >= 1]
     formula = mixed["method"].split("MixedLM ")[1].split(", groups")[0]
+    assert formula.startswith("pl ~ np.log10(nc1_prev) + ")
     refit = smf.mixedlm(formula, raw, groups=raw["run"]).fit(reml=True)
-    assert mixed["estimate"] == pytest.approx(refit.params["nc1_prev"], rel=1e-6)
+    assert mixed["estimate"] == pytest.approx(refit.params["np.log10(nc1_prev)"], rel=1e-6)
     assert mixed["n"] == raw["run"].nunique()
     # One dose-response point: NC1 at dial strength +1, mean over seeds of the last 20 tasks.
     dose = read_table(out["dose_response"]).set_index("variant")

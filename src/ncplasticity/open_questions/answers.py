@@ -117,8 +117,8 @@ def _mixed_rows(mixed, subset, question) -> list[dict]:
             }[s]
             fit = "" if row["converged"] else " (the fit did not converge: treat with care)"
             return (
-                f"NC1 ({when}) coefficient {_span(out)} on PL_i over {out['n']} runs, "
-                f"controlling for steps and condition: {verdict}{fit}."
+                f"log10 NC1 ({when}) coefficient {_span(out)} on PL_i (PL per tenfold NC1) "
+                f"over {out['n']} runs, controlling for steps and condition: {verdict}{fit}."
             )
 
         rows.append(

@@ -6,12 +6,15 @@ run (REML)::
 
     pl ~ x + C(variant) + C(variant):steps_m + C(variant):np.log(steps_m),  groups = run
 
-``steps_m`` = cumulative optimiser steps before task i, in millions. Each condition (variant)
-has its own intercept and its own duration curve a + b·s + c·log s (PL rises and saturates
-with training), so x's coefficient is what x says about PL beyond training duration in every
-condition, and beyond each run's own level (the random intercept). With one variant the
-``C(variant)`` terms become a single intercept and curve. The interval is the Wald 95 %
-interval of the fit; it rests on ``n_runs`` runs (groups) and ``n_obs`` tasks.
+``steps_m`` = cumulative optimiser steps before task i, in millions. NC1 enters as
+``np.log10(nc1)``: it spans orders of magnitude across conditions (10⁻¹ in a healthy run, up to
+10⁵ where a strong collapse dial or a memorisation task degenerates the features), and on its
+raw scale those few runs set the coefficient; the coefficient is PL's change per tenfold NC1.
+Each condition (variant) has its own intercept and its own duration curve a + b·s + c·log s
+(PL rises and saturates with training), so x's coefficient is what x says about PL beyond
+training duration in every condition, and beyond each run's own level (the random intercept).
+With one variant the ``C(variant)`` terms become a single intercept and curve. The interval is
+the Wald 95 % interval of the fit; it rests on ``n_runs`` runs (groups) and ``n_obs`` tasks.
 """
 
 from __future__ import annotations
@@ -40,24 +43,32 @@ DURATION_TERMS = "C(variant) + C(variant):steps_m + C(variant):np.log(steps_m)"
 DURATION_TERMS_ONE = "steps_m + np.log(steps_m)"
 
 
-def formula(predictor: str, n_variants: int, outcome: str = "pl") -> str:
-    """The model formula (module docstring) for ``predictor``."""
+def formula(term: str, n_variants: int, outcome: str = "pl") -> str:
+    """The model formula (module docstring) for the predictor term ``term``."""
     duration = DURATION_TERMS if n_variants > 1 else DURATION_TERMS_ONE
-    return f"{outcome} ~ {predictor} + {duration}"
+    return f"{outcome} ~ {term} + {duration}"
 
 
-def fit(data: pd.DataFrame, predictor: str, outcome: str = "pl", confidence: float = 0.95) -> dict:
-    """Fit the model of ``outcome`` on ``predictor`` (a column of ``data``; rows with a missing
-    value are dropped) and return the predictor's coefficient with its interval: a row of
-    :data:`MIXED_COLUMNS` less ``subset``. NaN coefficient when fewer than 2 runs or a constant
-    predictor remain, or the fit fails."""
+def fit(
+    data: pd.DataFrame,
+    predictor: str,
+    outcome: str = "pl",
+    confidence: float = 0.95,
+    log10: bool = False,
+) -> dict:
+    """Fit the model of ``outcome`` on ``predictor`` (a column of ``data``, entering as
+    ``np.log10(predictor)`` with ``log10``; rows with a missing, or with ``log10`` a
+    non-positive, value are dropped) and return the predictor's coefficient with its interval:
+    a row of :data:`MIXED_COLUMNS` less ``subset``. NaN coefficient when fewer than 2 runs or a
+    constant predictor remain, or the fit fails."""
     data = data[["run", "variant", "steps_m", predictor, outcome]].replace(
         [np.inf, -np.inf], np.nan
     )
     data = data.dropna()
-    data = data[data["steps_m"] > 0]
+    data = data[(data["steps_m"] > 0) & ((data[predictor] > 0) | (not log10))]
+    term = f"np.log10({predictor})" if log10 else predictor
     n_variants = int(data["variant"].nunique())
-    text = formula(predictor, n_variants, outcome)
+    text = formula(term, n_variants, outcome)
     row = {
         "predictor": predictor,
         "coef": np.nan,
@@ -80,18 +91,18 @@ def fit(data: pd.DataFrame, predictor: str, outcome: str = "pl", confidence: flo
             result = smf.mixedlm(text, data, groups=data["run"]).fit(reml=True)
         except (np.linalg.LinAlgError, ValueError):
             return row
-    low, high = result.conf_int(alpha=1 - confidence).loc[predictor]
+    low, high = result.conf_int(alpha=1 - confidence).loc[term]
     row |= {
-        "coef": float(result.params[predictor]),
+        "coef": float(result.params[term]),
         "ci_low": float(low),
         "ci_high": float(high),
-        "p": float(result.pvalues[predictor]),
+        "p": float(result.pvalues[term]),
         "converged": bool(result.converged),
     }
     return row
 
 
-# The NC1 predictors of the direct test: NC1 when task i starts and after it.
+# The NC1 predictors of the direct test: NC1 when task i starts and after it (as log10 NC1).
 NC1_PREDICTORS = {"nc1_prev": "NC1 after task i−1", "nc1": "NC1 after task i"}
 
 
@@ -104,5 +115,5 @@ def nc1_models(panel: pd.DataFrame, subsets: dict[str, list[str]]) -> pd.DataFra
         if data.empty:
             continue
         for predictor in NC1_PREDICTORS:
-            rows.append({"subset": name} | fit(data, predictor))
+            rows.append({"subset": name} | fit(data, predictor, log10=True))
     return pd.DataFrame(rows, columns=MIXED_COLUMNS)

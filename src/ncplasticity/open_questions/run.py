@@ -77,5 +77,5 @@ def answers(inputs: Mapping, out_tsv, out_md) -> None:
         tables["predictors"],
     )
     write_table(table, out_tsv)
-    formula = models.formula("x", 2).replace("pl ~ x", "pl ~ NC1")
+    formula = models.formula("np.log10(NC1)", 2)
     write_text(out_md, answers_mod.markdown(table, formula))
