@@ -125,6 +125,29 @@ def test_run_table_and_sliding_correlations(tmp_path):
     assert (correlations[correlations["metric"] == "weight_norm"]["n_seeds"] == 0).all()
 
 
+def test_variant_summary_over_seeds(tmp_path):
+    tables = [write_run(tmp_path, "plain", seed, slope) for seed, slope in ((1, 1.0), (2, 2.0))]
+    tables.append(write_run(tmp_path, "sp", 1, 1.0, warmup_variant="plain"))
+    analysis.variant_summary(tables, tmp_path / "summary.tsv", tmp_path / "summary.md")
+    summary = pd.read_csv(tmp_path / "summary.tsv", sep="\t").set_index("variant")
+    assert list(summary.index) == ["plain", "sp"]
+    plain = summary.loc["plain"]
+    assert plain["n_seeds"] == 2 and summary.loc["sp", "n_seeds"] == 1
+    # Per seed first (mean over the 4 checkpoints, or the first/last one), then over seeds.
+    assert plain["finetune_test_accuracy_mean"] == pytest.approx(0.85)
+    assert plain["gap_to_fresh_mean"] == pytest.approx(0.10)
+    assert plain["nc1_first_mean"] == pytest.approx(7.0)  # 8 and 6
+    assert plain["nc1_first_sd"] == pytest.approx(2**0.5)
+    assert math.isnan(plain["nc1_last_mean"])  # no snapshot after the divergence
+    assert plain["collapsed_fraction_mean"] == pytest.approx(0.5)
+    assert plain["r_nc1_finetune_mean"] == pytest.approx(1.0)  # 3 finite checkpoints a seed
+    assert math.isnan(summary.loc["sp", "finetune_test_accuracy_sd"])  # one seed
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "each row rests on the seeds in column *seeds*" in markdown
+    assert "warm-up epochs 2, 4, 6, 8" in markdown
+    assert "| plain | 2 | 0.85 ± 0 |" in markdown
+
+
 def test_a_run_table_without_snapshots(tmp_path):
     run = tmp_path / "run"
     run.mkdir()

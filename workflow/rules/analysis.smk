@@ -8,6 +8,7 @@ localrules:
     continual_variant_summary,
     warm_start_table,
     warm_start_correlations,
+    warm_start_variant_summary,
 
 
 # --- Continual ---
@@ -94,3 +95,23 @@ rule warm_start_correlations:
         window=WARM_START.get("correlation_window", 1),
     script:
         "../scripts/warm_start_correlations.py"
+
+
+# Per variant: mean and sd over seeds of the fine-tuned accuracy, its gap to the fresh init,
+# warm-up accuracy, NC1 and collapses; a TSV and its Markdown copy.
+rule warm_start_variant_summary:
+    input:
+        warm_start_tables(),
+    output:
+        tsv="results/warm_start/analysis/variant_summary.tsv",
+        md="results/warm_start/analysis/variant_summary.md",
+    log:
+        "results/logs/warm_start_variant_summary/variant_summary.log",
+    conda:
+        ANALYSIS_ENV
+    threads: 1
+    resources:
+        runtime=10,
+        mem_mb=1000,
+    script:
+        "../scripts/warm_start_variant_summary.py"

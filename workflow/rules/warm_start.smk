@@ -112,6 +112,8 @@ rule warm_start_fresh:
 
 EXPERIMENT_TARGETS["warm_start"] = lambda: [
     "results/warm_start/analysis/correlations.tsv",
+    "results/warm_start/analysis/variant_summary.tsv",
+    "results/warm_start/analysis/variant_summary.md",
     *expand(
         "results/warm_start/figures/{figure}.{ext}",
         figure=WARM_START_FIGURE_NAMES,
