@@ -230,10 +230,12 @@ def test_truncated_file_is_an_error_naming_it(tmp_path, keep):
     write_tasks(path, 3)
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
-    with pytest.raises(FeatureStoreError, match=str(path)):
+    with pytest.raises(FeatureStoreError, match=str(path)) as error:
         with FeatureReader(path) as r:
             for info in r.snapshots():
                 r.read(info.name)
+    # Snakemake would not rebuild it by itself (it exists): the message says how.
+    assert f"Rebuild it with `snakemake --force {path}`" in str(error.value)
 
 
 def test_foreign_files_are_errors_naming_them(tmp_path):

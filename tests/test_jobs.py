@@ -1,6 +1,8 @@
 """The resumable-job helper and device resolution."""
 
 import socket
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -41,3 +43,26 @@ def test_state_is_resumed_only_with_the_same_identity(tmp_path):
     assert state["rows"] == [{"task": 0}] and state["task"] == 1
     other = ResumableJob(tmp_path / "run", {"settings": {"lr": 0.2}, "seed": 1})
     assert not other.resuming and other.load(model=model) is None
+
+
+def test_a_rerun_job_log_starts_with_the_lines_of_the_killed_attempt(tmp_path):
+    """Snakemake deletes a job's log before rerunning it; the lines kept in the in-progress
+    directory come back first. Each attempt is its own process, as a job is."""
+    log_path, partial = tmp_path / "job.log", tmp_path / "partial" / "run"
+
+    def attempt(message):
+        code = (
+            "import logging; from ncplasticity.runlog import log_to_file; "
+            f"log_to_file({str(log_path)!r}, {str(partial)!r}); logging.info({message!r})"
+        )
+        subprocess.run([sys.executable, "-c", code], check=True)
+
+    attempt("task 1 of the first attempt")
+    log_path.unlink()  # what Snakemake does before the rerun
+    attempt("resumed at task 2")
+    lines = log_path.read_text().splitlines()
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        "task 1 of the first attempt",
+        "resumed at task 2",
+    ]
+    assert (partial / "job.log").read_text().splitlines() == lines

@@ -143,7 +143,11 @@ def test_killed_training_job_resumes_to_identical_features(experiment, smoke_run
     )
     check_success(result)
     job_log = re.search(r"^    log: (\S+)", result.stdout, re.MULTILINE).group(1)
-    assert "resum" in (workdir / job_log).read_text().lower(), "the rerun did not resume"
+    # Snakemake deletes a job's log before rerunning it: the lines from before the kill come
+    # back from the job's in-progress directory, then the rerun says where it resumed.
+    earlier, resumed_line, _ = (workdir / job_log).read_text().partition("resumed at ")
+    assert resumed_line, "the rerun did not resume"
+    assert "started; in-progress state in" in earlier, f"the lines from before the kill:\n{earlier}"
     assert not partial_dir.exists()
 
     resumed = tmp_path / "resumed.h5"

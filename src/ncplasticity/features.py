@@ -58,6 +58,15 @@ class FeatureStoreError(ValueError):
     """A file that is not a readable feature store of this schema (the message names it)."""
 
 
+def _unreadable(path: Path, what: str, exc: Exception) -> FeatureStoreError:
+    """The error for a damaged store, with the command that rebuilds it: Snakemake does not
+    rebuild an output that exists and is newer than its inputs, however damaged."""
+    return FeatureStoreError(
+        f"{path}{what}: {exc}. Rebuild it with `snakemake --force {path}`, then `snakemake` "
+        "updates what depends on it"
+    )
+
+
 @dataclass(frozen=True)
 class SnapshotInfo:
     """One snapshot: its name, position in time, coordinates and shape (n samples, d features,
@@ -102,9 +111,10 @@ def _open(path: Path, mode: str) -> h5py.File:
     try:
         file = h5py.File(path, mode, locking=_LOCKING, rdcc_nbytes=_CACHE_BYTES)
     except OSError as exc:
-        raise FeatureStoreError(
-            f"{path} is not a readable HDF5 feature store (truncated, foreign, or still being "
-            f"written): {exc}"
+        raise _unreadable(
+            path,
+            " is not a readable HDF5 feature store (truncated, foreign, or still being written)",
+            exc,
         ) from exc
     version = file.attrs.get("schema_version")
     problem = None
@@ -305,7 +315,7 @@ class FeatureReader:
         try:
             return tuple(group[key][()] for key in ("features", "labels", "weight", "bias"))
         except OSError as exc:
-            raise FeatureStoreError(f"{self.path}: snapshot {name!r} is unreadable: {exc}") from exc
+            raise _unreadable(self.path, f": snapshot {name!r} is unreadable", exc) from exc
 
     def read_classifier(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """One snapshot's (weight, bias)."""
@@ -324,7 +334,7 @@ class FeatureReader:
             for start in range(0, n, rows):
                 yield features[start : start + rows], labels[start : start + rows]
         except OSError as exc:
-            raise FeatureStoreError(f"{self.path}: snapshot {name!r} is unreadable: {exc}") from exc
+            raise _unreadable(self.path, f": snapshot {name!r} is unreadable", exc) from exc
 
     def close(self) -> None:
         if self._file.id.valid:

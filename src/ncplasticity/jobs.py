@@ -81,12 +81,13 @@ class ResumableJob:
     """The in-progress directory and saved state of one job.
 
     ``identity`` (JSON-serialisable) decides whether saved state may be resumed; the state
-    file holds ``model``, ``optimizer``, ``interventions``, ``rows``, the torch RNG state and
-    any extra entries the job passes to :meth:`save`.
+    file holds ``model``, ``optimizer``, ``interventions``, ``rows`` (one per ``unit``, e.g.
+    task or epoch), the torch RNG state and any extra entries the job passes to :meth:`save`.
     """
 
-    def __init__(self, partial_dir: str | os.PathLike, identity: Mapping):
+    def __init__(self, partial_dir: str | os.PathLike, identity: Mapping, unit: str = "row"):
         self.dir = Path(partial_dir)
+        self.unit = unit
         self.identity = settings_hash(identity)
         identity_path = self.dir / "identity.txt"
         if self.dir.exists() and (
@@ -97,6 +98,8 @@ class ResumableJob:
         self.dir.mkdir(parents=True, exist_ok=True)
         identity_path.write_text(self.identity)
         self.state_path = self.dir / "state.pt"
+        if not self.resuming:
+            log.info("started; in-progress state in %s", self.dir)
 
     @property
     def resuming(self) -> bool:
@@ -135,7 +138,13 @@ class ResumableJob:
         for intervention, saved in zip(interventions, state["interventions"], strict=True):
             intervention.load_state_dict(saved)
         torch.set_rng_state(state["torch_rng"].cpu())
-        log.info("resuming from %s (%d rows so far)", self.state_path, len(state["rows"]))
+        log.info(
+            "resumed at %s %d (state of %d done, from %s)",
+            self.unit,
+            len(state["rows"]) + 1,
+            len(state["rows"]),
+            self.state_path,
+        )
         return {k: v for k, v in state.items() if k not in _RESTORED}
 
     def publish(self, files: Iterable[tuple[str | os.PathLike, str | os.PathLike]]) -> None:

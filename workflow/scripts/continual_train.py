@@ -1,7 +1,7 @@
 from ncplasticity.continual.train import train_run
 from ncplasticity.runlog import log_to_file
 
-log_to_file(snakemake.log[0])
+log_to_file(snakemake.log[0], snakemake.params.partial)
 train_run(
     snakemake.params.settings,
     snakemake.params.seed,

@@ -1,6 +1,6 @@
 from ncplasticity.runlog import log_to_file
 
-log_to_file(snakemake.log[0])
+log_to_file(snakemake.log[0], snakemake.params.partial)
 
 from ncplasticity.warm_start.run import run_finetune  # noqa: E402 - import errors go to the log
 

@@ -148,7 +148,9 @@ def train_run(
         _zero_classifier(model)  # so that θ₀ is where training starts
     initial_parameters = parameter_arrays(model)  # θ₀, before any resumed state is loaded
     optimizer = build_optimizer(settings, model, interventions)
-    job = ResumableJob(partial_dir, {"settings": settings, "seed": seed, "run_id": run_id})
+    job = ResumableJob(
+        partial_dir, {"settings": settings, "seed": seed, "run_id": run_id}, unit="task"
+    )
     state = job.load(
         model=model, optimizer=optimizer, interventions=interventions, map_location=device
     )

@@ -108,7 +108,7 @@ def run_warmup(
     run_id = make_run_id(variant, seed)
     data = _setup(device, threads, dataset_path, settings)
     interventions = REGISTRY.build(settings.get("interventions", []))
-    job = ResumableJob(partial_dir, {"settings": settings, "seed": seed})
+    job = ResumableJob(partial_dir, {"settings": settings, "seed": seed}, unit="epoch")
     partial_features = job.dir / "features.h5"
     epochs = checkpoint_epochs(settings)
     indices = warmup_indices(len(data.y_train), settings.get("warmup_fraction", 0.5), seed)
@@ -227,7 +227,9 @@ def run_finetune(
         call(interventions, "before_finetune", ctx)
         stat = os.stat(checkpoint_path)
         source = [stat.st_size, stat.st_mtime_ns]
-    job = ResumableJob(partial_dir, {"settings": settings, "seed": seed, "checkpoint": source})
+    job = ResumableJob(
+        partial_dir, {"settings": settings, "seed": seed, "checkpoint": source}, unit="epoch"
+    )
     finetune = settings["finetune"]
     rows = fit(
         model,
