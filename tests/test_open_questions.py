@@ -385,6 +385,7 @@ def test_open_questions_configs_plan_their_outputs(repo_copy, name):
         "open_questions_mixed_model",
         "open_questions_predictors",
         "open_questions_answers",
+        "open_questions_regularisers",  # both run warm starting too
         *(f"open_questions_figure_{name}" for name in run.FIGURE_NAMES),
     }
     assert expected <= planned, expected - planned
@@ -395,3 +396,45 @@ def test_the_default_config_plans_no_open_questions(repo_copy):
     assert default.returncode == 0 and not any(
         name.startswith("open_questions") for name in _planned_rules(default)
     )
+
+
+# --- the third next check: warm-start regularisers aimed at an NC metric ---
+
+
+def test_regulariser_effects_are_paired_by_seed_and_read_into_answers(tmp_path):
+    # Per seed, nc2_reg fine-tunes 0.02 higher than plain (seed offsets cancel in the pairs)
+    # and raises nc2_etf_weights by 0.7; shrink & perturb acts on no NC metric: no row.
+    paths, variants = [], {}
+    for variant, accuracy, nc2, interventions in (
+        ("plain", 0.90, 0.4, []),
+        ("push_etf", 0.92, 1.1, [{"name": "nc2_reg", "strength": -1.0}]),
+        ("sp", 0.95, 0.4, [{"name": "shrink_perturb", "shrink": 0.6, "perturb": 0.01}]),
+    ):
+        variants[variant] = {"interventions": interventions}
+        for seed in (7, 8, 9):
+            table = pd.DataFrame(
+                {
+                    "variant": variant,
+                    "seed": seed,
+                    "epoch": [2, 4, 6],
+                    "finetune_test_accuracy": accuracy + 0.01 * seed + np.array([0, 0.01, 0.03]),
+                    "nc2_etf_weights": nc2 + 0.05 * seed,
+                }
+            )
+            paths.append(tmp_path / f"{variant}_s{seed}.tsv")
+            write_table(table, paths[-1])
+    run.regulariser_table(paths, variants, tmp_path / "regularisers.tsv")
+    table = read_table(tmp_path / "regularisers.tsv").set_index("quantity")
+    assert set(table["variant"]) == {"push_etf"} and set(table["reference"]) == {"plain"}
+    assert table.loc["finetune_test_accuracy", "estimate"] == pytest.approx(0.02)
+    assert table.loc["nc2_etf_weights", "estimate"] == pytest.approx(0.7)
+    assert table.loc["nc2_etf_weights", "n_seeds"] == 3
+    assert table.loc["nc2_etf_weights", "interventions"] == "nc2_reg(strength=-1.0)"
+    rows = answers_mod._regulariser_rows(table.reset_index())
+    assert [row["statistic"] for row in rows] == [
+        "finetune_test_accuracy_difference",
+        "nc2_etf_weights_difference",
+    ]
+    assert all(row["question"] == "Next check 3 NC regularisers" for row in rows)
+    assert "nc2_reg(strength=-1.0) changes the fine-tuned test accuracy" in rows[0]["reading"]
+    assert "0.02" in rows[0]["reading"] and "3 seeds" in rows[0]["reading"]

@@ -69,6 +69,9 @@ class Intervention:
     parameters: ClassVar[dict] = {}
     required: ClassVar[tuple[str, ...]] = ()
     phase: ClassVar[str] = "train"
+    # The NC metric (registry name) the intervention acts on, if any: analyses ask whether
+    # moving it moves plasticity (e.g. the open questions' regulariser effects).
+    nc_metric: ClassVar[str | None] = None
 
     def __init__(self, **params):
         # Schema defaults fill what the caller left out (a validated config has them all).

@@ -14,8 +14,15 @@ OPEN_QUESTIONS_TABLES = {
     name: f"{OPEN_QUESTIONS_DIR}/{name}.tsv"
     for name in open_questions_outputs.TABLE_NAMES
 }
+# The paper's third next check (NC regularisers) needs the warm-start experiment.
+OPEN_QUESTIONS_REGULARISERS = (
+    {"regularisers": f"{OPEN_QUESTIONS_DIR}/regularisers.tsv"}
+    if "warm_start" in config["experiments"]
+    else {}
+)
 OPEN_QUESTIONS_TARGETS = [
     *OPEN_QUESTIONS_TABLES.values(),
+    *OPEN_QUESTIONS_REGULARISERS.values(),
     f"{OPEN_QUESTIONS_DIR}/answers.tsv",
     f"{OPEN_QUESTIONS_DIR}/answers.md",
     *expand(
@@ -29,6 +36,7 @@ OPEN_QUESTIONS_TARGETS = [
 # Light work: on a cluster these run on the submitting node instead of waiting in the queue.
 localrules:
     open_questions_tables,
+    open_questions_regularisers,
     open_questions_answers,
     open_questions_figure_within_run,
     open_questions_figure_mixed_model,
@@ -89,12 +97,32 @@ for open_questions_model in open_questions_outputs.MODEL_TABLES:
             "../scripts/open_questions_models.py"
 
 
+rule open_questions_regularisers:
+    input:
+        warm_start_tables(),
+    output:
+        f"{OPEN_QUESTIONS_DIR}/regularisers.tsv",
+    log:
+        "results/logs/open_questions/regularisers.log",
+    conda:
+        ANALYSIS_ENV
+    threads: 1
+    resources:
+        runtime=5,
+        mem_mb=1000,
+    params:
+        settings=WARM_START_VARIANTS,
+    script:
+        "../scripts/open_questions_regularisers.py"
+
+
 rule open_questions_answers:
     input:
         **{
             name: OPEN_QUESTIONS_TABLES[name]
             for name in open_questions_outputs.ANSWER_INPUTS
         },
+        **OPEN_QUESTIONS_REGULARISERS,
     output:
         tsv=report(
             f"{OPEN_QUESTIONS_DIR}/answers.tsv",

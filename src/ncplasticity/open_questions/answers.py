@@ -166,8 +166,9 @@ def _effect_reading(row, s, statistic, conditions) -> str:
     return text + ": " + _relation(s, "NC1", across) + "."
 
 
-def build(conditions, within_table, mixed, effects, ranking) -> pd.DataFrame:
-    """The answers (:data:`COLUMNS`) from the analysis tables."""
+def build(conditions, within_table, mixed, effects, ranking, regularisers=None) -> pd.DataFrame:
+    """The answers (:data:`COLUMNS`) from the analysis tables (``regularisers``: the
+    warm-start regulariser effects, when the study ran warm starting)."""
     reference = conditions.loc[conditions["reference"], "variant"].iloc[0]
     rows = _within_rows(within_table, reference)
     rows += _mixed_rows(mixed, "all", "Q1 beyond duration")
@@ -214,7 +215,48 @@ def build(conditions, within_table, mixed, effects, ranking) -> pd.DataFrame:
             )
         )
     rows += _predictor_rows(ranking)
+    if regularisers is not None:
+        rows += _regulariser_rows(regularisers)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _regulariser_rows(regularisers: pd.DataFrame) -> list[dict]:
+    rows = []
+    for effect in regularisers.to_dict("records"):
+        quantity = effect["quantity"]
+        outcome = quantity == "finetune_test_accuracy"
+
+        def reading(row, s, effect=effect, outcome=outcome, quantity=quantity):
+            if outcome:
+                verdict = {
+                    1: "it preserves plasticity",
+                    -1: "it costs plasticity",
+                    0: "no effect on plasticity can be told from zero",
+                }[s]
+                what = "the fine-tuned test accuracy of the warm start"
+            else:
+                verdict = {1: "it raises it", -1: "it lowers it", 0: "no change can be told"}[s]
+                what = quantity
+            return (
+                f"{effect['interventions']} changes {what} by {_span(row)} against "
+                f"{effect['reference']} over {row['n']} seeds: {verdict}."
+            )
+
+        rows.append(
+            _row(
+                "Next check 3 NC regularisers",
+                f"{quantity}_difference",
+                effect["variant"],
+                effect["estimate"],
+                effect["ci_low"],
+                effect["ci_high"],
+                effect["n_seeds"],
+                "seeds",
+                "per seed, mean over checkpoints, minus the reference's; t-interval over seeds",
+                reading,
+            )
+        )
+    return rows
 
 
 def _predictor_rows(ranking: pd.DataFrame) -> list[dict]:

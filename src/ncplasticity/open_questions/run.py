@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from ncplasticity.open_questions import answers as answers_mod
 from ncplasticity.open_questions import conditions as cond
 from ncplasticity.open_questions import effects as effects_mod
-from ncplasticity.open_questions import models, panel, predictors, within
+from ncplasticity.open_questions import models, panel, predictors, regularisers, within
 from ncplasticity.open_questions.outputs import (  # noqa: F401  (re-exported)
     ANSWER_INPUTS,
     CONDITION_TABLES,
@@ -65,9 +65,14 @@ def predictor_ranking(table_paths, variant_settings, analysis_tasks: int, out_pa
     write_table(predictors.ranking(data, conditions), out_path)
 
 
+def regulariser_table(table_paths, variant_settings, out_path) -> None:
+    """The warm-start regularisers' effects (the paper's third next check)."""
+    write_table(regularisers.regulariser_effects(table_paths, variant_settings), out_path)
+
+
 def answers(inputs: Mapping, out_tsv, out_md) -> None:
     """The answers table from the analysis tables (``inputs``: conditions, within_run,
-    mixed_model, effects, predictors)."""
+    mixed_model, effects, predictors, and regularisers when the study ran warm starting)."""
     tables = {name: read_table(inputs[name]) for name in inputs}
     table = answers_mod.build(
         tables["conditions"],
@@ -75,6 +80,7 @@ def answers(inputs: Mapping, out_tsv, out_md) -> None:
         tables["mixed_model"],
         tables["effects"],
         tables["predictors"],
+        tables.get("regularisers"),
     )
     write_table(table, out_tsv)
     formula = models.formula("np.log10(NC1)", 2)

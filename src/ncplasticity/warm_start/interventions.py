@@ -43,6 +43,7 @@ class NCReg(_BatchNC1Penalty):
     """The paper's regulariser: loss − λ·min(NC1_batch, cap). It destabilises training."""
 
     name = "nc_reg"
+    nc_metric = "nc1"
     parameters = {
         "lam": {**_NON_NEGATIVE, "default": 0.05},
         "cap": {"type": "number", "exclusiveMinimum": 0, "default": 200},
@@ -59,6 +60,7 @@ class NCRegStable(_BatchNC1Penalty):
     """Ours: λ·max(0, log(target) − log NC1_batch), pulls batch NC1 back up to ``target``."""
 
     name = "nc_reg_stable"
+    nc_metric = "nc1"
     parameters = {
         "lam": _NON_NEGATIVE,
         "target": {"type": "number", "exclusiveMinimum": 0},
@@ -97,6 +99,7 @@ class NC2Reg(_SignedCollapsePenalty):
     from 0.41-0.44 to 0.014 / 1.20, test accuracy unchanged."""
 
     name = "nc2_reg"
+    nc_metric = "nc2_etf_weights"
     parameters = {"strength": {"type": "number", "default": 1.0}}
     bound = 2**0.5
 
@@ -118,6 +121,7 @@ class NC3Reg(_SignedCollapsePenalty):
     accuracy; −0.2 is still fine, −0.3 already drives training accuracy to 0.02."""
 
     name = "nc3_reg"
+    nc_metric = "nc3"
     parameters = {"strength": {"type": "number", "default": 0.1}}
     bound = 4.0
 

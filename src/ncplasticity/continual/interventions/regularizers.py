@@ -175,6 +175,7 @@ class NCDial(Intervention):
     the task's mean term."""
 
     name = "nc_dial"
+    nc_metric = "nc1"
     parameters = {"strength": {"type": "number", "default": 1.0}}
 
     def __init__(self, **params):
