@@ -68,9 +68,10 @@ class Panel:
     references: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # mean, std
 
 
-def save_figure(fig, pdf_path: str | os.PathLike, png_path: str | os.PathLike) -> None:
-    """Write one figure as PDF and PNG, then close it."""
-    fig.savefig(pdf_path, bbox_inches="tight")
+def save_figure(fig, pdf_path: str | os.PathLike | None, png_path: str | os.PathLike) -> None:
+    """Write one figure as PDF and PNG (PNG only when ``pdf_path`` is None), then close it."""
+    if pdf_path is not None:
+        fig.savefig(pdf_path, bbox_inches="tight")
     fig.savefig(png_path, bbox_inches="tight", dpi=150)
     plt.close(fig)
 

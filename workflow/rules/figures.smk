@@ -30,6 +30,7 @@ for continual_panels in ["collapse", "plasticity"]:
                 f"results/continual/figures/{continual_panels}_over_tasks.png",
                 caption=f"../report/continual_{continual_panels}_over_tasks.rst",
                 category="Continual learning",
+                subcategory="Collapse and plasticity over tasks",
             ),
         log:
             f"results/logs/continual_{continual_panels}_figure/{continual_panels}_over_tasks.log",
@@ -55,6 +56,7 @@ rule continual_sweep_figure:
             "results/continual/figures/sweep_correlations.png",
             caption="../report/continual_sweep_correlations.rst",
             category="Continual learning",
+            subcategory="First-task sweep",
         ),
     log:
         "results/logs/continual_sweep_figure/sweep_correlations.log",
@@ -72,6 +74,13 @@ rule continual_sweep_figure:
 
 
 # One rule per figure (warm_start_figure_<name>); ncplasticity.warm_start.analysis.FIGURES draws it.
+# The report groups them by question: the warm-up itself, and fine-tuning its checkpoints.
+WARM_START_FIGURE_SUBCATEGORIES = {
+    "nc_metrics": "Warm-up",
+    "warmup_accuracy": "Warm-up",
+    "finetune_accuracy": "Fine-tuning and NC",
+    "sliding_correlation": "Fine-tuning and NC",
+}
 for warm_start_figure in WARM_START_FIGURE_NAMES:
 
     rule:
@@ -85,6 +94,7 @@ for warm_start_figure in WARM_START_FIGURE_NAMES:
                 f"results/warm_start/figures/{warm_start_figure}.png",
                 caption=f"../report/warm_start_{warm_start_figure}.rst",
                 category="Warm starting",
+                subcategory=WARM_START_FIGURE_SUBCATEGORIES[warm_start_figure],
             ),
         log:
             f"results/logs/warm_start_figure/{warm_start_figure}.log",

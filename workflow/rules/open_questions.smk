@@ -124,11 +124,8 @@ rule open_questions_answers:
         },
         **OPEN_QUESTIONS_REGULARISERS,
     output:
-        tsv=report(
-            f"{OPEN_QUESTIONS_DIR}/answers.tsv",
-            caption="../report/open_questions_answers.rst",
-            category="Open questions",
-        ),
+        # Shown in the report as HTML (report.smk).
+        tsv=f"{OPEN_QUESTIONS_DIR}/answers.tsv",
         md=f"{OPEN_QUESTIONS_DIR}/answers.md",
     log:
         "results/logs/open_questions/answers.log",
@@ -143,7 +140,16 @@ rule open_questions_answers:
 
 
 # One rule per figure (open_questions_figure_<name>), drawn by
-# ncplasticity.open_questions.figures.FIGURES from the tables it names.
+# ncplasticity.open_questions.figures.FIGURES from the tables it names; one question each, the
+# report's subcategory.
+OPEN_QUESTIONS_SUBCATEGORIES = {
+    "within_run": "Within-run correlation",
+    "mixed_model": "Mixed model",
+    "dose_response": "Dose response (NC dial)",
+    "across_conditions": "Across conditions",
+    "task_similarity": "Task similarity",
+    "predictors": "Predictors of plasticity loss",
+}
 for (
     open_questions_figure,
     open_questions_inputs,
@@ -160,6 +166,7 @@ for (
                 f"{OPEN_QUESTIONS_DIR}/figures/{open_questions_figure}.png",
                 caption=f"../report/open_questions_{open_questions_figure}.rst",
                 category="Open questions",
+                subcategory=OPEN_QUESTIONS_SUBCATEGORIES[open_questions_figure],
             ),
         log:
             f"results/logs/open_questions/figure_{open_questions_figure}.log",

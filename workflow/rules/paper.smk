@@ -113,11 +113,8 @@ rule paper_reproduction:
     input:
         **PAPER_REPRODUCTION_INPUTS,
     output:
-        tsv=report(
-            "results/paper/reproduction.tsv",
-            caption="../report/paper_reproduction.rst",
-            category="Paper",
-        ),
+        # Shown in the report as HTML (report.smk).
+        tsv="results/paper/reproduction.tsv",
         md="results/paper/reproduction.md",
     log:
         "results/logs/paper_reproduction/reproduction.log",
@@ -133,7 +130,15 @@ rule paper_reproduction:
         "../scripts/paper_reproduction.py"
 
 
-# One rule per figure (paper_figure_<name>), drawn by ncplasticity.paper.figures.FIGURES.
+# One rule per figure (paper_figure_<name>), drawn by ncplasticity.paper.figures.FIGURES; the
+# report groups them by the experiment they come from.
+PAPER_FIGURE_SUBCATEGORIES = {
+    "continual_accuracy_nc1": "Continual learning",
+    "first_task_sweep_correlations": "Continual learning",
+    "warm_start_nc_vs_accuracy": "Warm starting",
+    "warm_start_sliding_correlation": "Warm starting",
+    "warm_start_accuracy": "Warm starting",
+}
 for paper_figure, (_, paper_inputs, paper_kwargs) in PAPER_FIGURES.items():
 
     rule:
@@ -147,6 +152,7 @@ for paper_figure, (_, paper_inputs, paper_kwargs) in PAPER_FIGURES.items():
                 f"results/paper/figures/{paper_figure}.png",
                 caption=f"../report/paper_{paper_figure}.rst",
                 category="Paper",
+                subcategory=PAPER_FIGURE_SUBCATEGORIES[paper_figure],
             ),
         log:
             f"results/logs/paper_figure/{paper_figure}.log",

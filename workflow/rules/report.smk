@@ -1,0 +1,231 @@
+# What `snakemake --report report.html` adds to the experiments' figures: the configuration the
+# run used (results/config_used.yaml), the analysis tables as HTML pages and every run's
+# curves; workflow/report/workflow.rst is its introduction page.
+
+import copy
+
+from ncplasticity.report import (
+    EXPERIMENT_TITLES,
+    report_context,
+    run_labels,
+    table_page,
+)
+from ncplasticity.study import run_id
+
+# The resolved configuration, before the introduction's context below joins `config`: a param
+# of config_used, so that a run with other settings rewrites the record.
+CONFIG_RESOLVED = copy.deepcopy(config)
+CONFIG_RECORD = "results/config_used.yaml"
+CONFIG_PAGE = "results/config_used.html"
+
+# name -> whether the configured experiments write it, its TSV, its report category and
+# subcategory, its caption (workflow/report/) and the page's title.
+REPORT_TABLES = {
+    "continual_correlations": (
+        "continual" in config["experiments"],
+        "results/continual/analysis/correlations.tsv",
+        "Continual learning",
+        "Collapse and plasticity over tasks",
+        "continual_correlations_table.rst",
+        "Continual learning: NC metric vs plasticity loss, per variant",
+    ),
+    "continual_sweep_correlations": (
+        "continual" in config["experiments"],
+        "results/continual/analysis/sweep_correlations.tsv",
+        "Continual learning",
+        "First-task sweep",
+        "continual_sweep_correlations_table.rst",
+        "Continual learning: first-task sweep correlations across runs",
+    ),
+    "continual_variant_summary": (
+        "continual" in config["experiments"],
+        "results/continual/analysis/variant_summary.tsv",
+        "Continual learning",
+        "Collapse and plasticity over tasks",
+        "continual_variant_summary_table.rst",
+        "Continual learning: per-variant summary over seeds",
+    ),
+    "warm_start_correlations": (
+        "warm_start" in config["experiments"],
+        "results/warm_start/analysis/correlations.tsv",
+        "Warm starting",
+        "Fine-tuning and NC",
+        "warm_start_correlations_table.rst",
+        "Warm starting: sliding-window NC metric vs fine-tuned accuracy",
+    ),
+    "paper_reproduction": (
+        bool(PAPER_EXPERIMENTS),
+        "results/paper/reproduction.tsv",
+        "Paper",
+        "Claims",
+        "paper_reproduction.rst",
+        "The paper's claims: its values and ours",
+    ),
+    "open_questions_answers": (
+        OPEN_QUESTIONS is not None and "continual" in config["experiments"],
+        f"{OPEN_QUESTIONS_DIR}/answers.tsv",
+        "Open questions",
+        "Answers",
+        "open_questions_answers.rst",
+        "The paper's open questions: the answers",
+    ),
+}
+
+
+# Every run's curves, one PNG per run in one directory per experiment: the runs (in input
+# order) and their warm-ups, and the labels the report lists each run's figure with.
+RUN_CURVES_DIR = "results/{experiment}/figures/runs"
+WARM_START_RUN_WARMUPS = {
+    run: run_id(WARM_START_SOURCES[spec.variant], spec.seed)
+    for run, spec in WARM_START_RUNS.items()
+}
+
+
+REPORT_TARGETS = [
+    CONFIG_RECORD,
+    CONFIG_PAGE,
+    *(table_page(tsv) for wanted, tsv, *_ in REPORT_TABLES.values() if wanted),
+    *(
+        RUN_CURVES_DIR.format(experiment=experiment)
+        for experiment in config["experiments"]
+    ),
+]
+
+
+# Light work: on a cluster these run on the submitting node instead of waiting in the queue.
+localrules:
+    config_used,
+    continual_run_curves,
+    warm_start_run_curves,
+    report_table_continual_correlations,
+    report_table_continual_sweep_correlations,
+    report_table_continual_variant_summary,
+    report_table_warm_start_correlations,
+    report_table_paper_reproduction,
+    report_table_open_questions_answers,
+
+
+rule config_used:
+    output:
+        yaml=report(
+            CONFIG_RECORD,
+            caption="../report/config_used.rst",
+            category="Configuration",
+        ),
+        html=report(
+            CONFIG_PAGE,
+            caption="../report/config_used.rst",
+            category="Configuration",
+        ),
+    log:
+        "results/logs/config_used/config_used.log",
+    conda:
+        ANALYSIS_ENV
+    threads: 1
+    resources:
+        runtime=5,
+        mem_mb=500,
+    params:
+        config=CONFIG_RESOLVED,
+    script:
+        "../scripts/config_used.py"
+
+
+# One rule per table (report_table_<name>); the script path is fixed (see analysis.smk).
+for report_table, (_, report_tsv, *report_spec) in REPORT_TABLES.items():
+    report_category, report_subcategory, report_caption, report_title = report_spec
+
+    rule:
+        name:
+            f"report_table_{report_table}"
+        input:
+            report_tsv,
+        output:
+            report(
+                table_page(report_tsv),
+                caption=f"../report/{report_caption}",
+                category=report_category,
+                subcategory=report_subcategory,
+            ),
+        log:
+            f"results/logs/report_table/{report_table}.log",
+        conda:
+            ANALYSIS_ENV
+        threads: 1
+        resources:
+            runtime=5,
+            mem_mb=1000,
+        params:
+            title=report_title,
+        script:
+            "../scripts/report_table.py"
+
+
+rule continual_run_curves:
+    input:
+        continual_tables(),
+    output:
+        report(
+            directory(RUN_CURVES_DIR.format(experiment="continual")),
+            patterns=["{run}.png"],
+            caption="../report/continual_run_curves.rst",
+            category="Per-run curves",
+            subcategory=EXPERIMENT_TITLES["continual"],
+            labels=run_labels(CONTINUAL_RUNS),
+        ),
+    log:
+        "results/logs/continual_run_curves/continual_run_curves.log",
+    conda:
+        ANALYSIS_ENV
+    threads: 1
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    params:
+        runs=list(CONTINUAL_RUNS),
+    script:
+        "../scripts/continual_run_curves.py"
+
+
+rule warm_start_run_curves:
+    input:
+        tables=expand("results/warm_start/tables/{run}.tsv", run=list(WARM_START_RUNS)),
+        warmup_logs=expand(
+            "results/warm_start/logs/{run}.tsv",
+            run=list(WARM_START_RUN_WARMUPS.values()),
+        ),
+    output:
+        report(
+            directory(RUN_CURVES_DIR.format(experiment="warm_start")),
+            patterns=["{run}.png"],
+            caption="../report/warm_start_run_curves.rst",
+            category="Per-run curves",
+            subcategory=EXPERIMENT_TITLES["warm_start"],
+            labels=run_labels(WARM_START_RUNS),
+        ),
+    log:
+        "results/logs/warm_start_run_curves/warm_start_run_curves.log",
+    conda:
+        ANALYSIS_ENV
+    threads: 1
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    params:
+        runs=list(WARM_START_RUNS),
+    script:
+        "../scripts/warm_start_run_curves.py"
+
+
+# Read by workflow/report/workflow.rst as snakemake.config["_report"] (the only value a report's
+# introduction is given is the configuration); not a setting: the schema admits no such key.
+config["_report"] = report_context(
+    CONFIG_RESOLVED,
+    CONFIG_RECORD,
+    # The Snakefile's configfile first, then the command line's, which are laid over it.
+    [
+        *(f for f in workflow.configfiles if f not in workflow.overwrite_configfiles),
+        *workflow.overwrite_configfiles,
+    ],
+    {"continual": CONTINUAL_RUNS, "warm_start": WARM_START_RUNS},
+)
