@@ -53,6 +53,14 @@ REPORT_TABLES = {
         "warm_start_correlations_table.rst",
         "Warm starting: sliding-window NC metric vs fine-tuned accuracy",
     ),
+    "warm_start_variant_summary": (
+        "warm_start" in config["experiments"],
+        "results/warm_start/analysis/variant_summary.tsv",
+        "Warm starting",
+        "Fine-tuning and NC",
+        "warm_start_variant_summary_table.rst",
+        "Warm starting: per-variant summary over seeds",
+    ),
     "paper_reproduction": (
         bool(PAPER_EXPERIMENTS),
         "results/paper/reproduction.tsv",
@@ -68,6 +76,14 @@ REPORT_TABLES = {
         "Answers",
         "open_questions_answers.rst",
         "The paper's open questions: the answers",
+    ),
+    "open_questions_regularisers": (
+        OPEN_QUESTIONS is not None and bool(OPEN_QUESTIONS_REGULARISERS),
+        f"{OPEN_QUESTIONS_DIR}/regularisers.tsv",
+        "Open questions",
+        "Next check 3: NC regularisers",
+        "open_questions_regularisers_table.rst",
+        "The paper's third next check: regularisers aimed at an NC metric",
     ),
 }
 
@@ -101,8 +117,10 @@ localrules:
     report_table_continual_sweep_correlations,
     report_table_continual_variant_summary,
     report_table_warm_start_correlations,
+    report_table_warm_start_variant_summary,
     report_table_paper_reproduction,
     report_table_open_questions_answers,
+    report_table_open_questions_regularisers,
 
 
 rule config_used:
