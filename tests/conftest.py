@@ -1,7 +1,8 @@
-"""Fixtures shared by test modules: the prepared mnist5k data set, and the warm-start toy
-intervention."""
+"""Fixtures shared by test modules: the prepared mnist5k data set, the warm-start toy
+intervention, and the local run of configs/smoke.yaml."""
 
 import pytest
+from slurm.workflow_runs import local_smoke_run
 
 from ncplasticity.data import prepare_dataset
 from ncplasticity.interventions import Intervention
@@ -51,3 +52,9 @@ def dataset(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "mnist5k.npz"
     prepare_dataset("mnist5k", tmp_path_factory.mktemp("root"), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """The scratch copy in which configs/smoke.yaml ran to completion, once per session."""
+    return local_smoke_run(tmp_path_factory)

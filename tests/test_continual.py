@@ -497,3 +497,15 @@ def test_variant_summary_means_and_sds_over_seeds(tmp_path):
     assert text[4].startswith("| zeta | 2 | 0.85 ± 0.071 | 0.5 ± 0.14 | 0.35 ± 0.071 | 0 ± 0 |")
     assert text[5].startswith("| alpha | 1 | 1 | 0.6 | 0.4 | 2 | 2 | n/a | 3 | 0.9 |")
     assert len(text) == 6
+
+
+def test_first_task_epochs_of_the_nc1_schedule_log_progress_lines(dataset, tmp_path, caplog):
+    """The NC1-threshold first task, trained epoch by epoch up to max_epochs, logs each epoch
+    (the total an upper bound: it stops once NC1 drops below the threshold)."""
+    caplog.set_level("INFO", logger="ncplasticity.continual.train")
+    train(dataset, tmp_path, "nc0.01_s1", threshold(0.01, max_epochs=2) | {"num_tasks": 1})
+    lines = [r.getMessage() for r in caplog.records if "first task epoch" in r.getMessage()]
+    assert [line.split(", ")[0] for line in lines] == [
+        f"continual nc0.01_s1: first task epoch {epoch}/≤2" for epoch in (1, 2)
+    ]
+    assert all(" s/epoch, eta ≤" in line and " | nc1=" in line for line in lines)

@@ -12,6 +12,7 @@ from ncplasticity import metrics, plasticity
 from ncplasticity.features import FeatureReader
 from ncplasticity.interventions import HookContext, Intervention
 from ncplasticity.models import ResNet18, parameter_arrays
+from ncplasticity.runlog import progress_line
 from ncplasticity.tsv import read_tsv
 from ncplasticity.warm_start import run, training
 from ncplasticity.warm_start.interventions import REGISTRY
@@ -363,3 +364,45 @@ def test_finetune_writes_a_row_per_epoch_the_last_the_outcome(tiny_dataset, tmp_
     assert not (tmp_path / "partial" / "sp.tsv").exists()
     with pytest.raises(ValueError, match="needs a checkpoint"):
         finetune(tmp_path, "plain", None, "none.tsv")
+
+
+def test_jobs_log_progress_lines_with_position_rate_and_eta(
+    tiny_dataset, tmp_path, caplog, monkeypatch
+):
+    """Every epoch of a warm-up or fine-tune job logs its run, position, rate and remaining
+    time (a fine-tune's total and eta are upper bounds: it stops at the target accuracy);
+    within an epoch, the batches done every training.PROGRESS_SECONDS (0 here: every batch)."""
+    caplog.set_level("INFO", logger="ncplasticity.warm_start.training")
+    out = warmup(tmp_path, "run")
+    finetune(tmp_path, "shrink_perturb", out / "ckpt" / "epoch0002.pt", "sp.tsv")
+    epoch_lines = [r.getMessage() for r in caplog.records if " s/epoch, eta " in r.getMessage()]
+    assert [line.split(",")[0] for line in epoch_lines[:4]] == [
+        f"warm_start plain_s3: warm-up epoch {epoch}/4" for epoch in (1, 2, 3, 4)
+    ]
+    assert epoch_lines[4].startswith(
+        "warm_start shrink_perturb_s3 from epoch 2: fine-tune epoch 1/≤3, "
+    )
+    assert " s/epoch, eta ≤" in epoch_lines[4] and "train_loss=" in epoch_lines[4]
+
+    caplog.clear()
+    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
+    finetune(tmp_path, "fresh", None, "fresh.tsv", view=fresh_settings)
+    batch_lines = [r.getMessage() for r in caplog.records if " s/batch, eta " in r.getMessage()]
+    # 64 training images in batches of 16: 4 batches an epoch.
+    assert [line.split(", ")[:2] for line in batch_lines[:4]] == [
+        ["warm_start fresh_s3: fine-tune epoch 1/≤3", f"batch {done}/4"] for done in (1, 2, 3, 4)
+    ]
+
+
+def test_progress_line_format_is_shared_by_both_experiments():
+    assert (
+        progress_line("warm_start plain_s7", "warm-up epoch", 12, 100, 41.2, "epoch")
+        == "warm_start plain_s7: warm-up epoch 12/100, 41.2 s/epoch, eta 1 h 00 min"
+    )
+    assert (
+        progress_line("continual e1_s1", "first task epoch", 3, 20, 130.4, "epoch", at_most=True)
+        == "continual e1_s1: first task epoch 3/≤20, 130 s/epoch, eta ≤37 min"
+    )
+    assert progress_line("continual e1_s1", "task", 150, 150, 0.031, "task").endswith(
+        "150/150, 0.031 s/task, eta 0 s"
+    )

@@ -1,7 +1,8 @@
 """The workflow through the real Snakemake CLI, in scratch copies of the repository.
 
-One local run of configs/smoke.yaml per session is shared by these tests and by
-tests/test_cluster.py (tests/slurm/workflow_runs.py).
+One local run of configs/smoke.yaml per session (the ``smoke_run`` fixture of conftest.py) is
+shared by these tests, tests/test_smoke_paths.py and tests/test_cluster.py
+(tests/slurm/workflow_runs.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from slurm.workflow_runs import (
     assert_same_features,
     check_success,
     feature_files,
-    local_smoke_run,
     metrics_tables,
     scratch_copy,
     snakemake,
@@ -32,11 +32,6 @@ from ncplasticity.features import FeatureReader
 from ncplasticity.tsv import read_tsv
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    return local_smoke_run(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

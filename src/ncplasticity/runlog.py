@@ -1,4 +1,5 @@
-"""Send a job's Python logging, stdout and stderr to its log file."""
+"""A job's log: its Python logging, stdout and stderr sent to its log file, and the format of
+its progress lines (position, rate and remaining time)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,34 @@ def log_to_file(path: str | os.PathLike, partial_dir: str | os.PathLike | None =
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
+
+
+def duration(seconds: float) -> str:
+    """A rounded duration: ``42 s``, ``17 min``, ``1 h 01 min``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def progress_line(
+    job: str,
+    step: str,
+    done: int,
+    total: int,
+    seconds_per: float,
+    unit: str,
+    *,
+    at_most: bool = False,
+) -> str:
+    """A job's progress: ``{job}: {step} {done}/{total}, {seconds_per} s/{unit}, eta {…}``.
+
+    ``at_most``: the job may stop before ``total`` (e.g. at a target accuracy), so the total and
+    the remaining time are upper bounds, written ``≤``. E.g. ``continual redo_s2: task 57/150,
+    3.1 s/task, eta 5 min`` or ``warm_start plain_s7 from epoch 20: fine-tune epoch 3/≤100,
+    41.2 s/epoch, eta ≤1 h 07 min``.
+    """
+    bound = "≤" if at_most else ""
+    rate = f"{seconds_per:.0f}" if seconds_per >= 100 else f"{seconds_per:.3g}"
+    remaining = seconds_per * max(total - done, 0)
+    return f"{job}: {step} {done}/{bound}{total}, {rate} s/{unit}, eta {bound}{duration(remaining)}"

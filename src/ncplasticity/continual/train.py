@@ -63,6 +63,7 @@ from ncplasticity.jobs import ResumableJob, resolve_device
 from ncplasticity.metrics import ProbeState
 from ncplasticity.models import MLP, parameter_arrays
 from ncplasticity.nc import collapse_metrics
+from ncplasticity.runlog import progress_line
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,20 @@ def train_run(
                     )["nc1"]
                 call(interventions, "on_epoch_end", ctx)
                 progress["seconds"] += time.perf_counter() - started
+                if task_index == 0 and "nc1_threshold" in settings["schedule"]["first_task"]:
+                    log.info(
+                        "%s | nc1=%.4g",
+                        progress_line(
+                            f"continual {run_id}",
+                            "first task epoch",
+                            progress["epochs"],
+                            settings["schedule"]["first_task"]["max_epochs"],
+                            progress["seconds"] / progress["epochs"],
+                            "epoch",
+                            at_most=True,
+                        ),
+                        progress["nc1"],
+                    )
                 if not task_done(settings, seed, task_index, progress):
                     save()
             row = _after_task(parts, task_index, task, x_task, probe, state)
@@ -253,14 +268,16 @@ def train_run(
             write_tsv(job.dir / "log.tsv", state["rows"], log_columns(state["rows"]))
             done = task_index + 1 - first_task  # tasks of this attempt
             per_task = (time.perf_counter() - attempt_started) / done
-            remaining = per_task * (settings["num_tasks"] - task_index - 1)
             log.info(
-                "continual %s: task %d/%d, %.2f s/task, eta %s | %s",
-                run_id,
-                task_index + 1,
-                settings["num_tasks"],
-                per_task,
-                _duration(remaining),
+                "%s | %s",
+                progress_line(
+                    f"continual {run_id}",
+                    "task",
+                    task_index + 1,
+                    settings["num_tasks"],
+                    per_task,
+                    "task",
+                ),
                 " ".join(f"{k}={_short(v)}" for k, v in row.items() if k != "task"),
             )
     write_tsv(job.dir / "log.tsv", state["rows"], log_columns(state["rows"]))
@@ -417,10 +434,6 @@ def _accuracy(model, x, y, task: Task, device) -> float:
         inputs = torch.from_numpy(np.ascontiguousarray(x[:, task.permutation])).to(device)
         logits = model(inputs)
     return float((logits.argmax(1).cpu().numpy() == y).mean())
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def _short(value) -> str:

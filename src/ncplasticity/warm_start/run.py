@@ -169,6 +169,7 @@ def run_warmup(
             phase=WARMUP,
             max_epochs=settings["warmup_epochs"],
             job=job,
+            label=f"{EXPERIMENT} {run_id}",
             interventions=interventions,
             at_epoch_end=at_epoch_end,
             # Drop a snapshot written after the last save (a kill in between).
@@ -205,10 +206,11 @@ def run_finetune(
     interventions = REGISTRY.build(settings.get("interventions", []))
     model = build_model(settings, data, derived_seed(seed, INIT))
     keys = {"variant": variant, "seed": seed, "warmup_epoch": 0}  # of every row
-    source = None
+    label, source = f"{EXPERIMENT} {make_run_id(variant, seed)}", None
     if checkpoint_path is not None:
         checkpoint = torch.load(checkpoint_path, map_location=data.device, weights_only=False)
         warmup_epoch = keys["warmup_epoch"] = checkpoint["epoch"]
+        label += f" from epoch {warmup_epoch}"
         if checkpoint["diverged"]:
             log.info("checkpoint %s comes from a diverged warm-up; not fine-tuned", checkpoint_path)
             not_run = dict.fromkeys(["train_loss", "train_accuracy", "test_accuracy"], math.nan)
@@ -243,6 +245,7 @@ def run_finetune(
         interventions=interventions,
         stop_accuracy=finetune["target_train_accuracy"],
         test_every_epoch=False,  # only the last epoch's test accuracy is the outcome
+        label=label,
     )
     write_tsv(job.dir / "finetune.tsv", [{**keys, **row} for row in rows], FINETUNE_COLUMNS)
     job.publish([(job.dir / "finetune.tsv", out_path)])

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from ncplasticity import metrics
 from ncplasticity.interventions import HookContext, call, optimizer_options
 from ncplasticity.models import ResNet18, parameter_arrays
+from ncplasticity.runlog import progress_line
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,10 @@ ROW_COLUMNS = [
 ]
 # Phase codes in the seeds of the per-epoch generators and of initialisations.
 WARMUP, FINETUNE, INIT, PERTURB, SPLIT = range(5)
+# The training phases as progress lines name them.
+PHASE_NAMES = {WARMUP: "warm-up", FINETUNE: "fine-tune"}
+# Within an epoch, a progress line at most this often (seconds).
+PROGRESS_SECONDS = 30.0
 
 
 def derived_seed(*parts: int) -> int:
@@ -112,6 +117,7 @@ def train_epoch(
     ctx: HookContext | None = None,
     precision="float32",
     cuda_graph=False,
+    progress=None,
 ):
     """One shuffled pass over ``data.x_train[indices]``; returns loss, running accuracy
     (predictions made during the pass, BatchNorm in train mode), the mean of the
@@ -124,6 +130,10 @@ def train_epoch(
     batch 128 is a few hundred short kernels, and launching them one by one from Python costs
     more than they take on a recent GPU; a replay launches them at once. The replay runs the
     same kernels on the same memory, so the updates are those of the plain loop.
+
+    ``progress(batches_done, batches_total)`` is called every :data:`PROGRESS_SECONDS` within
+    the epoch (a clock read per batch, no wait for the device: on a GPU, batches done are those
+    queued).
     """
     if ctx is None:
         ctx = HookContext(model=model, optimizer=optimizer)
@@ -167,6 +177,7 @@ def train_epoch(
     batches = list(torch.split(order, batch_size))
     graphed = cuda_graph and data.device.type == "cuda" and not penalised
     replay = None
+    next_progress = time.perf_counter() + PROGRESS_SECONDS
     for number, batch in enumerate(batches):
         if replay is not None and len(batch) == batch_size:
             replay(batch)
@@ -177,6 +188,9 @@ def train_epoch(
             _on_side_stream(step, batch)  # warm-up steps (cuDNN, allocator) before capture
         else:
             step(batch)
+        if progress is not None and time.perf_counter() >= next_progress:
+            progress(number + 1, len(batches))
+            next_progress = time.perf_counter() + PROGRESS_SECONDS
     loss, correct, penalty, nc1 = (totals / len(order)).tolist()
     return {
         "train_loss": loss,
@@ -296,6 +310,7 @@ def fit(
     at_epoch_end=None,
     on_resume=None,
     test_every_epoch=True,
+    label="warm_start",
 ):
     """Train ``model`` on ``data.x_train[indices]`` with SGD (learning rate ``settings["lr"]``,
     options from the interventions), resuming from ``job`` (a ResumableJob).
@@ -308,6 +323,10 @@ def fit(
     or the running training accuracy exceeds ``stop_accuracy`` (a collapse is only logged).
     ``on_resume(state)`` sees the saved state when resuming. Returns the per-epoch rows (those
     of earlier runs included when resumed).
+
+    Each epoch logs a progress line ``{label}: {phase} epoch E/N, R s/epoch, eta T | {row}``
+    (``≤N`` and ``eta ≤T`` with a ``stop_accuracy``: training may stop earlier), and epochs
+    longer than :data:`PROGRESS_SECONDS` log the batches done within them too.
     """
     options = {"momentum": 0.0, "weight_decay": 0.0, **optimizer_options(interventions)}
     optimizer = torch.optim.SGD(model.parameters(), lr=settings["lr"], **options)
@@ -327,6 +346,15 @@ def fit(
             stop_accuracy is not None and row["train_accuracy"] > stop_accuracy
         )
 
+    name, at_most = PHASE_NAMES[phase], stop_accuracy is not None
+
+    def within_epoch(done, total):
+        position = f"{name} epoch {epoch}/{'≤' if at_most else ''}{max_epochs}, batch"
+        rate = (time.perf_counter() - started) / done
+        log.info(progress_line(label, position, done, total, rate, "batch"))
+
+    attempt_started, first_epoch = time.perf_counter(), len(rows) + 1
+
     while len(rows) < max_epochs and not (rows and finished(rows[-1])):
         epoch = ctx.epoch = len(rows) + 1
         started = time.perf_counter()
@@ -343,6 +371,7 @@ def fit(
                 ctx=ctx,
                 precision=settings.get("precision", "float32"),
                 cuda_graph=settings.get("cuda_graph", True),
+                progress=within_epoch,
             )
         )
         call(interventions, "on_epoch_end", ctx)
@@ -360,7 +389,11 @@ def fit(
             )
         row["wall_seconds"] = time.perf_counter() - started
         rows.append(row)
-        log.info("epoch %d: %s", epoch, " ".join(f"{k}={row[k]:.4g}" for k in ROW_COLUMNS[1:]))
+        rate = (time.perf_counter() - attempt_started) / (epoch - first_epoch + 1)
+        line = progress_line(
+            label, f"{name} epoch", epoch, max_epochs, rate, "epoch", at_most=at_most
+        )
+        log.info("%s | %s", line, " ".join(f"{k}={row[k]:.4g}" for k in ROW_COLUMNS[1:]))
         if at_epoch_end is not None:
             extra = at_epoch_end(rows, evaluated)
         job.save(model=model, optimizer=optimizer, interventions=interventions, rows=rows, **extra)
