@@ -17,17 +17,11 @@ import yaml
 from slurm.workflow_runs import (
     SMOKE_CONFIG,
     check_success,
-    local_smoke_run,
     scratch_copy,
     snakemake,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    return local_smoke_run(tmp_path_factory)
 
 
 def test_a_truncated_feature_file_names_the_command_that_rebuilds_it(smoke_run, tmp_path):

@@ -86,12 +86,12 @@ def test_report_has_the_introduction_config_tables_figures_and_runs(smoke_run, t
     per_run = categories["Per-run curves"]
     assert sorted(per_run["Continual learning"]) == [
         f"results/continual/figures/runs/{variant}_s{seed}.png"
-        for variant in ("e1", "mixed", "nc0.5", "pairs")
+        for variant in ("e1", "mixed", "nc0.28", "pairs")
         for seed in (1, 2)
     ]
     assert len(per_run["Warm starting"]) == 7
-    labels = results["results/continual/figures/runs/nc0.5_s2.png"]["labels"]
-    assert labels == {"variant": "nc0.5", "seed": 2}
+    labels = results["results/continual/figures/runs/nc0.28_s2.png"]["labels"]
+    assert labels == {"variant": "nc0.28", "seed": 2}
     assert results["results/warm_start/figures/runs/shrink_perturb_s7.png"]["mime_type"] == (
         "image/png"
     )

@@ -16,7 +16,7 @@ from ncplasticity.tsv import read_tsv
 
 pytestmark = pytest.mark.slow
 
-CONTINUAL_VARIANTS = ("e1", "nc0.5", "mixed", "pairs")
+CONTINUAL_VARIANTS = ("e1", "nc0.28", "mixed", "pairs")
 WARMUP_VARIANTS = ("plain", "nc_reg", "nc_reg_stable", "l2", "nc2_reg", "nc3_reg")
 
 
@@ -36,10 +36,10 @@ def test_every_variant_trains_its_own_way_and_every_table_has_numbers(smoke_run)
     # The NC1-threshold first task trains more than one epoch (e1: one), so its features differ.
     for seed in (1, 2):
         e1 = read_tsv(continual / f"logs/e1_s{seed}.tsv")
-        nc = read_tsv(continual / f"logs/nc0.5_s{seed}.tsv")
+        nc = read_tsv(continual / f"logs/nc0.28_s{seed}.tsv")
         assert e1[0]["epochs"] == 1 and nc[0]["epochs"] > 1, (seed, nc[0])
         e1_features, _, e1_weight, _ = _first_snapshot(continual / f"features/e1_s{seed}.h5")
-        nc_features, _, nc_weight, _ = _first_snapshot(continual / f"features/nc0.5_s{seed}.h5")
+        nc_features, _, nc_weight, _ = _first_snapshot(continual / f"features/nc0.28_s{seed}.h5")
         assert not np.array_equal(e1_features, nc_features)
         assert not np.array_equal(e1_weight, nc_weight)
         logs = {v: read_tsv(continual / f"logs/{v}_s{seed}.tsv") for v in CONTINUAL_VARIANTS}
@@ -78,7 +78,7 @@ def test_every_variant_trains_its_own_way_and_every_table_has_numbers(smoke_run)
     sweep = [
         row
         for row in read_tsv(continual / "analysis/sweep_correlations.tsv")
-        if row["variants"] == "e1,nc0.5"
+        if row["variants"] == "e1,nc0.28"
     ]
     assert sweep and all(
         math.isfinite(row["r_first_nc1_pl"]) and math.isfinite(row["r_first_epochs_pl"])

@@ -65,7 +65,7 @@ def test_smoke_run_is_complete_and_consistent(smoke_run):
         assert {row["epochs"] for row in pairs[1:]} <= {1, 2}
         assert all(math.isfinite(row["nc1"]) for row in pairs)
     summary = {row["variant"]: row for row in read_tsv(analysis / "variant_summary.tsv")}
-    assert set(summary) == {"e1", "nc0.5", "mixed", "pairs"}
+    assert set(summary) == {"e1", "nc0.28", "mixed", "pairs"}
     assert all(row["n_seeds"] == 2 and math.isfinite(row["pl_mean"]) for row in summary.values())
     reproduction = read_tsv(smoke_run / "results/paper/reproduction.tsv")
     assert list(reproduction[0]) == [
@@ -288,9 +288,9 @@ def _planned_training(workdir, overlay, *extra):
 def test_a_nested_config_override_keeps_its_type(smoke_run):
     """Snakemake passes nested --config values as strings; the workflow types them, so one
     nested value changes one variant's runs."""
-    override = "continual={variants: {nc0.5: {optimizer: {lr: 0.02}}}}"
+    override = "continual={variants: {nc0.28: {optimizer: {lr: 0.02}}}}"
     planned = _planned_training(smoke_run, {}, "--config", override)
-    assert planned == {f"results/continual/features/nc0.5_s{seed}.h5" for seed in (1, 2)}
+    assert planned == {f"results/continual/features/nc0.28_s{seed}.h5" for seed in (1, 2)}
 
 
 def test_adding_variants_or_seeds_reruns_nothing_that_exists(smoke_run):
@@ -315,7 +315,7 @@ def test_adding_variants_or_seeds_reruns_nothing_that_exists(smoke_run):
     continual = {p for p in planned if "/continual/" in p}
     assert continual == {
         f"results/continual/features/{run}.h5"
-        for run in ("e1_s3", "nc0.5_s3", "mixed_s3", "pairs_s3", "wide_s1", "wide_s2", "wide_s3")
+        for run in ("e1_s3", "nc0.28_s3", "mixed_s3", "pairs_s3", "wide_s1", "wide_s2", "wide_s3")
     }
     warm = {p for p in planned if "/warm_start/" in p}
     assert all("l2_strong_s7" in p or "fast_s7" in p for p in warm), warm
@@ -326,7 +326,7 @@ def test_adding_variants_or_seeds_reruns_nothing_that_exists(smoke_run):
         smoke_run,
         {
             "continual": {
-                "variants": {"nc0.5": {"schedule": {"first_task": {"nc1_threshold": 0.45}}}}
+                "variants": {"nc0.28": {"schedule": {"first_task": {"nc1_threshold": 0.45}}}}
             },
             "warm_start": {
                 "variants": {"nc_reg": {"interventions": [{"name": "nc_reg", "lam": 0.01}]}}
@@ -334,8 +334,8 @@ def test_adding_variants_or_seeds_reruns_nothing_that_exists(smoke_run):
         },
     )
     assert {p for p in planned if "/continual/" in p} == {
-        "results/continual/features/nc0.5_s1.h5",
-        "results/continual/features/nc0.5_s2.h5",
+        "results/continual/features/nc0.28_s1.h5",
+        "results/continual/features/nc0.28_s2.h5",
     }
     warm = {p for p in planned if "/warm_start/" in p}
     assert warm and all("nc_reg_s7" in p for p in warm), warm
