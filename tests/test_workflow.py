@@ -82,11 +82,14 @@ def test_smoke_run_is_complete_and_consistent(smoke_run):
         assert (smoke_run / f"results/paper/figures/{figure}.png").stat().st_size > 1000
 
 
-def _kill_once_checkpointed(workdir, target, config, partial_dir, timeout=300):
-    """Build `target` and SIGTERM the whole process group (Snakemake and the training job, as
-    SLURM does on pre-emption) once the job has saved its first checkpoint."""
+def _kill_once_checkpointed(workdir, target, config, partial_dir, kill, timeout=300):
+    """Build `target` and send ``kill`` to the whole process group (Snakemake and the training
+    job) once the job has saved its first checkpoint. SIGTERM is what SLURM does on
+    pre-emption (Snakemake cleans up); SIGKILL leaves Snakemake's lock behind. Before the kill,
+    a second Snakemake on the same directory must stop at once and leave the first running."""
+    args = (target, "--cores", "1", "--configfile", config)
     process = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", target, "--cores", "1", "--configfile", config],
+        [sys.executable, "-m", "snakemake", *args],
         cwd=workdir,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -104,15 +107,24 @@ def _kill_once_checkpointed(workdir, target, config, partial_dir, timeout=300):
             os.killpg(process.pid, signal.SIGKILL)
             pytest.fail(f"no checkpoint {partial_dir / 'state.pt'} within {timeout} s")
         time.sleep(0.02)
-    os.killpg(process.pid, signal.SIGTERM)
+    if kill == signal.SIGKILL:
+        second = snakemake(workdir, *args)
+        assert second.returncode != 0, second.stdout[-3000:]
+        assert "Directory cannot be locked" in second.stdout, second.stdout[-3000:]
+        assert process.poll() is None, "the second instance disturbed the first"
+    os.killpg(process.pid, kill)
     output = process.communicate(timeout=120)[0]
-    assert process.returncode != 0, f"snakemake was not stopped by SIGTERM:\n{output[-3000:]}"
+    assert process.returncode != 0, f"snakemake was not stopped by {kill!r}:\n{output[-3000:]}"
 
 
-@pytest.mark.parametrize("experiment", ["continual", "warm_start"])
-def test_killed_training_job_resumes_to_identical_features(experiment, smoke_run, tmp_path):
-    """A training job killed mid-way, rerun with --rerun-incomplete, continues from its
-    checkpoint and writes features bitwise equal to those of the uninterrupted run."""
+@pytest.mark.parametrize(
+    ("experiment", "kill"), [("continual", signal.SIGKILL), ("warm_start", signal.SIGTERM)]
+)
+def test_killed_training_job_resumes_to_identical_features(experiment, kill, smoke_run, tmp_path):
+    """A training job killed mid-way (pre-empted: SIGTERM; or Snakemake itself killed hard:
+    SIGKILL, its lock left behind, which `--unlock` removes), rerun with --rerun-incomplete,
+    continues from its checkpoint and writes features bitwise equal to those of the
+    uninterrupted run; its log keeps the lines from before the kill."""
     target = next(name for name in feature_files(smoke_run) if f"/{experiment}/" in name)
     run = os.path.basename(target).removesuffix(".h5")
     workdir = scratch_copy(tmp_path / "repo")
@@ -126,8 +138,12 @@ def test_killed_training_job_resumes_to_identical_features(experiment, smoke_run
     shutil.copytree(smoke_run / "results" / "data", workdir / "results" / "data")
     partial_dir = workdir / "results" / experiment / "partial" / run
 
-    _kill_once_checkpointed(workdir, target, kill_config, partial_dir)
+    _kill_once_checkpointed(workdir, target, kill_config, partial_dir, kill)
     assert not (workdir / target).exists()
+    if kill == signal.SIGKILL:
+        locked = snakemake(workdir, target, "--cores", "1", "--configfile", kill_config)
+        assert locked.returncode != 0 and "--unlock" in locked.stdout, locked.stdout[-3000:]
+        check_success(snakemake(workdir, "--unlock", "--configfile", kill_config))
     partial_features = list(partial_dir.glob("*.h5"))
     assert partial_features, f"no partial features in {partial_dir} after the kill"
     with FeatureReader(partial_features[0]) as reader:
