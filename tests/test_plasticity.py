@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-import ncplasticity.continual.train as ct
 from ncplasticity import metrics
+from ncplasticity.continual.snapshots import probe_features
 from ncplasticity.metrics import ProbeState
 from ncplasticity.models import MLP
 from ncplasticity.plasticity import (
@@ -209,8 +209,8 @@ def test_probe_features_pass_the_pre_activations():
     model = MLP(in_features=6, hidden_sizes=(5, 4), num_classes=3)
     x = np.random.default_rng(5).random((7, 6)).astype(np.float32)
     task = SimpleNamespace(permutation=np.arange(6)[::-1].copy())  # all it reads of a task
-    features, hidden = ct._probe_features(model, x, task, torch.device("cpu"))
-    again, hidden_again, pre = ct._probe_features(model, x, task, torch.device("cpu"), True)
+    features, hidden = probe_features(model, x, task, torch.device("cpu"))
+    again, hidden_again, pre = probe_features(model, x, task, torch.device("cpu"), True)
     with torch.no_grad():
         want_pre, want_post = model.pre_and_post_activations(torch.from_numpy(x[:, ::-1].copy()))
     np.testing.assert_array_equal(features, again)

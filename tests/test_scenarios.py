@@ -10,6 +10,7 @@ import pytest
 import yaml
 from continual_runs import snapshots, train
 
+import ncplasticity.continual.snapshots as continual_snapshots
 import ncplasticity.continual.train as ct
 from ncplasticity.continual import tasks
 from ncplasticity.continual.interventions import REGISTRY
@@ -237,7 +238,7 @@ def test_churn_leaves_training_unchanged(dataset, tmp_path, monkeypatch):
     measured = train(dataset, tmp_path / "a", "adam_s1", adam)
     churn = [row["churn"] for row in read_tsv(measured[1])]
     assert all(math.isfinite(c) and c > 0 for c in churn)
-    monkeypatch.setattr(ct, "churn", lambda *args: 0.0)
+    monkeypatch.setattr(continual_snapshots, "churn", lambda *args: 0.0)
     unmeasured = train(dataset, tmp_path / "b", "adam_s1", adam)
     for (_, a), (_, b) in zip(snapshots(measured[0]), snapshots(unmeasured[0]), strict=True):
         assert all(x.tobytes() == y.tobytes() for x, y in zip(a, b, strict=True))

@@ -20,7 +20,8 @@ Protocol, as in the paper's code (which follows Dohare et al.'s loss-of-plastici
   classes present in the task, stored as snapshot ``task{t:04d}`` with the classifier rows of
   those classes (labels renumbered 0..k−1 when fewer than all are present), so the NC metrics
   of the snapshot are over the task's classes; the registered plasticity measures, the churn
-  (:func:`churn`) and the interventions' ``task_log`` columns are logged.
+  (:func:`~ncplasticity.continual.snapshots.churn`) and the interventions' ``task_log`` columns
+  are logged.
 
 What a task is (its examples, epochs, epoch order, probe and classes) is defined in
 :mod:`ncplasticity.continual.tasks`; this module runs the job. The optimiser lives for the
@@ -31,12 +32,10 @@ epoch), so a resumed run is bitwise identical to an uninterrupted one.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -46,13 +45,13 @@ from ncplasticity import metrics
 from ncplasticity.continual import EXPERIMENT
 from ncplasticity.continual.interventions import REGISTRY
 from ncplasticity.continual.online_sgd import train_epoch
-from ncplasticity.continual.scenarios import SCENARIOS, Task
+from ncplasticity.continual.scenarios import SCENARIOS
+from ncplasticity.continual.snapshots import RunParts, classifier_arrays, probe_features, task_row
 from ncplasticity.continual.tasks import (
     INIT_STREAM,
     epoch_order,
     present_classes,
     probe_indices,
-    steps_per_epoch,
     task_done,
     task_examples,
 )
@@ -60,7 +59,6 @@ from ncplasticity.data import load_prepared
 from ncplasticity.features import FeatureWriter
 from ncplasticity.interventions import HookContext, call, optimizer_options
 from ncplasticity.jobs import ResumableJob, resolve_device
-from ncplasticity.metrics import ProbeState
 from ncplasticity.models import MLP, parameter_arrays
 from ncplasticity.nc import collapse_metrics
 from ncplasticity.runlog import progress_line
@@ -183,7 +181,7 @@ def train_run(
         feature_dtype=settings.get("feature_dtype", "float16"),
         mode="a" if job.resuming else "w",
     )
-    parts = _RunParts(settings, seed, model, optimizer, initial_parameters, writer, x_test, device)
+    parts = RunParts(settings, seed, model, optimizer, initial_parameters, writer, x_test, device)
     with writer:
         writer.truncate(len(state["rows"]))
         first_task, attempt_started = state["task"], time.perf_counter()
@@ -237,9 +235,9 @@ def train_run(
                 ctx.epoch = progress["epochs"]
                 state["total_steps"] = ctx.step
                 if task_index == 0 and "nc1_threshold" in settings["schedule"]["first_task"]:
-                    features, _ = _probe_features(model, x_task[probe], task, device)
+                    features, _ = probe_features(model, x_task[probe], task, device)
                     progress["nc1"] = collapse_metrics(
-                        features, *present_classes(task.y_train[probe], *_classifier(model))
+                        features, *present_classes(task.y_train[probe], *classifier_arrays(model))
                     )["nc1"]
                 call(interventions, "on_epoch_end", ctx)
                 progress["seconds"] += time.perf_counter() - started
@@ -259,7 +257,7 @@ def train_run(
                     )
                 if not task_done(settings, seed, task_index, progress):
                     save()
-            row = _after_task(parts, task_index, task, x_task, probe, state)
+            row = task_row(parts, task_index, task, x_task, probe, state)
             row.update(_task_log(interventions, ctx))
             state["rows"].append(row)
             state["task"] = task_index + 1
@@ -284,106 +282,6 @@ def train_run(
     job.publish([(partial_features, features_path), (job.dir / "log.tsv", log_path)])
 
 
-@dataclass(frozen=True)
-class _RunParts:
-    """What every task's snapshot reads of its run."""
-
-    settings: dict
-    seed: int
-    model: MLP
-    optimizer: torch.optim.Optimizer
-    initial_parameters: list
-    writer: FeatureWriter
-    x_test: np.ndarray
-    device: torch.device
-
-
-def _after_task(parts: _RunParts, task_index: int, task: Task, x_task, probe, state) -> dict:
-    """Snapshot the probe features and return the task's log row."""
-    settings, model, writer, device = parts.settings, parts.model, parts.writer, parts.device
-    x_test, initial_parameters = parts.x_test, parts.initial_parameters
-    if task.test_index is not None:
-        x_test = x_test[task.test_index]
-    progress = state["progress"]
-    started = time.perf_counter()
-    features, hidden, pre_activations = _probe_features(model, x_task[probe], task, device, True)
-    labels, weight, bias = present_classes(task.y_train[probe], *_classifier(model))
-    writer.add_snapshot(
-        f"task{task_index:04d}",
-        features,
-        labels,
-        weight,
-        bias,
-        task=task_index,
-        epoch=progress["epochs"],
-        step=state["total_steps"],
-        split="train",
-    )
-    probe_state = ProbeState(
-        features,
-        hidden,
-        parameter_arrays(model),
-        initial_parameters,
-        pre_activations=pre_activations,
-    )
-    row = {
-        "task": task_index,
-        "epochs": progress["epochs"],
-        "steps": progress["epochs"] * steps_per_epoch(settings, len(x_task)),
-        "total_steps": state["total_steps"],
-        "online_accuracy": progress["first_accuracy"],
-        "online_accuracy_last_epoch": progress["last_accuracy"],
-        "online_loss": progress["first_loss"],
-        "first_task_nc1": progress["nc1"],
-        "test_accuracy": _accuracy(model, x_test, task.y_test, task, device),
-        **{m.name: m.compute(probe_state) for m in metrics.select(computed=True)},
-        "churn": churn(parts, task_index, task, x_task, probe, progress["epochs"]),
-        # Per-step measures of the task's training (every epoch; steps of every
-        # online_sgd.PLASTICITY_EVERY-th global step for the plasticity).
-        "gradient_norm": progress["grad_norm"] / max(progress["steps"], 1),
-        "step_plasticity": (
-            progress["plasticity"] / progress["plasticity_steps"]
-            if progress["plasticity_steps"]
-            else float("nan")
-        ),
-    }
-    row["wall_seconds"] = progress["seconds"] + time.perf_counter() - started
-    return row
-
-
-def churn(parts: _RunParts, task_index: int, task: Task, x_task, probe, epochs: int) -> float:
-    """Mean |logits after − logits before| over the probe (every example and output unit) of
-    one more update at the task's end (DESIGN §3b), taken on deep copies of the model and
-    optimiser, so training is unchanged. The update is ``train_epoch`` without interventions on
-    the first batch (batch size 1: the first sample) of the epoch order the task would train
-    next, ``epoch_order(seed, task, epochs)`` (deterministic, and no sample of the task is
-    favoured)."""
-    settings, device = parts.settings, parts.device
-    batch_size = settings["optimizer"].get("batch_size", 1)
-    # One deepcopy of both: the optimiser's parameters are the copied model's.
-    model, optimizer = copy.deepcopy((parts.model, parts.optimizer))
-    inputs = torch.from_numpy(np.ascontiguousarray(x_task[probe][:, task.permutation])).to(device)
-    before = _logits(model, inputs)
-    order = epoch_order(parts.seed, task_index, epochs, len(x_task))[:batch_size]
-    train_epoch(
-        model,
-        x_task,
-        task.y_train,
-        order,
-        settings["optimizer"]["lr"],
-        batch_size,
-        task.permutation,
-        optimizer=optimizer,
-    )
-    return float(np.abs(_logits(model, inputs) - before).mean())
-
-
-def _logits(model, inputs) -> np.ndarray:
-    model.eval()
-    with torch.no_grad():
-        return model(inputs).cpu().numpy().astype(np.float64)
-
-
 def _task_log(interventions, ctx: HookContext) -> dict:
     """The interventions' task_log columns of the task that ends (read once per task)."""
     columns: dict = {}
@@ -404,36 +302,6 @@ def _zero_classifier(model) -> None:
 
 def _flat_pixels(images: np.ndarray) -> np.ndarray:
     return (images.reshape(len(images), -1) / np.float32(255)).astype(np.float32)
-
-
-def _probe_features(model, x, task: Task, device, pre_activations: bool = False) -> tuple:
-    """(penultimate features, every hidden layer's activations) of the task's inputs, and with
-    ``pre_activations`` every hidden layer's pre-activations (before any LayerNorm and the
-    ReLU) third; all numpy, from one forward pass."""
-    model.eval()
-    with torch.no_grad():
-        pre, hidden = model.pre_and_post_activations(
-            torch.from_numpy(x[:, task.permutation]).to(device)
-        )
-    hidden = [h.cpu().numpy() for h in hidden]
-    if pre_activations:
-        return hidden[-1], hidden, [z.cpu().numpy() for z in pre]
-    return hidden[-1], hidden
-
-
-def _classifier(model) -> tuple[np.ndarray, np.ndarray]:
-    return (
-        model.classifier.weight.detach().cpu().numpy().copy(),
-        model.classifier.bias.detach().cpu().numpy().copy(),
-    )
-
-
-def _accuracy(model, x, y, task: Task, device) -> float:
-    model.eval()
-    with torch.no_grad():
-        inputs = torch.from_numpy(np.ascontiguousarray(x[:, task.permutation])).to(device)
-        logits = model(inputs)
-    return float((logits.argmax(1).cpu().numpy() == y).mean())
 
 
 def _short(value) -> str:

@@ -1,0 +1,150 @@
+"""What a continual run measures after each task (DESIGN §3b): the probe's features stored as
+the task's snapshot, test accuracy, the registered plasticity measures, the churn and the
+training loop's per-step measures, as the task's log row."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ncplasticity import metrics
+from ncplasticity.continual.online_sgd import train_epoch
+from ncplasticity.continual.scenarios import Task
+from ncplasticity.continual.tasks import epoch_order, present_classes, steps_per_epoch
+from ncplasticity.features import FeatureWriter
+from ncplasticity.metrics import ProbeState
+from ncplasticity.models import MLP, parameter_arrays
+
+
+@dataclass(frozen=True)
+class RunParts:
+    """What every task's snapshot reads of its run."""
+
+    settings: dict
+    seed: int
+    model: MLP
+    optimizer: torch.optim.Optimizer
+    initial_parameters: list
+    writer: FeatureWriter
+    x_test: np.ndarray
+    device: torch.device
+
+
+def task_row(parts: RunParts, task_index: int, task: Task, x_task, probe, state) -> dict:
+    """Snapshot the probe features and return the task's log row."""
+    settings, model, writer, device = parts.settings, parts.model, parts.writer, parts.device
+    x_test, initial_parameters = parts.x_test, parts.initial_parameters
+    if task.test_index is not None:
+        x_test = x_test[task.test_index]
+    progress = state["progress"]
+    started = time.perf_counter()
+    features, hidden, pre_activations = probe_features(model, x_task[probe], task, device, True)
+    labels, weight, bias = present_classes(task.y_train[probe], *classifier_arrays(model))
+    writer.add_snapshot(
+        f"task{task_index:04d}",
+        features,
+        labels,
+        weight,
+        bias,
+        task=task_index,
+        epoch=progress["epochs"],
+        step=state["total_steps"],
+        split="train",
+    )
+    probe_state = ProbeState(
+        features,
+        hidden,
+        parameter_arrays(model),
+        initial_parameters,
+        pre_activations=pre_activations,
+    )
+    row = {
+        "task": task_index,
+        "epochs": progress["epochs"],
+        "steps": progress["epochs"] * steps_per_epoch(settings, len(x_task)),
+        "total_steps": state["total_steps"],
+        "online_accuracy": progress["first_accuracy"],
+        "online_accuracy_last_epoch": progress["last_accuracy"],
+        "online_loss": progress["first_loss"],
+        "first_task_nc1": progress["nc1"],
+        "test_accuracy": accuracy_on(model, x_test, task.y_test, task, device),
+        **{m.name: m.compute(probe_state) for m in metrics.select(computed=True)},
+        "churn": churn(parts, task_index, task, x_task, probe, progress["epochs"]),
+        # Per-step measures of the task's training (every epoch; steps of every
+        # online_sgd.PLASTICITY_EVERY-th global step for the plasticity).
+        "gradient_norm": progress["grad_norm"] / max(progress["steps"], 1),
+        "step_plasticity": (
+            progress["plasticity"] / progress["plasticity_steps"]
+            if progress["plasticity_steps"]
+            else float("nan")
+        ),
+    }
+    row["wall_seconds"] = progress["seconds"] + time.perf_counter() - started
+    return row
+
+
+def churn(parts: RunParts, task_index: int, task: Task, x_task, probe, epochs: int) -> float:
+    """Mean |logits after − logits before| over the probe (every example and output unit) of
+    one more update at the task's end (DESIGN §3b), taken on deep copies of the model and
+    optimiser, so training is unchanged. The update is ``train_epoch`` without interventions on
+    the first batch (batch size 1: the first sample) of the epoch order the task would train
+    next, ``epoch_order(seed, task, epochs)`` (deterministic, and no sample of the task is
+    favoured)."""
+    settings, device = parts.settings, parts.device
+    batch_size = settings["optimizer"].get("batch_size", 1)
+    # One deepcopy of both: the optimiser's parameters are the copied model's.
+    model, optimizer = copy.deepcopy((parts.model, parts.optimizer))
+    inputs = torch.from_numpy(np.ascontiguousarray(x_task[probe][:, task.permutation])).to(device)
+    before = _logits(model, inputs)
+    order = epoch_order(parts.seed, task_index, epochs, len(x_task))[:batch_size]
+    train_epoch(
+        model,
+        x_task,
+        task.y_train,
+        order,
+        settings["optimizer"]["lr"],
+        batch_size,
+        task.permutation,
+        optimizer=optimizer,
+    )
+    return float(np.abs(_logits(model, inputs) - before).mean())
+
+
+def _logits(model, inputs) -> np.ndarray:
+    model.eval()
+    with torch.no_grad():
+        return model(inputs).cpu().numpy().astype(np.float64)
+
+
+def probe_features(model, x, task: Task, device, pre_activations: bool = False) -> tuple:
+    """(penultimate features, every hidden layer's activations) of the task's inputs, and with
+    ``pre_activations`` every hidden layer's pre-activations (before any LayerNorm and the
+    ReLU) third; all numpy, from one forward pass."""
+    model.eval()
+    with torch.no_grad():
+        pre, hidden = model.pre_and_post_activations(
+            torch.from_numpy(x[:, task.permutation]).to(device)
+        )
+    hidden = [h.cpu().numpy() for h in hidden]
+    if pre_activations:
+        return hidden[-1], hidden, [z.cpu().numpy() for z in pre]
+    return hidden[-1], hidden
+
+
+def classifier_arrays(model) -> tuple[np.ndarray, np.ndarray]:
+    return (
+        model.classifier.weight.detach().cpu().numpy().copy(),
+        model.classifier.bias.detach().cpu().numpy().copy(),
+    )
+
+
+def accuracy_on(model, x, y, task: Task, device) -> float:
+    model.eval()
+    with torch.no_grad():
+        inputs = torch.from_numpy(np.ascontiguousarray(x[:, task.permutation])).to(device)
+        logits = model(inputs)
+    return float((logits.argmax(1).cpu().numpy() == y).mean())
