@@ -113,14 +113,7 @@ localrules:
     config_used,
     continual_run_curves,
     warm_start_run_curves,
-    report_table_continual_correlations,
-    report_table_continual_sweep_correlations,
-    report_table_continual_variant_summary,
-    report_table_warm_start_correlations,
-    report_table_warm_start_variant_summary,
-    report_table_paper_reproduction,
-    report_table_open_questions_answers,
-    report_table_open_questions_regularisers,
+    report_tables,
 
 
 rule config_used:
@@ -149,34 +142,44 @@ rule config_used:
         "../scripts/config_used.py"
 
 
-# One rule per table (report_table_<name>); the script path is fixed (see analysis.smk).
-for report_table, (_, report_tsv, *report_spec) in REPORT_TABLES.items():
-    report_category, report_subcategory, report_caption, report_title = report_spec
+# The tables' HTML pages, all in one light job (one job per table cost more in Python start-up
+# than the pages take to write).
+REPORT_TABLES_WANTED = {
+    name: spec for name, (wanted, *spec) in REPORT_TABLES.items() if wanted
+}
 
-    rule:
-        name:
-            f"report_table_{report_table}"
-        input:
-            report_tsv,
-        output:
-            report(
-                table_page(report_tsv),
-                caption=f"../report/{report_caption}",
-                category=report_category,
-                subcategory=report_subcategory,
-            ),
-        log:
-            f"results/logs/report_table/{report_table}.log",
-        conda:
-            ANALYSIS_ENV
-        threads: 1
-        resources:
-            runtime=5,
-            mem_mb=1000,
-        params:
-            title=report_title,
-        script:
-            "../scripts/report_table.py"
+
+rule report_tables:
+    input:
+        **{name: tsv for name, (tsv, *_) in REPORT_TABLES_WANTED.items()},
+    output:
+        **{
+            name: report(
+                table_page(tsv),
+                caption=f"../report/{caption}",
+                category=category,
+                subcategory=subcategory,
+            )
+            for name, (
+                tsv,
+                category,
+                subcategory,
+                caption,
+                _,
+            ) in REPORT_TABLES_WANTED.items()
+        },
+    log:
+        "results/logs/report_tables/report_tables.log",
+    conda:
+        ANALYSIS_ENV
+    threads: 1
+    resources:
+        runtime=5,
+        mem_mb=1000,
+    params:
+        titles={name: title for name, (*_, title) in REPORT_TABLES_WANTED.items()},
+    script:
+        "../scripts/report_tables.py"
 
 
 rule continual_run_curves:
