@@ -182,6 +182,7 @@ def train_run(
         mode="a" if job.resuming else "w",
     )
     parts = RunParts(settings, seed, model, optimizer, initial_parameters, writer, x_test, device)
+    job_label = f"continual {run_id}"  # the progress lines' prefix
     with writer:
         writer.truncate(len(state["rows"]))
         first_task, attempt_started = state["task"], time.perf_counter()
@@ -207,6 +208,8 @@ def train_run(
                 if scenario.new_head:
                     _zero_classifier(model)
                 call(interventions, "on_task_start", ctx)
+            # The NC1-threshold first task: NC1 of the probe after every epoch decides its end.
+            nc1_schedule = task_index == 0 and "nc1_threshold" in settings["schedule"]["first_task"]
             while not task_done(settings, seed, task_index, progress):
                 started = time.perf_counter()
                 order = epoch_order(seed, task_index, progress["epochs"], len(x_task))
@@ -234,18 +237,18 @@ def train_run(
                 progress["epochs"] += 1
                 ctx.epoch = progress["epochs"]
                 state["total_steps"] = ctx.step
-                if task_index == 0 and "nc1_threshold" in settings["schedule"]["first_task"]:
+                if nc1_schedule:
                     features, _ = probe_features(model, x_task[probe], task, device)
                     progress["nc1"] = collapse_metrics(
                         features, *present_classes(task.y_train[probe], *classifier_arrays(model))
                     )["nc1"]
                 call(interventions, "on_epoch_end", ctx)
                 progress["seconds"] += time.perf_counter() - started
-                if task_index == 0 and "nc1_threshold" in settings["schedule"]["first_task"]:
+                if nc1_schedule:
                     log.info(
                         "%s | nc1=%.4g",
                         progress_line(
-                            f"continual {run_id}",
+                            job_label,
                             "first task epoch",
                             progress["epochs"],
                             settings["schedule"]["first_task"]["max_epochs"],
@@ -269,7 +272,7 @@ def train_run(
             log.info(
                 "%s | %s",
                 progress_line(
-                    f"continual {run_id}",
+                    job_label,
                     "task",
                     task_index + 1,
                     settings["num_tasks"],
