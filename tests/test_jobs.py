@@ -1,5 +1,6 @@
 """The resumable-job helper and device resolution."""
 
+import logging
 import socket
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import torch
 
 from ncplasticity.jobs import ResumableJob, resolve_device
 from ncplasticity.models import MLP
+from ncplasticity.runlog import KEPT_LOG
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a usable GPU")
@@ -43,6 +45,16 @@ def test_state_is_resumed_only_with_the_same_identity(tmp_path):
     assert state["rows"] == [{"task": 0}] and state["task"] == 1
     other = ResumableJob(tmp_path / "run", {"settings": {"lr": 0.2}, "seed": 1})
     assert not other.resuming and other.load(model=model) is None
+
+
+def test_a_fresh_job_keeps_its_own_log_and_warns_of_nothing(tmp_path, caplog):
+    partial = tmp_path / "run"
+    partial.mkdir()
+    (partial / KEPT_LOG).write_text("this attempt's first line\n")
+    with caplog.at_level(logging.WARNING):
+        ResumableJob(partial, {"seed": 1})
+    assert not caplog.records
+    assert (partial / KEPT_LOG).read_text() == "this attempt's first line\n"
 
 
 def test_a_rerun_job_log_starts_with_the_lines_of_the_killed_attempt(tmp_path):

@@ -17,6 +17,7 @@ import socket
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from ncplasticity.runlog import KEPT_LOG
 from ncplasticity.study import settings_hash
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,10 @@ class ResumableJob:
         self.unit = unit
         self.identity = settings_hash(identity)
         identity_path = self.dir / "identity.txt"
-        if self.dir.exists() and (
+        # The directory may already hold this attempt's own log (runlog.log_to_file): only
+        # state or an identity of other settings is discarded.
+        left_state = self.dir.exists() and any(p.name != KEPT_LOG for p in self.dir.iterdir())
+        if left_state and (
             not identity_path.exists() or identity_path.read_text() != self.identity
         ):
             log.warning("discarding %s: left by a job with other settings", self.dir)
