@@ -12,7 +12,7 @@ from continual_runs import snapshots, train
 
 import ncplasticity.continual.train as ct
 from ncplasticity import metrics, stats
-from ncplasticity.continual import analysis, tasks
+from ncplasticity.continual import analysis, run_table, tasks
 from ncplasticity.continual.interventions import REGISTRY
 from ncplasticity.continual.scenarios import SCENARIOS
 from ncplasticity.continual.study import SPEC as CONTINUAL_SPEC
@@ -316,7 +316,7 @@ def tables(dataset, tmp_path_factory):
             columns, rows = file_metrics(features)
             write_tsv(out / f"{run_id}.metrics.tsv", rows, columns)
             paths.append(out / f"{run_id}.table.tsv")
-            analysis.plasticity_table(
+            run_table.plasticity_table(
                 log,
                 out / f"{run_id}.metrics.tsv",
                 paths[-1],
@@ -344,7 +344,7 @@ def test_plasticity_table_rejects_missing_metrics(tables, tmp_path):
     metrics_path = tmp_path / "metrics.tsv"
     write_tsv(metrics_path, [{"task": 0, "accuracy": 1.0}])
     with pytest.raises(ValueError, match=r"no metrics for tasks \[1, 2, 3\]"):
-        analysis.plasticity_table(
+        run_table.plasticity_table(
             log, metrics_path, tmp_path / "out.tsv", run_id="e1_s1", variant="e1", seed=1
         )
 

@@ -284,6 +284,20 @@ def test_answers_are_generated_and_recomputable(tmp_path):
     ):
         assert question in questions, question
     assert {"best_predictor", "nc1_rank"} <= set(answers["statistic"])
+    # Each intervention, architecture and similarity condition has its own task-to-task link,
+    # read off the within-run table's summary row.
+    links = answers[answers["statistic"] == "r_diff"].set_index(["question", "subject"])
+    within_table = read_table(out["within_run"])
+    for question, variant in [
+        ("Q1c interventions", "l2"),
+        ("Q2 architecture", "width50"),
+        ("Q2 architecture", "adam"),
+        ("Q3 task similarity", "labels"),
+    ]:
+        summary = within.summary(within_table, variant, "r_diff")
+        assert links.loc[(question, variant), "estimate"] == pytest.approx(summary["r"])
+        assert links.loc[(question, variant), "n"] == len(SEEDS)
+    assert ("Q2 architecture", "plain") not in links.index
     # Each reading carries its own numbers.
     for row in answers.to_dict("records"):
         if np.isfinite(row["estimate"]):

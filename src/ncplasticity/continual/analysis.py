@@ -15,8 +15,6 @@ import numpy as np
 import pandas as pd
 
 from ncplasticity import metrics, stats, summary
-from ncplasticity.nc import METRIC_KEYS
-from ncplasticity.plasticity import plasticity_loss
 from ncplasticity.plots import Panel, Series, panels_figure
 from ncplasticity.tsv import read_table, write_table, write_text
 
@@ -38,26 +36,6 @@ CORRELATION_COLUMNS = [
 ]
 # The ``seed`` of the row that summarises a variant's seeds.
 SEED_MEAN = "mean"
-
-
-def plasticity_table(
-    log_path, metrics_path, out_path, *, run_id: str, variant: str, seed: int
-) -> None:
-    """Join a run's log and NC metrics per task, add PL_i = acc(task 0) − acc(task i) and the
-    derived metrics."""
-    log = read_table(log_path)
-    nc = read_table(metrics_path)
-    missing = sorted(set(log["task"]) - set(nc["task"]))
-    if missing:
-        raise ValueError(f"{metrics_path}: no metrics for tasks {missing} of {log_path}")
-    nc = nc[["task", *METRIC_KEYS]].rename(columns={"accuracy": "probe_accuracy"})
-    table = log.merge(nc, on="task", how="left", validate="one_to_one")
-    table.insert(0, "seed", seed)
-    table.insert(0, "variant", variant)
-    table.insert(0, "run", run_id)
-    table["pl"] = plasticity_loss(table["online_accuracy"])
-    table["pl_test"] = plasticity_loss(table["test_accuracy"])
-    write_table(metrics.add_derived(table), out_path)
 
 
 def _present(chosen: list[metrics.Metric], table: pd.DataFrame) -> list[metrics.Metric]:

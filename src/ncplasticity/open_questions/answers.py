@@ -166,6 +166,45 @@ def _effect_reading(row, s, statistic, conditions) -> str:
     return text + ": " + _relation(s, "NC1", across) + "."
 
 
+# The families whose conditions each get their own task-to-task link (how an intervention, the
+# architecture or optimiser, or the task similarity changes it), and their question.
+CONDITION_QUESTIONS = {
+    "intervention": "Q1c interventions",
+    "architecture": "Q2 architecture",
+    "similarity": "Q3 task similarity",
+}
+
+
+def _condition_link_rows(conditions, within_table, reference, name, question) -> list[dict]:
+    """r(ΔNC1, ΔPL) of each condition of family ``name`` beside the reference's: the reading
+    gives both, and says no more than each interval does (no test of their difference)."""
+    base = within.summary(within_table, reference, "r_diff")
+    base_text = f"{reference}: {_g(base['r'])} [{_g(base['ci_low'])}, {_g(base['ci_high'])}]"
+    rows = []
+    for variant in cond.family(conditions, name)["variant"]:
+        if variant == reference:
+            continue
+        summary = within.summary(within_table, variant, "r_diff")
+        rows.append(
+            _row(
+                question,
+                "r_diff",
+                variant,
+                summary["r"],
+                summary["ci_low"],
+                summary["ci_high"],
+                summary["n_seeds"],
+                "seeds",
+                "per-seed Pearson r of first differences, Fisher z t-interval over seeds",
+                lambda row, s: (
+                    f"r(ΔNC1, ΔPL) in {row['subject']}: {_span(row)} over {row['n']} seeds "
+                    f"({base_text}); " + _relation(s, "NC1", " from task to task") + "."
+                ),
+            )
+        )
+    return rows
+
+
 def build(conditions, within_table, mixed, effects, ranking, regularisers=None) -> pd.DataFrame:
     """The answers (:data:`COLUMNS`) from the analysis tables (``regularisers``: the
     warm-start regulariser effects, when the study ran warm starting)."""
@@ -198,6 +237,8 @@ def build(conditions, within_table, mixed, effects, ranking, regularisers=None) 
     rows += _mixed_rows(mixed, "duration", "Q1a duration")
     questions = {"Q1b": "Q1b dose-response", "Q1c": "Q1c interventions", "Q2": "Q2 architecture"}
     questions["Q3"] = "Q3 task similarity"
+    for name, question in CONDITION_QUESTIONS.items():
+        rows += _condition_link_rows(conditions, within_table, reference, name, question)
     for effect in effects.to_dict("records"):
         statistic = effect["statistic"]
         rows.append(
