@@ -237,8 +237,6 @@ def build(conditions, within_table, mixed, effects, ranking, regularisers=None) 
     rows += _mixed_rows(mixed, "duration", "Q1a duration")
     questions = {"Q1b": "Q1b dose-response", "Q1c": "Q1c interventions", "Q2": "Q2 architecture"}
     questions["Q3"] = "Q3 task similarity"
-    for name, question in CONDITION_QUESTIONS.items():
-        rows += _condition_link_rows(conditions, within_table, reference, name, question)
     for effect in effects.to_dict("records"):
         statistic = effect["statistic"]
         rows.append(
@@ -255,9 +253,14 @@ def build(conditions, within_table, mixed, effects, ranking, regularisers=None) 
                 lambda row, s, st=statistic, k=effect["conditions"]: _effect_reading(row, s, st, k),
             )
         )
+    for name, question in CONDITION_QUESTIONS.items():
+        rows += _condition_link_rows(conditions, within_table, reference, name, question)
     rows += _predictor_rows(ranking)
     if regularisers is not None:
         rows += _regulariser_rows(regularisers)
+    # Each question's rows together (its across-condition effects first), in question order.
+    rank = {question: i for i, question in enumerate(dict.fromkeys(r["question"] for r in rows))}
+    rows.sort(key=lambda row: rank[row["question"]])  # stable: each question keeps its order
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
