@@ -17,8 +17,8 @@ on one CPU thread. Also prints
   <x> us/step`` (default parameters; ``shrink_perturb`` in its per-step form, ``redo`` every
   1,000 steps; ``adam`` and ``layer_norm`` are the network/optimiser options), and the plain
   autograd loop's time of the same run with the slowest one's speed-up;
-* the plain autograd loop with ``torch.optim.Adam`` (the same update as the compiled ``adam``)
-  and the compiled Adam's speed-up over it.
+* the plain autograd loop with ``torch.optim.Adam`` (the same update as the compiled ``adam``),
+  default and ``fused=True``, and the compiled Adam's speed-up over each.
 
 "autograd" is the plain PyTorch loop — forward, cross-entropy, backward, ``optimizer.step()``
 at batch 1 on one thread, nothing else; the fast path's times include what it records per step
@@ -91,9 +91,11 @@ class EveryKSteps(Intervention):
         self.calls += 1
 
 
-def plain_autograd(model, x, y, order, lr, permutation, optimizer_class=torch.optim.SGD) -> None:
+def plain_autograd(
+    model, x, y, order, lr, permutation, optimizer_class=torch.optim.SGD, **options
+) -> None:
     """The baseline: forward, cross-entropy, backward, optimizer.step() at batch 1."""
-    optimizer = optimizer_class(model.parameters(), lr=lr)
+    optimizer = optimizer_class(model.parameters(), lr=lr, **options)
     inputs = torch.from_numpy(np.ascontiguousarray(x[:, permutation]))
     targets = torch.from_numpy(y)
     for i in order:
@@ -229,18 +231,20 @@ def main() -> None:
         f"plain autograd loop (same run) {slow:.1f} us/step; slowest compiled option {slowest} "
         f"{times[slowest]:.1f} us/step, {slow / times[slowest]:.1f}x faster"
     )
-    # Adam against the plain loop of its own update (torch.optim.Adam's step is dearer than SGD's).
-    adam_model = copy.deepcopy(reference)
-    adam_loop = time_epoch(
-        lambda: plain_autograd(
-            adam_model, x, y, order[: args.autograd_steps], 1e-4, permutation, torch.optim.Adam
-        ),
-        args.autograd_steps,
-    )
-    print(
-        f"plain autograd loop with torch.optim.Adam {adam_loop:.1f} us/step; compiled adam "
-        f"{times['adam']:.1f} us/step, {adam_loop / times['adam']:.1f}x faster"
-    )
+    # Adam against the plain loop of its own update (torch.optim.Adam's step is dearer than
+    # SGD's), with torch's default implementation and with its fused one.
+    for label, options in (("", {}), ("(fused=True) ", {"fused": True})):
+        adam_model = copy.deepcopy(reference)
+        adam_loop = time_epoch(
+            lambda m=adam_model, o=options: plain_autograd(
+                m, x, y, order[: args.autograd_steps], 1e-4, permutation, torch.optim.Adam, **o
+            ),
+            args.autograd_steps,
+        )
+        print(
+            f"plain autograd loop with torch.optim.Adam {label}{adam_loop:.1f} us/step; "
+            f"compiled adam {times['adam']:.1f} us/step, {adam_loop / times['adam']:.1f}x faster"
+        )
 
 
 if __name__ == "__main__":
