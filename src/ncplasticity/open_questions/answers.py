@@ -68,10 +68,35 @@ def _relation(s: int, what: str, beyond: str = "") -> str:
     return f"no relation of {what} with PL{beyond} can be told from zero"
 
 
+def _seed_row(question, within_table, variant, statistic, method, reading) -> dict:
+    """A row of ``variant``'s ``statistic`` from its summary over seeds in the within-run table."""
+    summary = within.summary(within_table, variant, statistic)
+    return _row(
+        question,
+        statistic,
+        variant,
+        summary["r"],
+        summary["ci_low"],
+        summary["ci_high"],
+        summary["n_seeds"],
+        "seeds",
+        method,
+        reading,
+    )
+
+
+def _family_rows(conditions, within_table, reference, family, question, statistic, method, reading):
+    """:func:`_seed_row` of each condition of ``family`` other than the reference."""
+    return [
+        _seed_row(question, within_table, variant, statistic, method, reading)
+        for variant in cond.family(conditions, family)["variant"]
+        if variant != reference
+    ]
+
+
 def _within_rows(within_table, reference) -> list[dict]:
     rows = []
     for statistic, name in within.STATISTICS.items():
-        summary = within.summary(within_table, reference, statistic)
 
         def reading(row, s, name=name, statistic=statistic):
             text = f"{name} in {row['subject']}: {_span(row)} over {row['n']} seeds; "
@@ -87,20 +112,8 @@ def _within_rows(within_table, reference) -> list[dict]:
                 + "."
             )
 
-        rows.append(
-            _row(
-                "Q1 within run",
-                statistic,
-                reference,
-                summary["r"],
-                summary["ci_low"],
-                summary["ci_high"],
-                summary["n_seeds"],
-                "seeds",
-                "per-seed Pearson r, Fisher z t-interval over seeds",
-                reading,
-            )
-        )
+        method = "per-seed Pearson r, Fisher z t-interval over seeds"
+        rows.append(_seed_row("Q1 within run", within_table, reference, statistic, method, reading))
     return rows
 
 
@@ -180,29 +193,19 @@ def _condition_link_rows(conditions, within_table, reference, name, question) ->
     gives both, and says no more than each interval does (no test of their difference)."""
     base = within.summary(within_table, reference, "r_diff")
     base_text = f"{reference}: {_g(base['r'])} [{_g(base['ci_low'])}, {_g(base['ci_high'])}]"
-    rows = []
-    for variant in cond.family(conditions, name)["variant"]:
-        if variant == reference:
-            continue
-        summary = within.summary(within_table, variant, "r_diff")
-        rows.append(
-            _row(
-                question,
-                "r_diff",
-                variant,
-                summary["r"],
-                summary["ci_low"],
-                summary["ci_high"],
-                summary["n_seeds"],
-                "seeds",
-                "per-seed Pearson r of first differences, Fisher z t-interval over seeds",
-                lambda row, s: (
-                    f"r(ΔNC1, ΔPL) in {row['subject']}: {_span(row)} over {row['n']} seeds "
-                    f"({base_text}); " + _relation(s, "NC1", " from task to task") + "."
-                ),
-            )
-        )
-    return rows
+    return _family_rows(
+        conditions,
+        within_table,
+        reference,
+        name,
+        question,
+        "r_diff",
+        "per-seed Pearson r of first differences, Fisher z t-interval over seeds",
+        lambda row, s: (
+            f"r(ΔNC1, ΔPL) in {row['subject']}: {_span(row)} over {row['n']} seeds "
+            f"({base_text}); " + _relation(s, "NC1", " from task to task") + "."
+        ),
+    )
 
 
 def build(conditions, within_table, mixed, effects, ranking, regularisers=None) -> pd.DataFrame:
@@ -211,29 +214,21 @@ def build(conditions, within_table, mixed, effects, ranking, regularisers=None) 
     reference = conditions.loc[conditions["reference"], "variant"].iloc[0]
     rows = _within_rows(within_table, reference)
     rows += _mixed_rows(mixed, "all", "Q1 beyond duration")
-    for variant in cond.family(conditions, "duration")["variant"]:
-        if variant == reference:
-            continue
-        summary = within.summary(within_table, variant, "partial_r_steps")
-        rows.append(
-            _row(
-                "Q1a duration",
-                "partial_r_steps",
-                variant,
-                summary["r"],
-                summary["ci_low"],
-                summary["ci_high"],
-                summary["n_seeds"],
-                "seeds",
-                "per-seed partial Pearson r given cumulative steps, Fisher z t-interval",
-                lambda row, s: (
-                    f"With each task's epochs drawn independently ({row['subject']}), partial "
-                    f"r(NC1, PL | steps) {_span(row)} over {row['n']} seeds: "
-                    + _relation(s, "NC1", " beyond duration")
-                    + "."
-                ),
-            )
-        )
+    rows += _family_rows(
+        conditions,
+        within_table,
+        reference,
+        "duration",
+        "Q1a duration",
+        "partial_r_steps",
+        "per-seed partial Pearson r given cumulative steps, Fisher z t-interval",
+        lambda row, s: (
+            f"With each task's epochs drawn independently ({row['subject']}), partial "
+            f"r(NC1, PL | steps) {_span(row)} over {row['n']} seeds: "
+            + _relation(s, "NC1", " beyond duration")
+            + "."
+        ),
+    )
     rows += _mixed_rows(mixed, "duration", "Q1a duration")
     questions = {"Q1b": "Q1b dose-response", "Q1c": "Q1c interventions", "Q2": "Q2 architecture"}
     questions["Q3"] = "Q3 task similarity"
