@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ncplasticity import optim
 from ncplasticity.continual import kernel, kernel_constants
 from ncplasticity.interventions import HookContext, Intervention, call
 from ncplasticity.models import MLP
@@ -120,7 +121,7 @@ def compiles(model: nn.Module, optimizer, interventions: Sequence[Intervention] 
     groups = optimizer.param_groups
     if len(groups) != 1 or not isinstance(model, MLP):
         return False
-    if type(optimizer) is torch.optim.SGD:
+    if type(optimizer) in (torch.optim.SGD, optim.SGD):
         supported = groups[0]["momentum"] == 0 and not groups[0]["nesterov"]
     elif type(optimizer) is torch.optim.Adam:
         supported = not groups[0]["amsgrad"] and not groups[0].get("decoupled_weight_decay")

@@ -18,6 +18,7 @@ from ncplasticity.continual.tasks import epoch_order, present_classes, steps_per
 from ncplasticity.features import FeatureWriter
 from ncplasticity.metrics import ProbeState
 from ncplasticity.models import MLP, parameter_arrays
+from ncplasticity.optim import SGD
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class RunParts:
     settings: dict
     seed: int
     model: MLP
-    optimizer: torch.optim.Optimizer
+    optimizer: torch.optim.Optimizer | SGD
     initial_parameters: list
     writer: FeatureWriter
     x_test: np.ndarray

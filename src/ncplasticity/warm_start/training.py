@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from ncplasticity import metrics
 from ncplasticity.interventions import HookContext, call, optimizer_options
 from ncplasticity.models import ResNet18, parameter_arrays
+from ncplasticity.optim import SGD
 from ncplasticity.runlog import progress_line
 
 log = logging.getLogger(__name__)
@@ -312,8 +313,9 @@ def fit(
     test_every_epoch=True,
     label="warm_start",
 ):
-    """Train ``model`` on ``data.x_train[indices]`` with SGD (learning rate ``settings["lr"]``,
-    options from the interventions), resuming from ``job`` (a ResumableJob).
+    """Train ``model`` on ``data.x_train[indices]`` with plain SGD
+    (:class:`~ncplasticity.optim.SGD`: learning rate ``settings["lr"]``, options from the
+    interventions), resuming from ``job`` (a ResumableJob).
 
     After each epoch: call the ``on_epoch_end`` hooks, evaluate test accuracy (every epoch
     with ``test_every_epoch``, else only on the last one, the others logging NaN), log, call
@@ -329,7 +331,7 @@ def fit(
     longer than :data:`PROGRESS_SECONDS` log the batches done within them too.
     """
     options = {"momentum": 0.0, "weight_decay": 0.0, **optimizer_options(interventions)}
-    optimizer = torch.optim.SGD(model.parameters(), lr=settings["lr"], **options)
+    optimizer = SGD(model.parameters(), lr=settings["lr"], **options)
     ctx = HookContext(model=model, optimizer=optimizer, seed=seed)
     rows, extra = [], {}
     state = job.load(
