@@ -74,7 +74,7 @@ def task_row(parts: RunParts, task_index: int, task: Task, x_task, probe, state)
         "first_task_nc1": progress["nc1"],
         "test_accuracy": accuracy_on(model, x_test, task.y_test, task, device),
         **{m.name: m.compute(probe_state) for m in metrics.select(computed=True)},
-        "churn": churn(parts, task_index, task, x_task, probe, progress["epochs"]),
+        "churn": churn(parts, task_index, task, x_task, probe, progress["epochs"], features),
         # Per-step measures of the task's training (every epoch; steps of every
         # online_sgd.PLASTICITY_EVERY-th global step for the plasticity).
         "gradient_norm": progress["grad_norm"] / max(progress["steps"], 1),
@@ -88,19 +88,20 @@ def task_row(parts: RunParts, task_index: int, task: Task, x_task, probe, state)
     return row
 
 
-def churn(parts: RunParts, task_index: int, task: Task, x_task, probe, epochs: int) -> float:
+def churn(parts: RunParts, task_index: int, task: Task, x_task, probe, epochs: int, features):
     """Mean |logits after − logits before| over the probe (every example and output unit) of
     one more update at the task's end (DESIGN §3b), taken on deep copies of the model and
     optimiser, so training is unchanged. The update is ``train_epoch`` without interventions on
     the first batch (batch size 1: the first sample) of the epoch order the task would train
     next, ``epoch_order(seed, task, epochs)`` (deterministic, and no sample of the task is
-    favoured)."""
+    favoured). ``features`` are the probe's penultimate features before it (from
+    :func:`probe_features`): the logits before are the classifier's of them, bit for bit those
+    of a forward pass, which they save."""
     settings, device = parts.settings, parts.device
     batch_size = settings["optimizer"].get("batch_size", 1)
+    before = _logits(parts.model.classifier, torch.from_numpy(features).to(device))
     # One deepcopy of both: the optimiser's parameters are the copied model's.
     model, optimizer = copy.deepcopy((parts.model, parts.optimizer))
-    inputs = torch.from_numpy(np.ascontiguousarray(x_task[probe][:, task.permutation])).to(device)
-    before = _logits(model, inputs)
     order = epoch_order(parts.seed, task_index, epochs, len(x_task))[:batch_size]
     train_epoch(
         model,
@@ -112,13 +113,14 @@ def churn(parts: RunParts, task_index: int, task: Task, x_task, probe, epochs: i
         task.permutation,
         optimizer=optimizer,
     )
+    inputs = torch.from_numpy(np.ascontiguousarray(x_task[probe][:, task.permutation])).to(device)
     return float(np.abs(_logits(model, inputs) - before).mean())
 
 
-def _logits(model, inputs) -> np.ndarray:
-    model.eval()
+def _logits(module, inputs) -> np.ndarray:
+    module.eval()
     with torch.no_grad():
-        return model(inputs).cpu().numpy().astype(np.float64)
+        return module(inputs).cpu().numpy().astype(np.float64)
 
 
 def probe_features(model, x, task: Task, device, pre_activations: bool = False) -> tuple:
