@@ -3,8 +3,8 @@ importing ``torch._dynamo``.
 
 In torch 2.14 every ``torch.optim`` optimiser imports ``torch._dynamo`` when it is built
 (``add_param_group`` is wrapped in ``torch._disable_dynamo``, which imports it on first
-call): 2.5–3 s of every training job's start-up, longer than many of this workflow's jobs
-train. Nothing here uses ``torch.compile``, so the warm-start loop and the continual runs use
+call): 2.5–3 s of every training job's start-up (a fine-tune of the default run trains for
+about 15 s). Nothing here uses ``torch.compile``, so the warm-start loop and the continual runs use
 this class wherever SGD is the update; Adam stays ``torch.optim.Adam``.
 
 The update is torch's own, operation for operation: ``g ← ∇ + λ·θ`` (when λ ≠ 0), the
