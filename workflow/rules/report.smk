@@ -91,6 +91,9 @@ REPORT_TABLES = {
 # Every run's curves, one PNG per run in one directory per experiment: the runs (in input
 # order) and their warm-ups, and the labels the report lists each run's figure with.
 RUN_CURVES_DIR = "results/{experiment}/figures/runs"
+# A run-curves job takes about 1.4 s a run, the longest of the jobs that wait for every run's
+# table: started first, the other analysis jobs run beside it instead of leaving cores idle.
+RUN_CURVES_PRIORITY = 10
 WARM_START_RUN_WARMUPS = {
     run: run_id(WARM_START_SOURCES[spec.variant], spec.seed)
     for run, spec in WARM_START_RUNS.items()
@@ -196,9 +199,7 @@ rule continual_run_curves:
         ),
     log:
         "results/logs/continual_run_curves/continual_run_curves.log",
-    # About 1.4 s a run, the longest of the jobs that wait for every run's table: started
-    # first, the other analysis jobs run beside it instead of leaving cores idle after them.
-    priority: 10
+    priority: RUN_CURVES_PRIORITY
     conda:
         ANALYSIS_ENV
     threads: 1
@@ -229,9 +230,7 @@ rule warm_start_run_curves:
         ),
     log:
         "results/logs/warm_start_run_curves/warm_start_run_curves.log",
-    # About 1.4 s a run, the longest of the jobs that wait for every run's table: started
-    # first, the other analysis jobs run beside it instead of leaving cores idle after them.
-    priority: 10
+    priority: RUN_CURVES_PRIORITY
     conda:
         ANALYSIS_ENV
     threads: 1

@@ -313,9 +313,8 @@ def fit(
     test_every_epoch=True,
     label="warm_start",
 ):
-    """Train ``model`` on ``data.x_train[indices]`` with plain SGD
-    (:class:`~ncplasticity.optim.SGD`: learning rate ``settings["lr"]``, options from the
-    interventions), resuming from ``job`` (a ResumableJob).
+    """Train ``model`` on ``data.x_train[indices]`` with :class:`~ncplasticity.optim.SGD` (``lr``
+    from ``settings``, options from the interventions), resuming from ``job`` (a ResumableJob).
 
     After each epoch: call the ``on_epoch_end`` hooks, evaluate test accuracy (every epoch
     with ``test_every_epoch``, else only on the last one, the others logging NaN), log, call
@@ -330,8 +329,7 @@ def fit(
     (``≤N`` and ``eta ≤T`` with a ``stop_accuracy``: training may stop earlier), and epochs
     longer than :data:`PROGRESS_SECONDS` log the batches done within them too.
     """
-    options = {"momentum": 0.0, "weight_decay": 0.0, **optimizer_options(interventions)}
-    optimizer = SGD(model.parameters(), lr=settings["lr"], **options)
+    optimizer = SGD(model.parameters(), lr=settings["lr"], **optimizer_options(interventions))
     ctx = HookContext(model=model, optimizer=optimizer, seed=seed)
     rows, extra = [], {}
     state = job.load(
