@@ -22,8 +22,9 @@ Plain SGD (no Adam, weight decay or l2_init) touches only the weight rows of non
 (blank pixels, inactive ReLUs): a few microseconds a step. The interventions' events (the
 ``nc_dial`` gradient, the noise, continual backprop's replacements, ReDo's resets) and the
 counter-based random draws that the reference loop calls too, so that both draw the same numbers,
-live in :mod:`.kernel_events`; the slots of ``hp``, ``counters`` and ``units`` and the fastmath
-flags in :mod:`.kernel_constants`.
+live in :mod:`.kernel_events`; the parameter layout and the forward pass in :mod:`.kernel_forward`,
+the optimiser steps in :mod:`.kernel_optimizer`, the slots of ``hp``, ``counters`` and ``units``
+and the fastmath flags in :mod:`.kernel_constants`.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from ncplasticity.continual.kernel_events import (
     noise_offset,
     redo,
 )
+from ncplasticity.continual.kernel_forward import cross_entropy, forward
 from ncplasticity.continual.kernel_optimizer import adam_block, decay_block, update
 
 
@@ -87,90 +89,6 @@ def _drop_stale_cache() -> None:
 
 
 _drop_stale_cache()
-LN_EPS = 1e-5  # torch.nn.LayerNorm's default
-
-
-def layout(sizes, layer_norm: bool) -> tuple[np.ndarray, int]:
-    """Offsets [4, layers] of each layer's W^T ([in, out]), bias, LayerNorm weight and bias
-    (-1 where absent) in the flat parameter vector, and its length."""
-    n_layers = len(sizes) - 1
-    offs = -np.ones((4, n_layers), np.int64)
-    pos = 0
-    for layer in range(n_layers):
-        offs[0, layer] = pos
-        pos += sizes[layer] * sizes[layer + 1]
-        offs[1, layer] = pos
-        pos += sizes[layer + 1]
-        if layer_norm and layer < n_layers - 1:
-            offs[2, layer] = pos
-            offs[3, layer] = pos + sizes[layer + 1]
-            pos += 2 * sizes[layer + 1]
-    return offs, pos
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _forward(params, sizes, offs, layer_norm, acts, a_off, zhat, rstd, active, n_active):
-    """Forward pass from ``acts[:sizes[0]]`` (the input); fills every layer's output (post-ReLU
-    for hidden layers, logits last), the LayerNorm intermediates and the nonzero-input lists."""
-    n_layers = sizes.shape[0] - 1
-    for layer in range(n_layers):
-        n_in = sizes[layer]
-        n_out = sizes[layer + 1]
-        a_in = acts[a_off[layer] : a_off[layer] + n_in]
-        a_out = acts[a_off[layer + 1] : a_off[layer + 1] + n_out]
-        bias = params[offs[1, layer] : offs[1, layer] + n_out]
-        # Indices of the nonzero inputs, gathered without branches.
-        nz = active[a_off[layer] : a_off[layer] + n_in]
-        count = 0
-        for i in range(n_in):
-            nz[count] = i
-            count += a_in[i] != 0
-        n_active[layer] = count
-        for o in range(n_out):
-            a_out[o] = bias[o]
-        w = offs[0, layer]
-        for k in range(count):
-            i = nz[k]
-            v = a_in[i]
-            row = params[w + i * n_out : w + (i + 1) * n_out]
-            for o in range(n_out):
-                a_out[o] += v * row[o]
-        if layer == n_layers - 1:
-            break
-        if layer_norm:
-            mean = np.float32(0.0)
-            for o in range(n_out):
-                mean += a_out[o]
-            mean /= n_out
-            var = np.float32(0.0)
-            for o in range(n_out):
-                var += (a_out[o] - mean) ** 2
-            var /= n_out
-            r = np.float32(1.0 / np.sqrt(var + LN_EPS))
-            rstd[layer] = r
-            z = zhat[a_off[layer + 1] : a_off[layer + 1] + n_out]
-            gamma = params[offs[2, layer] : offs[2, layer] + n_out]
-            beta = params[offs[3, layer] : offs[3, layer] + n_out]
-            for o in range(n_out):
-                z[o] = (a_out[o] - mean) * r
-                a_out[o] = z[o] * gamma[o] + beta[o]
-        for o in range(n_out):
-            if a_out[o] < 0:
-                a_out[o] = 0
-
-
-@njit(cache=True, error_model="numpy")
-def _cross_entropy(logits, label):
-    """(prediction = first maximal logit as torch.argmax, loss, softmax max shift, Σ exp)."""
-    best = 0
-    for c in range(1, logits.shape[0]):
-        if logits[c] > logits[best]:
-            best = c
-    top = logits[best]
-    total = 0.0
-    for c in range(logits.shape[0]):
-        total += np.exp(np.float64(logits[c] - top))
-    return best, np.float32(np.log(total) - (logits[label] - top)), top, total
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -221,6 +139,7 @@ def run_steps(
     delta_prev = np.zeros_like(delta)
     grow = np.zeros_like(delta)
     dy = np.zeros_like(delta)
+    wgrad = np.zeros(np.max(sizes[:-1] * sizes[1:]) if hp[H_ADAM] != 0 else 0, np.float32)
     active = np.zeros(apos, np.int64)
     n_active = np.zeros(n_layers, np.int64)
     fresh = np.zeros(max(widest, sizes[0]), np.float32)
@@ -245,9 +164,9 @@ def run_steps(
         label = y[sample]
         for k in range(sizes[0]):
             acts[k] = x[sample, permutation[k]]
-        _forward(params, sizes, offs, layer_norm, acts, a_off, zhat, rstd, active, n_active)
+        forward(params, sizes, offs, layer_norm, acts, a_off, zhat, rstd, active, n_active)
         logits = acts[a_off[n_layers] :]
-        best, ce, top, total = _cross_entropy(logits, label)
+        best, ce, top, total = cross_entropy(logits, label)
         correct[s] = best == label
         loss[s] = ce
         for c in range(n_classes):
@@ -288,7 +207,17 @@ def run_steps(
                     dial_penalty[1] += 1
             if hp[H_ADAM] != 0:
                 sq += adam_block(
-                    params, opt_m, opt_v, init_params, w, a_in, d_out, n_in, n_out, scalars
+                    params,
+                    opt_m,
+                    opt_v,
+                    init_params,
+                    w,
+                    a_in,
+                    d_out,
+                    n_in,
+                    n_out,
+                    scalars,
+                    wgrad,
                 )
             else:
                 # SGD: the decay terms touch every weight of the layer in one flat pass, the
@@ -397,8 +326,8 @@ def run_steps(
                 )
         if plasticity_every > 0 and step % plasticity_every == 0:
             acts[:] = step_acts
-            _forward(params, sizes, offs, layer_norm, acts, a_off, zhat, rstd, active, n_active)
-            after = _cross_entropy(acts[a_off[n_layers] :], label)[1]
+            forward(params, sizes, offs, layer_norm, acts, a_off, zhat, rstd, active, n_active)
+            after = cross_entropy(acts[a_off[n_layers] :], label)[1]
             plasticity[s] = min(max(1.0 - after / ce, 0.0), 1.0) if ce > 0 else 0.0
         else:
             plasticity[s] = np.nan

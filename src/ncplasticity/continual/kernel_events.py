@@ -95,7 +95,8 @@ def dial_gradient(h, label, strength, dial_mean, dial_count, d_h):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def add_noise(params, table, std, offset):
-    """params[p] += std · table[(offset + p) mod len(table)] (views: see kernel._adam_block)."""
+    """params[p] += std · table[(offset + p) mod len(table)] (row views, as in
+    kernel_optimizer.adam_block)."""
     n = params.shape[0]
     first = min(n, table.shape[0] - offset)
     head = params[:first]

@@ -1,0 +1,94 @@
+"""The compiled loop's flat parameter layout and its forward pass (numba, no torch): each
+layer's weight transposed to [in, out], its bias, then its LayerNorm weight and bias."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ncplasticity.continual.kernel_constants import FASTMATH
+
+LN_EPS = 1e-5  # torch.nn.LayerNorm's default
+
+
+def layout(sizes, layer_norm: bool) -> tuple[np.ndarray, int]:
+    """Offsets [4, layers] of each layer's W^T ([in, out]), bias, LayerNorm weight and bias
+    (-1 where absent) in the flat parameter vector, and its length."""
+    n_layers = len(sizes) - 1
+    offs = -np.ones((4, n_layers), np.int64)
+    pos = 0
+    for layer in range(n_layers):
+        offs[0, layer] = pos
+        pos += sizes[layer] * sizes[layer + 1]
+        offs[1, layer] = pos
+        pos += sizes[layer + 1]
+        if layer_norm and layer < n_layers - 1:
+            offs[2, layer] = pos
+            offs[3, layer] = pos + sizes[layer + 1]
+            pos += 2 * sizes[layer + 1]
+    return offs, pos
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def forward(params, sizes, offs, layer_norm, acts, a_off, zhat, rstd, active, n_active):
+    """Forward pass from ``acts[:sizes[0]]`` (the input); fills every layer's output (post-ReLU
+    for hidden layers, logits last), the LayerNorm intermediates and the nonzero-input lists."""
+    n_layers = sizes.shape[0] - 1
+    for layer in range(n_layers):
+        n_in = sizes[layer]
+        n_out = sizes[layer + 1]
+        a_in = acts[a_off[layer] : a_off[layer] + n_in]
+        a_out = acts[a_off[layer + 1] : a_off[layer + 1] + n_out]
+        bias = params[offs[1, layer] : offs[1, layer] + n_out]
+        # Indices of the nonzero inputs, gathered without branches.
+        nz = active[a_off[layer] : a_off[layer] + n_in]
+        count = 0
+        for i in range(n_in):
+            nz[count] = i
+            count += a_in[i] != 0
+        n_active[layer] = count
+        for o in range(n_out):
+            a_out[o] = bias[o]
+        w = offs[0, layer]
+        for k in range(count):
+            i = nz[k]
+            v = a_in[i]
+            row = params[w + i * n_out : w + (i + 1) * n_out]
+            for o in range(n_out):
+                a_out[o] += v * row[o]
+        if layer == n_layers - 1:
+            break
+        if layer_norm:
+            mean = np.float32(0.0)
+            for o in range(n_out):
+                mean += a_out[o]
+            mean /= n_out
+            var = np.float32(0.0)
+            for o in range(n_out):
+                var += (a_out[o] - mean) ** 2
+            var /= n_out
+            r = np.float32(1.0 / np.sqrt(var + LN_EPS))
+            rstd[layer] = r
+            z = zhat[a_off[layer + 1] : a_off[layer + 1] + n_out]
+            gamma = params[offs[2, layer] : offs[2, layer] + n_out]
+            beta = params[offs[3, layer] : offs[3, layer] + n_out]
+            for o in range(n_out):
+                z[o] = (a_out[o] - mean) * r
+                a_out[o] = z[o] * gamma[o] + beta[o]
+        for o in range(n_out):
+            if a_out[o] < 0:
+                a_out[o] = 0
+
+
+@njit(cache=True, error_model="numpy")
+def cross_entropy(logits, label):
+    """(prediction = first maximal logit as torch.argmax, loss, softmax max shift, Σ exp)."""
+    best = 0
+    for c in range(1, logits.shape[0]):
+        if logits[c] > logits[best]:
+            best = c
+    top = logits[best]
+    total = 0.0
+    for c in range(logits.shape[0]):
+        total += np.exp(np.float64(logits[c] - top))
+    return best, np.float32(np.log(total) - (logits[label] - top)), top, total
