@@ -143,6 +143,9 @@ def test_continual_backprop_replaces_units(digits):
     assert logs[0]["cbp_replaced"] > 10
     logs, *_ = _run(digits, specs, optimizer="adam", lr=1e-3, layer_norm=True)
     assert logs[1]["cbp_replaced"] > 10
+    # decay 0.5: from age 54 on, 1 − decay**age is exactly 1 and the kernel skips the pow.
+    logs, *_ = _run(digits, [{**specs[0], "decay": 0.5, "replacement_rate": 0.001}])
+    assert logs[1]["cbp_replaced"] > 0
 
 
 @pytest.mark.parametrize("strength", [1.0, -1.0])

@@ -1,9 +1,6 @@
 """The optimiser steps of the compiled continual kernel (numba): SGD with its decay terms
 (weight decay, l2_init) and torch.optim.Adam's update, on a contiguous stretch of the flat
 parameter vector or on a layer's rank-1 gradient a_in ⊗ d_out.
-
-numba caches ``kernel.run_steps`` by kernel.py's timestamp only: after editing this module,
-touch kernel.py (or delete its ``__pycache__/kernel.*.nb*``) so the cache is rebuilt.
 """
 
 from __future__ import annotations

@@ -269,7 +269,6 @@ def train_run(
             state["task"] = task_index + 1
             state["progress"] = _fresh_progress()
             save()
-            write_tsv(job.dir / "log.tsv", state["rows"], log_columns(state["rows"]))
             done = task_index + 1 - first_task  # tasks of this attempt
             per_task = (time.perf_counter() - attempt_started) / done
             log.info(
