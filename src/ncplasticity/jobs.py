@@ -145,7 +145,7 @@ class ResumableJob:
         for intervention, saved in zip(interventions, state["interventions"], strict=True):
             intervention.load_state_dict(saved)
         torch.set_rng_state(state["torch_rng"].cpu())
-        if isinstance(state["rows"], bytes):  # state saved by earlier versions holds the list
+        if isinstance(state["rows"], bytes):  # earlier versions saved the list itself
             state["rows"] = pickle.loads(state["rows"])
         log.info(
             "resumed at %s %d (state of %d done, from %s)",

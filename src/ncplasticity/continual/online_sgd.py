@@ -403,8 +403,8 @@ def _denormals_flushed():
     """Denormal floats flushed to zero (FTZ/DAZ) in this thread for the block. Adam's moments
     of a weight whose gradient stays zero (the rows of zero pixels) decay into the denormal
     range and stick there (0.1·m rounds to zero, so m − 0.1·m = m), and every operation on a
-    denormal costs ~100 cycles: that doubled the compiled Adam step. The weights are unchanged
-    by it, since an update from such a moment is far below any weight's ulp."""
+    denormal costs ~100 cycles: that nearly doubled the compiled Adam step. The weights are
+    unchanged by it, since an update from such a moment is far below any weight's ulp."""
     torch.set_flush_denormal(True)
     try:
         yield
