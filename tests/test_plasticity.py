@@ -2,13 +2,13 @@
 pre-activation moments, and their registry entries."""
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from ncplasticity import metrics
+from ncplasticity.continual.kernel_forward import task_inputs
 from ncplasticity.continual.snapshots import probe_features
 from ncplasticity.metrics import ProbeState
 from ncplasticity.models import MLP
@@ -205,12 +205,25 @@ def test_preactivation_moments_of_a_tiny_mlp_against_numpy(layer_norm):
     assert np.isnan(preactivation_mean(None)) and np.isnan(preactivation_std(None))
 
 
+def test_task_inputs_are_numpys_fancy_indexing():
+    x = np.random.default_rng(4).random((9, 12)).astype(np.float32)
+    permutation = np.random.default_rng(5).permutation(12)
+    rows = np.array([7, 0, 3, 3])
+    for got, want in (
+        (task_inputs(x, permutation), x[:, permutation]),
+        (task_inputs(x, permutation, rows), x[rows][:, permutation]),
+        (task_inputs(x[::2], permutation, [1, 0]), x[::2][[1, 0]][:, permutation]),
+    ):
+        assert got.flags.c_contiguous and got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+
+
 def test_probe_features_pass_the_pre_activations():
     model = MLP(in_features=6, hidden_sizes=(5, 4), num_classes=3)
     x = np.random.default_rng(5).random((7, 6)).astype(np.float32)
-    task = SimpleNamespace(permutation=np.arange(6)[::-1].copy())  # all it reads of a task
-    features, hidden = probe_features(model, x, task, torch.device("cpu"))
-    again, hidden_again, pre = probe_features(model, x, task, torch.device("cpu"), True)
+    inputs = task_inputs(x, np.arange(6)[::-1])
+    features, hidden = probe_features(model, inputs, torch.device("cpu"))
+    again, hidden_again, pre = probe_features(model, inputs, torch.device("cpu"), True)
     with torch.no_grad():
         want_pre, want_post = model.pre_and_post_activations(torch.from_numpy(x[:, ::-1].copy()))
     np.testing.assert_array_equal(features, again)

@@ -1,5 +1,8 @@
 # Continual learning: one training job per run (variant x seed), given its resolved settings,
 # then a per-run plasticity table joining the job's log with its NC metrics (metrics.smk).
+# No `benchmark:` on the training jobs: Snakemake samples a benchmarked job's memory twice a
+# second, ~1 s of the scheduler's CPU per job, beside jobs of ~20 s; each job's log ends with
+# its wall time and peak memory instead (ncplasticity.runlog.finished_line).
 
 
 rule continual_train:
@@ -10,8 +13,6 @@ rule continual_train:
         log="results/continual/logs/{run}.tsv",
     log:
         "results/logs/continual_train/{run}.log",
-    benchmark:
-        "results/benchmarks/continual_train/{run}.tsv"
     conda:
         TRAIN_ENV
     threads: CONTINUAL.get("threads", 1)

@@ -92,3 +92,22 @@ def cross_entropy(logits, label):
     for c in range(logits.shape[0]):
         total += np.exp(np.float64(logits[c] - top))
     return best, np.float32(np.log(total) - (logits[label] - top)), top, total
+
+
+@njit(cache=True)
+def _gather(x, rows, columns):
+    out = np.empty((rows.shape[0], columns.shape[0]), x.dtype)
+    for r in range(rows.shape[0]):
+        source = x[rows[r]]
+        target = out[r]
+        for c in range(columns.shape[0]):
+            target[c] = source[columns[c]]
+    return out
+
+
+def task_inputs(x: np.ndarray, permutation: np.ndarray, rows=None) -> np.ndarray:
+    """``x[rows][:, permutation]`` (all rows when ``rows`` is None), C-contiguous: a task's
+    inputs in its pixel order. numpy's fancy indexing along the second axis costs ~5 ms for
+    1,000 MNIST images, this ~0.5 ms, and runs three times a task."""
+    rows = np.arange(len(x)) if rows is None else np.asarray(rows, dtype=np.int64)
+    return _gather(np.ascontiguousarray(x), rows, np.asarray(permutation, dtype=np.int64))

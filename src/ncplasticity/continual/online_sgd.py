@@ -176,7 +176,7 @@ def train_epoch_autograd(
     ctx = ctx or HookContext(model, optimizer)
     with_loss = [i for i in interventions if type(i).uses("loss")]
     after_step = [i for i in interventions if type(i).uses("after_step")]
-    inputs = torch.from_numpy(np.ascontiguousarray(x[:, permutation])).to(device)
+    inputs = torch.from_numpy(kernel_forward.task_inputs(x, permutation)).to(device)
     targets = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
     order_t = torch.from_numpy(np.asarray(order, dtype=np.int64)).to(device)
     num_steps = -(-len(order) // batch_size)

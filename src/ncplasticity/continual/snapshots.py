@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ncplasticity import metrics
+from ncplasticity.continual.kernel_forward import task_inputs
 from ncplasticity.continual.online_sgd import train_epoch
 from ncplasticity.continual.scenarios import Task
 from ncplasticity.continual.tasks import epoch_order, present_classes, steps_per_epoch
@@ -43,7 +44,8 @@ def task_row(parts: RunParts, task_index: int, task: Task, x_task, probe, state)
         x_test = x_test[task.test_index]
     progress = state["progress"]
     started = time.perf_counter()
-    features, hidden, pre_activations = probe_features(model, x_task[probe], task, device, True)
+    probe_inputs = task_inputs(x_task, task.permutation, probe)
+    features, hidden, pre_activations = probe_features(model, probe_inputs, device, True)
     labels, weight, bias = present_classes(task.y_train[probe], *classifier_arrays(model))
     writer.add_snapshot(
         f"task{task_index:04d}",
@@ -56,12 +58,13 @@ def task_row(parts: RunParts, task_index: int, task: Task, x_task, probe, state)
         step=state["total_steps"],
         split="train",
     )
+    # In float64 once: every measure computes in float64 (a no-op conversion for it then).
     probe_state = ProbeState(
         features,
-        hidden,
+        [h.astype(np.float64) for h in hidden],
         parameter_arrays(model),
         initial_parameters,
-        pre_activations=pre_activations,
+        pre_activations=[z.astype(np.float64) for z in pre_activations],
     )
     row = {
         "task": task_index,
@@ -74,7 +77,7 @@ def task_row(parts: RunParts, task_index: int, task: Task, x_task, probe, state)
         "first_task_nc1": progress["nc1"],
         "test_accuracy": accuracy_on(model, x_test, task.y_test, task, device),
         **{m.name: m.compute(probe_state) for m in metrics.select(computed=True)},
-        "churn": churn(parts, task_index, task, x_task, probe, progress["epochs"], features),
+        "churn": churn(parts, task_index, task, x_task, probe_inputs, progress["epochs"], features),
         # Per-step measures of the task's training (every epoch; steps of every
         # online_sgd.PLASTICITY_EVERY-th global step for the plasticity).
         "gradient_norm": progress["grad_norm"] / max(progress["steps"], 1),
@@ -88,15 +91,18 @@ def task_row(parts: RunParts, task_index: int, task: Task, x_task, probe, state)
     return row
 
 
-def churn(parts: RunParts, task_index: int, task: Task, x_task, probe, epochs: int, features):
+def churn(
+    parts: RunParts, task_index: int, task: Task, x_task, probe_inputs, epochs: int, features
+):
     """Mean |logits after − logits before| over the probe (every example and output unit) of
     one more update at the task's end (DESIGN §3b), taken on deep copies of the model and
     optimiser, so training is unchanged. The update is ``train_epoch`` without interventions on
     the first batch (batch size 1: the first sample) of the epoch order the task would train
     next, ``epoch_order(seed, task, epochs)`` (deterministic, and no sample of the task is
-    favoured). ``features`` are the probe's penultimate features before it (from
-    :func:`probe_features`): the logits before are the classifier's of them, bit for bit those
-    of a forward pass, which they save."""
+    favoured). ``probe_inputs`` are the probe's inputs in the task's pixel order
+    (:func:`~ncplasticity.continual.kernel_forward.task_inputs`) and ``features`` its
+    penultimate features before the update (from :func:`probe_features`): the logits before are
+    the classifier's of them, bit for bit those of a forward pass, which they save."""
     settings, device = parts.settings, parts.device
     batch_size = settings["optimizer"].get("batch_size", 1)
     before = _logits(parts.model.classifier, torch.from_numpy(features).to(device))
@@ -113,7 +119,7 @@ def churn(parts: RunParts, task_index: int, task: Task, x_task, probe, epochs: i
         task.permutation,
         optimizer=optimizer,
     )
-    inputs = torch.from_numpy(np.ascontiguousarray(x_task[probe][:, task.permutation])).to(device)
+    inputs = torch.from_numpy(probe_inputs).to(device)
     return float(np.abs(_logits(model, inputs) - before).mean())
 
 
@@ -123,15 +129,14 @@ def _logits(module, inputs) -> np.ndarray:
         return module(inputs).cpu().numpy().astype(np.float64)
 
 
-def probe_features(model, x, task: Task, device, pre_activations: bool = False) -> tuple:
-    """(penultimate features, every hidden layer's activations) of the task's inputs, and with
+def probe_features(model, inputs, device, pre_activations: bool = False) -> tuple:
+    """(penultimate features, every hidden layer's activations) of ``inputs`` (in the task's
+    pixel order: :func:`~ncplasticity.continual.kernel_forward.task_inputs`), and with
     ``pre_activations`` every hidden layer's pre-activations (before any LayerNorm and the
     ReLU) third; all numpy, from one forward pass."""
     model.eval()
     with torch.no_grad():
-        pre, hidden = model.pre_and_post_activations(
-            torch.from_numpy(x[:, task.permutation]).to(device)
-        )
+        pre, hidden = model.pre_and_post_activations(torch.from_numpy(inputs).to(device))
     hidden = [h.cpu().numpy() for h in hidden]
     if pre_activations:
         return hidden[-1], hidden, [z.cpu().numpy() for z in pre]
@@ -148,6 +153,5 @@ def classifier_arrays(model) -> tuple[np.ndarray, np.ndarray]:
 def accuracy_on(model, x, y, task: Task, device) -> float:
     model.eval()
     with torch.no_grad():
-        inputs = torch.from_numpy(np.ascontiguousarray(x[:, task.permutation])).to(device)
-        logits = model(inputs)
+        logits = model(torch.from_numpy(task_inputs(x, task.permutation)).to(device))
     return float((logits.argmax(1).cpu().numpy() == y).mean())

@@ -44,6 +44,7 @@ from threadpoolctl import threadpool_limits
 from ncplasticity import metrics
 from ncplasticity.continual import EXPERIMENT
 from ncplasticity.continual.interventions import REGISTRY
+from ncplasticity.continual.kernel_forward import task_inputs
 from ncplasticity.continual.online_sgd import train_epoch
 from ncplasticity.continual.scenarios import SCENARIOS
 from ncplasticity.continual.snapshots import RunParts, classifier_arrays, probe_features, task_row
@@ -62,7 +63,7 @@ from ncplasticity.jobs import ResumableJob, resolve_device
 from ncplasticity.models import MLP, parameter_arrays
 from ncplasticity.nc import collapse_metrics
 from ncplasticity.optim import SGD
-from ncplasticity.runlog import progress_line
+from ncplasticity.runlog import finished_line, progress_line
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ def train_run(
     training runs on the CPU (the workflow never gives these jobs a GPU)."""
     from ncplasticity.tsv import write_tsv
 
+    job_started = time.perf_counter()
     torch.set_num_threads(threads)
     # numpy's BLAS (the per-task measures) would otherwise start a thread per core beside
     # the other jobs.
@@ -241,7 +243,8 @@ def train_run(
                 ctx.epoch = progress["epochs"]
                 state["total_steps"] = ctx.step
                 if nc1_schedule:
-                    features, _ = probe_features(model, x_task[probe], task, device)
+                    inputs = task_inputs(x_task, task.permutation, probe)
+                    features, _ = probe_features(model, inputs, device)
                     progress["nc1"] = collapse_metrics(
                         features, *present_classes(task.y_train[probe], *classifier_arrays(model))
                     )["nc1"]
@@ -285,6 +288,7 @@ def train_run(
             )
     write_tsv(job.dir / "log.tsv", state["rows"], log_columns(state["rows"]))
     job.publish([(partial_features, features_path), (job.dir / "log.tsv", log_path)])
+    log.info(finished_line(job_label, time.perf_counter() - job_started))
 
 
 def _task_log(interventions, ctx: HookContext) -> dict:
