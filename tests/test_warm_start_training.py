@@ -21,6 +21,7 @@ from torchvision import transforms
 from ncplasticity.interventions import HookContext
 from ncplasticity.jobs import ResumableJob
 from ncplasticity.models import ResNet18
+from ncplasticity.optim import SGD
 from ncplasticity.regularizers import batch_nc1, paper_nc_penalty
 from ncplasticity.warm_start import training
 from ncplasticity.warm_start.interventions import REGISTRY
@@ -258,7 +259,11 @@ def test_train_epoch_matches_a_plain_pytorch_loop_step_by_step(
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
 @pytest.mark.parametrize("precision, channels_last", [("float32", False), ("bfloat16", True)])
-def test_a_cuda_graph_replays_the_plain_steps(tiny_dataset, precision, channels_last, monkeypatch):
+# torch's SGD and ours (what the warm-start jobs run), whose foreach update is captured too.
+@pytest.mark.parametrize("optimizer_class", [torch.optim.SGD, SGD])
+def test_a_cuda_graph_replays_the_plain_steps(
+    tiny_dataset, precision, channels_last, optimizer_class, monkeypatch
+):
     """The step recorded as a CUDA graph and replayed gives the updates of the loop run step
     by step (the same kernels on the same memory: equal to the last bit with deterministic
     cuDNN; that loop is checked against the plain PyTorch loop above), with momentum, over two
@@ -272,7 +277,7 @@ def test_a_cuda_graph_replays_the_plain_steps(tiny_dataset, precision, channels_
     runs = {}
     for graphed in (False, True):
         model = training.build_model(SETTINGS, data, 0)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        optimizer = optimizer_class(model.parameters(), lr=0.05, momentum=0.9)
         rows = [
             training.train_epoch(
                 model,
