@@ -1,5 +1,6 @@
 """The metrics command line and the `nc_metrics` rule: streamed results equal in-memory ones."""
 
+import functools
 import math
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 
 from ncplasticity import features as store
 from ncplasticity.features import FeatureReader, FeatureWriter
-from ncplasticity.nc import METRIC_KEYS, collapse_metrics, main
+from ncplasticity.nc import METRIC_KEYS, collapse_metrics, main, streaming_collapse_metrics
 from ncplasticity.tsv import read_tsv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,6 +59,30 @@ def test_streaming_cli_matches_in_memory_metrics(tmp_path, monkeypatch, dtype):
             for key in METRIC_KEYS:
                 assert row[key] == pytest.approx(expected[key], rel=1e-9), key
     assert rows[0]["nc1"] > rows[2]["nc1"] > 0  # noise shrinks epoch by epoch
+
+
+def test_a_snapshot_of_one_block_is_read_once_with_the_streamed_values(tmp_path, monkeypatch):
+    """Every continual probe fits one read block: both passes reuse one read, and the metrics
+    equal, bit for bit, those of the two passes each reading it."""
+    path = tmp_path / "run.h5"
+    write_run(path)
+    reads = []
+    iter_chunks = FeatureReader.iter_chunks
+
+    def counted(self, name):
+        reads.append(name)
+        return iter_chunks(self, name)
+
+    monkeypatch.setattr(FeatureReader, "iter_chunks", counted)
+    assert main([str(path), "-o", str(tmp_path / "m.tsv")]) == 0
+    rows = read_tsv(tmp_path / "m.tsv")
+    assert reads == [row["snapshot"] for row in rows]  # once each
+    with FeatureReader(path) as reader:
+        for row in rows:
+            weight, bias = reader.read_classifier(row["snapshot"])
+            chunks = functools.partial(iter_chunks, reader, row["snapshot"])
+            expected = streaming_collapse_metrics(chunks, weight, bias)
+            assert {key: row[key] for key in METRIC_KEYS} == expected
 
 
 def test_cli_writes_to_standard_output_with_dash(tmp_path):

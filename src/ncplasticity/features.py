@@ -322,14 +322,19 @@ class FeatureReader:
         group = self._group(name)
         return group["weight"][()], group["bias"][()]
 
+    def block_rows(self, name: str) -> int:
+        """Rows of each block of :meth:`iter_chunks`: whole storage chunks, ~1M features."""
+        features = self._group(name)["features"]
+        chunk_rows = features.chunks[0] if features.chunks else 1
+        return chunk_rows * max(1, _READ_ELEMENTS // max(1, chunk_rows * features.shape[1]))
+
     def iter_chunks(self, name: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(features, labels) blocks of whole storage chunks, about 1M features each, so a
         consumer holds O(block) memory whatever N is."""
         group = self._group(name)
         features, labels = group["features"], group["labels"]
-        n, d = features.shape
-        chunk_rows = features.chunks[0] if features.chunks else 1
-        rows = chunk_rows * max(1, _READ_ELEMENTS // max(1, chunk_rows * d))
+        n = features.shape[0]
+        rows = self.block_rows(name)
         try:
             for start in range(0, n, rows):
                 yield features[start : start + rows], labels[start : start + rows]

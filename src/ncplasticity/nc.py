@@ -303,6 +303,11 @@ def file_metrics(path: str | Path) -> tuple[list[str], list[dict]]:
             weight, bias = reader.read_classifier(info.name)
             try:
                 chunks = functools.partial(reader.iter_chunks, info.name)
+                if info.n <= reader.block_rows(info.name):
+                    # One block (every continual probe): read and converted to float64 once
+                    # for both passes, the same values either way.
+                    blocks = [(f.astype(np.float64), y) for f, y in chunks()]
+                    chunks = functools.partial(iter, blocks)
                 metrics = streaming_collapse_metrics(chunks, weight, bias)
             except NonFiniteFeaturesError as exc:
                 log.warning("%s: snapshot %s: %s; its metrics are NaN", path, info.name, exc)

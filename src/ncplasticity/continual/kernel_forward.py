@@ -107,7 +107,7 @@ def _gather(x, rows, columns):
 
 def task_inputs(x: np.ndarray, permutation: np.ndarray, rows=None) -> np.ndarray:
     """``x[rows][:, permutation]`` (all rows when ``rows`` is None), C-contiguous: a task's
-    inputs in its pixel order. numpy's fancy indexing along the second axis costs ~5 ms for
-    1,000 MNIST images, this ~0.5 ms, and runs three times a task."""
+    inputs in its pixel order. For 1,000 MNIST images numpy's fancy indexing along the second
+    axis took 2-3 ms here, this 0.6 ms; a task gathers its probe and its test split."""
     rows = np.arange(len(x)) if rows is None else np.asarray(rows, dtype=np.int64)
     return _gather(np.ascontiguousarray(x), rows, np.asarray(permutation, dtype=np.int64))
