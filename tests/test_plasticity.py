@@ -216,6 +216,10 @@ def test_task_inputs_are_numpys_fancy_indexing():
     ):
         assert got.flags.c_contiguous and got.dtype == np.float32
         np.testing.assert_array_equal(got, want)
+    with pytest.raises(IndexError, match="out of range"):
+        task_inputs(x, permutation, [9])
+    with pytest.raises(IndexError, match="out of range"):
+        task_inputs(x, np.arange(13))
 
 
 def test_probe_features_pass_the_pre_activations():
