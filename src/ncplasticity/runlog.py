@@ -52,10 +52,11 @@ def log_to_file(path: str | os.PathLike, partial_dir: str | os.PathLike | None =
 
 
 def finished_line(job: str, seconds: float) -> str:
-    """A job's last line: its wall time and peak memory (resident set, this process), what a
-    Snakemake ``benchmark:`` file would record, without the sampling: Snakemake's sampler
-    reads /proc/<pid>/smaps_rollup twice a second, about 35 ms of the scheduler's CPU each
-    time for a process that holds torch."""
+    """A job's last line: its wall time (from ``seconds``, which the caller starts when the job
+    starts its work) and peak memory (resident set, this process): what a Snakemake
+    ``benchmark:`` file would record, without the sampling, which reads /proc/<pid>/smaps_rollup
+    twice a second over a job's first 15 s, 35-55 ms of Snakemake's CPU each time for a process
+    that holds torch."""
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     return f"{job}: finished in {duration(seconds)}, peak memory {peak_mb:.0f} MB"
 
