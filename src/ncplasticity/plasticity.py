@@ -141,9 +141,11 @@ def duplicated_fraction(activations, threshold: float = 0.95) -> float:
     layers = _layers(activations, "duplicated_fraction")
     duplicated = 0
     for layer in layers:
-        norms = np.linalg.norm(layer, axis=0)
-        alive = layer[:, norms > 0] / norms[norms > 0]
-        cosine = alive.T @ alive
+        # The cosines from the Gram matrix: no normalised copy of the [N, D] activations.
+        gram = layer.T @ layer
+        norms = np.sqrt(np.diag(gram))
+        alive = norms > 0
+        cosine = gram[np.ix_(alive, alive)] / np.outer(norms[alive], norms[alive])
         np.fill_diagonal(cosine, -np.inf)
         duplicated += int((cosine > threshold).any(axis=1).sum())
     return duplicated / sum(layer.shape[1] for layer in layers)
