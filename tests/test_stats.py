@@ -51,6 +51,23 @@ def test_matches_scipy_on_random_data_with_ties():
     assert p == pytest.approx(sps.spearmanr(x, y).pvalue, rel=1e-9)
 
 
+@pytest.mark.parametrize("method", ["pearson", "spearman"])
+def test_p_values_are_scipys(method):
+    """correlation_test's p-value (a t-test on r, without scipy.stats' per-call overhead) is
+    scipy's pearsonr / spearmanr p-value, from 3 points up, with ties, and 0 at |r| = 1."""
+    scipy_test = sps.pearsonr if method == "pearson" else sps.spearmanr
+    rng = np.random.default_rng(7)
+    for n in (3, 4, 5, 8, 20, 140, 1000):
+        for strength in (0.0, 0.3, 3.0):
+            x = rng.integers(0, 6, n).astype(float) if n > 5 else rng.normal(size=n)
+            y = strength * x + rng.normal(size=n)
+            r, p, count = correlation_test(x, y, method)
+            expected = scipy_test(x, y)
+            assert count == n and r == pytest.approx(expected.statistic, abs=1e-12)
+            assert p == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+    assert correlation_test([1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 6.0, 8.0], method)[1] == 0.0
+
+
 def test_nan_and_inf_pairs_are_dropped(no_warnings):
     x = np.array([1.0, 2.0, np.nan, 4.0, 5.0, 6.0])
     y = np.array([2.0, 1.0, 3.0, np.inf, 7.0, 6.5])

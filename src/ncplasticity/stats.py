@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from scipy import stats as sps
+from scipy import special
 
 from ncplasticity.tsv import column
 
@@ -43,10 +43,19 @@ def correlation_test(x, y, method: str = "pearson") -> tuple[float, float, int]:
     """(r, two-sided p-value, number of finite pairs); r and p are NaN when undefined."""
     x, y = _finite_pairs(x, y)
     r = _r(x, y, _check_method(method))
+    return r, _p_value(r, len(x)), len(x)
+
+
+def _p_value(r: float, n: int) -> float:
+    """Two-sided p-value of r = 0 from n pairs: the t-test with n − 2 degrees of freedom of
+    t = r·√((n − 2)/(1 − r²)), which is scipy's spearmanr test and, as the same law, its
+    pearsonr's exact beta distribution; NaN when r is. Without scipy.stats' per-call
+    overhead (about 1 ms a test, 12 s of the 8,000 tests of a 130-run correlation table)."""
     if np.isnan(r):
-        return r, float("nan"), len(x)
-    test = sps.pearsonr(x, y) if method == "pearson" else sps.spearmanr(x, y)
-    return r, float(test.pvalue), len(x)
+        return float("nan")
+    if abs(r) >= 1:
+        return 0.0
+    return float(2 * special.stdtr(n - 2, -abs(r) * np.sqrt((n - 2) / (1 - r * r))))
 
 
 def bootstrap_correlation(
@@ -118,10 +127,11 @@ def fisher_z_interval(rs, confidence: float = 0.95) -> dict:
     if n < 2:
         return result
     se = float(z.std(ddof=1)) / np.sqrt(n)
-    half = float(sps.t.ppf((1 + confidence) / 2, n - 1)) * se
+    # scipy.stats.t's own quantile and tail functions, without its ~0.3 ms per call.
+    half = float(special.stdtrit(n - 1, (1 + confidence) / 2)) * se
     result["ci_low"], result["ci_high"] = float(np.tanh(mean - half)), float(np.tanh(mean + half))
     if se > 0:
-        result["p"] = float(2 * sps.t.sf(abs(mean) / se, n - 1))
+        result["p"] = float(2 * special.stdtr(n - 1, -abs(mean) / se))
     elif mean != 0:
         result["p"] = 0.0
     return result
