@@ -51,7 +51,7 @@ def continual_run_figure(table_path, png, run: str) -> None:
         },
     )
     panels = [accuracy, *_nc_panels(table, "task", run)]
-    panels_figure(panels, "task", None, png, title=_title(table, run))
+    panels_figure(panels, "task", None, png, title=_title(table, run), fixed_layout=True)
 
 
 def warm_start_run_figure(table_path, warmup_log_path, png, run: str) -> None:
@@ -71,7 +71,7 @@ def warm_start_run_figure(table_path, warmup_log_path, png, run: str) -> None:
         references={"fresh init": (fresh, 0.0)},
     )
     panels = [warmup, finetuned, *_nc_panels(table, "epoch", run)]
-    panels_figure(panels, "warm-up epoch", None, png, title=_title(table, run))
+    panels_figure(panels, "warm-up epoch", None, png, title=_title(table, run), fixed_layout=True)
 
 
 def continual_run_figures(table_paths, runs, out_dir) -> None:
