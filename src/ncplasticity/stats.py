@@ -232,11 +232,13 @@ def per_group_correlation(
     for name in (group, x, y):
         if rows and not any(name in row for row in rows):
             raise ValueError(f"per_group_correlation: no column {name!r} in the table")
-    values = sorted({row[group] for row in rows if row.get(group) is not None})
+    members: dict = {}
+    for row in rows:
+        if row.get(group) is not None:
+            members.setdefault(row[group], []).append(row)
     table = []
-    for value in values:
-        members = [row for row in rows if row.get(group) == value]
-        r, p, n = correlation_test(column(members, x), column(members, y), method)
+    for value in sorted(members):
+        r, p, n = correlation_test(column(members[value], x), column(members[value], y), method)
         table.append({group: value, "r": r, "p": p, "n": n})
     return table
 

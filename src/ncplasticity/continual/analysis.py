@@ -134,12 +134,13 @@ def _sweep_rows(tables: pd.DataFrame, group: str) -> list[dict]:
     later["first_epochs"] = later["run"].map(first["epochs"])
     later["first_steps"] = later["run"].map(first["steps"])
     points = later.to_dict("records")
+    by_task = dict(list(later.groupby("task")))
     rows = []
     for method in stats.METHODS:
         by_nc1 = stats.per_group_correlation(points, "task", "first_nc1", "pl", method)
         by_epochs = stats.per_group_correlation(points, "task", "first_epochs", "pl", method)
         for nc1_row, epochs_row in zip(by_nc1, by_epochs, strict=True):
-            members = later[later["task"] == nc1_row["task"]]
+            members = by_task[nc1_row["task"]]
             partial = stats.partial_correlation(
                 members["first_nc1"].to_numpy(float),
                 members["pl"].to_numpy(float),
