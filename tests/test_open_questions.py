@@ -164,6 +164,21 @@ def test_mixed_model_finds_nc1_beyond_steps(tmp_path):
     )
 
 
+def test_mixed_fits_start_from_the_duration_model_and_reach_the_same_optimum(tmp_path):
+    paths, _ = make_tables(tmp_path, beta=0.5)
+    data = panel.load(paths, TASKS)
+    start = models.duration_start(data)
+    rows = data[data["steps_m"] > 0]
+    duration = smf.mixedlm(f"pl ~ {models.DURATION_TERMS}", rows, groups=rows["run"]).fit()
+    assert start == pytest.approx(duration.cov_re.iloc[0, 0] / duration.scale) and start > 0
+    # REML's optimum does not depend on where the optimiser starts: the same coefficient and
+    # interval as from statsmodels' default start, to its convergence tolerance.
+    warm, cold = models.fit(data, "nc1_prev", start=start), models.fit(data, "nc1_prev")
+    assert warm["converged"] and cold["converged"]
+    for key in ("coef", "ci_low", "ci_high"):
+        assert warm[key] == pytest.approx(cold[key], rel=1e-4), key
+
+
 def test_mixed_model_sees_no_nc1_effect_when_pl_follows_steps_only(tmp_path):
     paths, _ = make_tables(tmp_path, beta=0.0)
     data = panel.load(paths, TASKS)

@@ -43,6 +43,7 @@ COLUMNS = [
     "mixed",
     "mixed_ci_low",
     "mixed_ci_high",
+    "mixed_converged",
     "mixed_rank",
 ]
 
@@ -96,29 +97,34 @@ def held_out_score(panel: pd.DataFrame, predictor: str, groups: pd.Series) -> di
     }
 
 
-def mixed_score(panel: pd.DataFrame, predictor: str, kind: str) -> dict:
-    if kind == "baseline":
-        return {"mixed": np.nan, "mixed_ci_low": np.nan, "mixed_ci_high": np.nan}
+def mixed_score(panel: pd.DataFrame, predictor: str, kind: str, start: float | None) -> dict:
+    """``start``: :func:`.models.duration_start` of the panel, where the fit starts."""
     values = panel[predictor].astype(float)
     scale = values.std()
-    if not np.isfinite(scale) or scale == 0:
+    if kind == "baseline" or not np.isfinite(scale) or scale == 0:
         return {"mixed": np.nan, "mixed_ci_low": np.nan, "mixed_ci_high": np.nan}
     data = panel.assign(x_std=(values - values.mean()) / scale)
-    row = models.fit(data, "x_std")
-    return {"mixed": row["coef"], "mixed_ci_low": row["ci_low"], "mixed_ci_high": row["ci_high"]}
+    row = models.fit(data, "x_std", start=start)
+    return {
+        "mixed": row["coef"],
+        "mixed_ci_low": row["ci_low"],
+        "mixed_ci_high": row["ci_high"],
+        "mixed_converged": row["converged"],
+    }
 
 
 def ranking(panel: pd.DataFrame, conditions: pd.DataFrame) -> pd.DataFrame:
     """The ranked table (:data:`COLUMNS`). ``within_rank`` ranks |within|, ``mixed_rank`` the
     mixed model's |z| = |coef / (half-width / 1.96)|, both descending."""
     groups = conditions.set_index("variant")["group"]
+    start = models.duration_start(panel)
     rows = []
     for name, (label, kind) in candidates(panel).items():
         predictor = f"{name}_prev"
         row = {"measure": name, "label": label, "kind": kind}
         row |= held_out_score(panel, predictor, groups)
         row |= within_score(panel, predictor)
-        row |= mixed_score(panel, predictor, kind)
+        row |= mixed_score(panel, predictor, kind, start)
         rows.append(row)
     table = pd.DataFrame(rows)
     table["rank"] = table["held_out"].rank(ascending=False, method="min")
