@@ -71,12 +71,11 @@ def _model_rows(data: pd.DataFrame, columns: list[str], positive: str | None = N
 def duration_start(data: pd.DataFrame, outcome: str = "pl") -> float | None:
     """The random intercept's variance relative to the residual variance in the model of
     ``outcome`` on the duration terms alone (REML): the start of every predictor's fit on the
-    same rows (module docstring). None when that fit fails or gives no positive ratio."""
+    same data (module docstring). None when that fit fails or gives no positive ratio."""
     rows = _model_rows(data, [outcome])
-    n_variants = int(rows["variant"].nunique())
-    duration = DURATION_TERMS if n_variants > 1 else DURATION_TERMS_ONE
     if rows["run"].nunique() < 2:
         return None
+    duration = DURATION_TERMS if rows["variant"].nunique() > 1 else DURATION_TERMS_ONE
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:

@@ -5,8 +5,8 @@ scored by how well its value after task i − 1 predicts PL_i (the next task's p
 - ``within``: per run, r of the first differences (Δx_{i−1}, ΔPL_i); tanh of the mean Fisher z
   over runs with a t-interval over the ``n_runs`` runs;
 - ``mixed``: the mixed model of :mod:`.models` on x standardised over all rows (coefficient per
-  standard deviation of x, Wald interval; NaN for the baselines, which the model's duration
-  terms already hold);
+  standard deviation of x, Wald interval, ``mixed_converged`` whether the fit converged; NaN for
+  the baselines, which the model's duration terms already hold);
 - ``held_out``: leave one group of variants out at a time (:mod:`.conditions`: one intervention
   or architecture change; all doses of the dial together): PL_i = a + b·x_{i−1} fitted by least
   squares on the other groups, then the Spearman correlation of its predictions with PL_i over
