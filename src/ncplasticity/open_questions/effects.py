@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
+from scipy import special
 
 from ncplasticity import stats
 from ncplasticity.open_questions import conditions as cond
@@ -40,8 +40,8 @@ def mean_interval(values, confidence: float = 0.95) -> dict:
     n = len(values)
     result = {"mean": float(values.mean()) if n else np.nan, "ci_low": np.nan, "ci_high": np.nan}
     if n >= 2:
-        half = sps.t.ppf((1 + confidence) / 2, n - 1) * values.std(ddof=1) / np.sqrt(n)
-        result |= {"ci_low": result["mean"] - half, "ci_high": result["mean"] + half}
+        mean, half, _ = stats.t_interval(values, confidence)
+        result |= {"ci_low": mean - half, "ci_high": mean + half}
     return result | {"n": n}
 
 
@@ -126,7 +126,7 @@ def condition_correlation(x, y, confidence: float = 0.95) -> dict:
     low = high = np.nan
     if k >= 4 and np.isfinite(r):
         z = np.arctanh(np.clip(r, -1 + 1e-12, 1 - 1e-12))
-        half = sps.norm.ppf((1 + confidence) / 2) / np.sqrt(k - 3)
+        half = special.ndtri((1 + confidence) / 2) / np.sqrt(k - 3)
         low, high = float(np.tanh(z - half)), float(np.tanh(z + half))
     return {
         "estimate": r,
