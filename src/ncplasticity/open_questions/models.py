@@ -68,6 +68,25 @@ def _model_rows(data: pd.DataFrame, columns: list[str], positive: str | None = N
     return rows[keep]
 
 
+def _reml_fit(text: str, rows: pd.DataFrame, start: float | None = None):
+    """statsmodels' REML fit of the formula ``text`` with a random intercept per run, the
+    optimiser starting from the relative random-intercept variance ``start`` (None: statsmodels'
+    default); None when the fit fails. Boundary and Hessian warnings are reported through the
+    result's ``converged``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            model = smf.mixedlm(text, rows, groups=rows["run"])
+            start_params = (
+                None
+                if start is None
+                else MixedLMParams.from_components(np.zeros(model.k_fe), np.array([[start]]))
+            )
+            return model.fit(reml=True, start_params=start_params)
+        except (np.linalg.LinAlgError, ValueError):
+            return None
+
+
 def duration_start(data: pd.DataFrame, outcome: str = "pl") -> float | None:
     """The random intercept's variance relative to the residual variance in the model of
     ``outcome`` on the duration terms alone (REML): the start of every predictor's fit on the
@@ -75,13 +94,9 @@ def duration_start(data: pd.DataFrame, outcome: str = "pl") -> float | None:
     rows = _model_rows(data, [outcome])
     if rows["run"].nunique() < 2:
         return None
-    duration = DURATION_TERMS if rows["variant"].nunique() > 1 else DURATION_TERMS_ONE
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            result = smf.mixedlm(f"{outcome} ~ {duration}", rows, groups=rows["run"]).fit(reml=True)
-        except (np.linalg.LinAlgError, ValueError):
-            return None
+    result = _reml_fit(formula("1", rows["variant"].nunique(), outcome), rows)
+    if result is None:
+        return None
     ratio = float(np.asarray(result.cov_re)[0, 0] / result.scale)
     return ratio if np.isfinite(ratio) and ratio > 0 else None
 
@@ -119,19 +134,9 @@ def fit(
     }
     if row["n_runs"] < 2 or data[predictor].nunique() < 2:
         return row
-    with warnings.catch_warnings():
-        # Boundary and Hessian warnings are reported through `converged`.
-        warnings.simplefilter("ignore")
-        try:
-            model = smf.mixedlm(text, data, groups=data["run"])
-            start_params = (
-                None
-                if start is None
-                else MixedLMParams.from_components(np.zeros(model.k_fe), np.array([[start]]))
-            )
-            result = model.fit(reml=True, start_params=start_params)
-        except (np.linalg.LinAlgError, ValueError):
-            return row
+    result = _reml_fit(text, data, start)
+    if result is None:
+        return row
     low, high = result.conf_int(alpha=1 - confidence).loc[term]
     row |= {
         "coef": float(result.params[term]),
