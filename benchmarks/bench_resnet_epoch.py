@@ -1,6 +1,6 @@
 """Images per second of one warm-start training epoch: our loop vs a DataLoader loop.
 
-Ours (``ncplasticity.warm_start.training.train_epoch``): the dataset sits on the device as
+Ours (``ncplasticity.warm_start.loop.train_epoch``): the dataset sits on the device as
 uint8 and is normalised per batch. The reference is what the paper's code does: a
 torchvision-style Dataset that turns each image into a PIL image, applies ``ToTensor`` and
 ``Normalize``, batched by a ``DataLoader`` (shuffle, batch 128) and copied to the device batch
@@ -29,7 +29,7 @@ from torchvision import transforms
 
 from ncplasticity.data import PreparedDataset, load_prepared, prepare_dataset
 from ncplasticity.jobs import resolve_device
-from ncplasticity.warm_start.training import DeviceData, build_model, train_epoch
+from ncplasticity.warm_start.loop import DeviceData, build_model, train_epoch
 
 
 class PILDataset(torch.utils.data.Dataset):

@@ -35,7 +35,7 @@ BYTES = {"float16": 2, "float32": 4}
 
 
 def resnet_parameters(width: int) -> int:
-    from ncplasticity.models import ResNet18
+    from ncplasticity.networks import ResNet18
 
     model = ResNet18(3, 10, width)
     return sum(t.numel() for t in [*model.parameters(), *model.buffers()])

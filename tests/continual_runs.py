@@ -1,6 +1,6 @@
 """Continual training runs for tests: train one run into a directory, read its snapshots."""
 
-from ncplasticity.continual.train import train_run
+from ncplasticity.continual.job import train_run
 from ncplasticity.features import FeatureReader
 
 

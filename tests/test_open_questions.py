@@ -15,7 +15,7 @@ from slurm.workflow_runs import REPO, scratch_copy, snakemake
 from ncplasticity.continual.study import SPEC
 from ncplasticity.open_questions import answers as answers_mod
 from ncplasticity.open_questions import conditions as cond
-from ncplasticity.open_questions import effects, models, panel, predictors, run, within
+from ncplasticity.open_questions import effects, mixed_models, panel, predictors, run, within
 from ncplasticity.study import deep_merge, resolve_experiment
 from ncplasticity.tsv import read_table, write_table
 
@@ -153,7 +153,7 @@ def test_conditions_come_from_settings():
 def test_mixed_model_finds_nc1_beyond_steps(tmp_path):
     paths, settings = make_tables(tmp_path, beta=0.5)
     data = panel.load(paths, TASKS)
-    row = models.fit(data, "nc1_prev")
+    row = mixed_models.fit(data, "nc1_prev")
     assert row["ci_low"] > 0 and row["ci_low"] < 0.5 < row["ci_high"], row
     assert row["n_runs"] == len(settings) * len(SEEDS) and row["converged"]
     # Within run, the lagged differenced r sees it too (PL_i follows NC1 after task i − 1).
@@ -167,13 +167,13 @@ def test_mixed_model_finds_nc1_beyond_steps(tmp_path):
 def test_mixed_fits_start_from_the_duration_model_and_reach_the_same_optimum(tmp_path):
     paths, _ = make_tables(tmp_path, beta=0.5)
     data = panel.load(paths, TASKS)
-    start = models.duration_start(data)
+    start = mixed_models.duration_start(data)
     rows = data[data["steps_m"] > 0]
-    duration = smf.mixedlm(f"pl ~ {models.DURATION_TERMS}", rows, groups=rows["run"]).fit()
+    duration = smf.mixedlm(f"pl ~ {mixed_models.DURATION_TERMS}", rows, groups=rows["run"]).fit()
     assert start == pytest.approx(duration.cov_re.iloc[0, 0] / duration.scale) and start > 0
     # REML's optimum does not depend on where the optimiser starts: the same coefficient and
     # interval as from statsmodels' default start, to its convergence tolerance.
-    warm, cold = models.fit(data, "nc1_prev", start=start), models.fit(data, "nc1_prev")
+    warm, cold = mixed_models.fit(data, "nc1_prev", start=start), mixed_models.fit(data, "nc1_prev")
     assert warm["converged"] and cold["converged"]
     for key in ("coef", "ci_low", "ci_high"):
         assert warm[key] == pytest.approx(cold[key], rel=1e-4), key
@@ -182,7 +182,7 @@ def test_mixed_fits_start_from_the_duration_model_and_reach_the_same_optimum(tmp
 def test_mixed_model_sees_no_nc1_effect_when_pl_follows_steps_only(tmp_path):
     paths, _ = make_tables(tmp_path, beta=0.0)
     data = panel.load(paths, TASKS)
-    row = models.fit(data, "nc1_prev")
+    row = mixed_models.fit(data, "nc1_prev")
     assert row["ci_low"] < 0 < row["ci_high"], row
     # Yet NC1 and PL correlate strongly over the tasks of each run: the shared trend.
     table = within.within_run(data[data["variant"] == "plain"])

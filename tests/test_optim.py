@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ncplasticity.models import MLP, ResNet18
+from ncplasticity.networks import MLP, ResNet18
 from ncplasticity.optim import SGD
 
 
@@ -79,7 +79,7 @@ def test_training_with_it_does_not_import_torch_dynamo():
     # What the class is for: any torch.optim optimiser imports torch._dynamo (2.5-3 s).
     script = (
         "import sys, torch\n"
-        "from ncplasticity.models import MLP\n"
+        "from ncplasticity.networks import MLP\n"
         "from ncplasticity.optim import SGD\n"
         "model = MLP(20, [16], 10)\n"
         "optimizer = SGD(model.parameters(), lr=0.1, weight_decay=0.01)\n"

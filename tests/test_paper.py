@@ -7,11 +7,11 @@ import pytest
 from scipy.ndimage import gaussian_filter1d
 
 from ncplasticity import stats
-from ncplasticity.continual.analysis import sweep_correlations
+from ncplasticity.continual.tables import sweep_correlations
 from ncplasticity.paper import figures, reproduction, selection
 from ncplasticity.paper.reproduction import CLAIMS, COLUMNS, Inputs, write_reproduction
 from ncplasticity.tsv import read_table, write_table
-from ncplasticity.warm_start.analysis import sliding_correlations
+from ncplasticity.warm_start.tables import sliding_correlations
 
 TASKS = 12
 ANALYSIS_TASKS = 10

@@ -11,7 +11,7 @@ from ncplasticity import metrics
 from ncplasticity.continual.kernel_forward import task_inputs
 from ncplasticity.continual.snapshots import probe_features
 from ncplasticity.metrics import ProbeState
-from ncplasticity.models import MLP
+from ncplasticity.networks import MLP
 from ncplasticity.plasticity import (
     dead_fraction,
     distance_from_init,

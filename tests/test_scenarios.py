@@ -12,7 +12,7 @@ import yaml
 from continual_runs import snapshots, train
 
 import ncplasticity.continual.snapshots as continual_snapshots
-import ncplasticity.continual.train as ct
+import ncplasticity.continual.job as ct
 from ncplasticity.continual import tasks
 from ncplasticity.continual.interventions import REGISTRY
 from ncplasticity.continual.scenarios import SCENARIOS, ClassPairs
@@ -311,7 +311,7 @@ def test_nc_dial_moves_nc1_in_the_sign_of_its_strength(dataset, tmp_path):
 
 
 def test_progress_lines_say_run_position_rate_and_eta(dataset, tmp_path, caplog):
-    caplog.set_level("INFO", logger="ncplasticity.continual.train")
+    caplog.set_level("INFO", logger="ncplasticity.continual.job")
     train(dataset, tmp_path, "progress_s1", settings())
     lines = [r.getMessage() for r in caplog.records if "continual progress_s1" in r.getMessage()]
     *progress, finished = lines

@@ -11,10 +11,10 @@ import torch
 from ncplasticity import metrics, plasticity
 from ncplasticity.features import FeatureReader
 from ncplasticity.interventions import HookContext, Intervention
-from ncplasticity.models import ResNet18, parameter_arrays
+from ncplasticity.networks import ResNet18, parameter_arrays
 from ncplasticity.runlog import progress_line
 from ncplasticity.tsv import read_tsv
-from ncplasticity.warm_start import run, training
+from ncplasticity.warm_start import job, loop
 from ncplasticity.warm_start.interventions import REGISTRY
 from ncplasticity.warm_start.study import finetune_settings, fresh_settings, warmup_settings
 
@@ -66,7 +66,7 @@ def tiny_dataset(monkeypatch):
 
 def warmup(tmp_path, out, variant="plain", run_settings=None, device="cpu"):
     run_settings = run_settings or settings(variant)
-    run.run_warmup(
+    job.run_warmup(
         "tiny.npz",
         settings=warmup_settings(run_settings),
         seed=3,
@@ -84,7 +84,7 @@ def wrap_train_epoch(monkeypatch, change):
     """Make the n-th call of ``train_epoch`` return ``change(n, train)``, ``train()`` being the
     real call (``change`` may look around before it, raise or alter its row); returns the
     undo."""
-    real_train_epoch, calls = training.train_epoch, []
+    real_train_epoch, calls = loop.train_epoch, []
 
     def wrapped(*args, **kwargs):
         calls.append(1)
@@ -131,11 +131,11 @@ def test_shrink_perturb_mixes_parameters_and_keeps_buffers():
 
 def test_a_salt_of_zero_keeps_the_seed_of_the_fresh_model_before_salts():
     # ctx.fresh_model(0) must build the model shrink & perturb used before hooks existed.
-    assert training.derived_seed(3, training.PERTURB, 2, 0) == training.derived_seed(
-        3, training.PERTURB, 2
+    assert loop.derived_seed(3, loop.PERTURB, 2, 0) == loop.derived_seed(
+        3, loop.PERTURB, 2
     )
-    assert training.derived_seed(3, training.PERTURB, 2, 1) != training.derived_seed(
-        3, training.PERTURB, 2
+    assert loop.derived_seed(3, loop.PERTURB, 2, 1) != loop.derived_seed(
+        3, loop.PERTURB, 2
     )
 
 
@@ -153,7 +153,7 @@ def test_warmup_writes_checkpoints_snapshots_and_log(tiny_dataset, tmp_path):
     features, labels, weight, _ = store[0][2]
     assert features.shape == (32, 16) and weight.shape == (4, 16) and len(labels) == 32
     log = read_tsv(out / "log.tsv")
-    assert list(log[0]) == run.LOG_COLUMNS
+    assert list(log[0]) == job.LOG_COLUMNS
     assert [(r["variant"], r["seed"], r["epoch"]) for r in log] == [
         ("nc_reg", 3, epoch) for epoch in (1, 2, 3, 4)
     ]
@@ -165,21 +165,21 @@ def test_warmup_writes_checkpoints_snapshots_and_log(tiny_dataset, tmp_path):
 def test_plasticity_measures_at_checkpoints(tiny_dataset, tmp_path):
     out = warmup(tmp_path, "run")
     log = read_tsv(out / "log.tsv")
-    assert run.PLASTICITY_COLUMNS == [m.name for m in metrics.select(computed=True, given=())]
-    assert "preactivation_mean" not in run.PLASTICITY_COLUMNS  # the ResNet probe has none
-    assert {"dead_fraction", "effective_rank", "distance_from_init"} <= set(run.PLASTICITY_COLUMNS)
+    assert job.PLASTICITY_COLUMNS == [m.name for m in metrics.select(computed=True, given=())]
+    assert "preactivation_mean" not in job.PLASTICITY_COLUMNS  # the ResNet probe has none
+    assert {"dead_fraction", "effective_rank", "distance_from_init"} <= set(job.PLASTICITY_COLUMNS)
     for row in log:  # measured at the checkpoints only
         checkpoint = row["epoch"] in (2, 4)
-        assert all(math.isfinite(row[m]) is checkpoint for m in run.PLASTICITY_COLUMNS)
+        assert all(math.isfinite(row[m]) is checkpoint for m in job.PLASTICITY_COLUMNS)
     # The probe: the warm-up set's penultimate features (float32 in this store), the one
     # hidden layer shown; θ₀ the model as built.
     (_, _, (features, *_)), _ = read_store(out / "features.h5")
     assert log[1]["effective_rank"] == pytest.approx(plasticity.effective_rank(features))
     assert log[1]["dead_fraction"] == pytest.approx(plasticity.dead_fraction(features))
-    data = training.DeviceData(tiny_dataset, torch.device("cpu"), channels_last=False)
-    initial = training.build_model(SETTINGS, data, training.derived_seed(3, training.INIT))
+    data = loop.DeviceData(tiny_dataset, torch.device("cpu"), channels_last=False)
+    initial = loop.build_model(SETTINGS, data, loop.derived_seed(3, loop.INIT))
     state = torch.load(out / "ckpt" / "epoch0004.pt", weights_only=False)["model"]
-    trained = training.build_model(SETTINGS, data, 0)
+    trained = loop.build_model(SETTINGS, data, 0)
     trained.load_state_dict(state)
     expected = plasticity.distance_from_init(parameter_arrays(trained), parameter_arrays(initial))
     assert log[3]["distance_from_init"] == pytest.approx(expected) and expected > 0
@@ -201,7 +201,7 @@ def test_the_warmup_log_grows_in_the_partial_directory(tiny_dataset, tmp_path, m
 
 def finetune(tmp_path, variant, checkpoint_path, out, view=finetune_settings, device="cpu"):
     """Fine-tune ``checkpoint_path`` (None: the fresh initialisation); returns its rows."""
-    run.run_finetune(
+    job.run_finetune(
         "tiny.npz",
         settings=view(settings(variant)),
         seed=3,
@@ -212,7 +212,7 @@ def finetune(tmp_path, variant, checkpoint_path, out, view=finetune_settings, de
         device=device,
     )
     rows = read_tsv(tmp_path / out)
-    assert all(list(row) == run.FINETUNE_COLUMNS for row in rows)
+    assert all(list(row) == job.FINETUNE_COLUMNS for row in rows)
     return rows
 
 
@@ -246,7 +246,7 @@ def test_a_collapse_is_flagged_and_training_goes_on(tiny_dataset, tmp_path, monk
         (1, False, False), (2, False, False), (3, False, True), (4, False, True)
     ]  # fmt: skip
     assert [name for name, _, _ in read_store(out / "features.h5")] == ["epoch0002", "epoch0004"]
-    assert all(math.isfinite(log[3][m]) for m in run.PLASTICITY_COLUMNS)
+    assert all(math.isfinite(log[3][m]) for m in job.PLASTICITY_COLUMNS)
     for epoch in (2, 4):  # every checkpoint is a model, and is fine-tuned
         rows = finetune(tmp_path, "plain", out / "ckpt" / f"epoch{epoch:04d}.pt", f"f{epoch}.tsv")
         assert not rows[-1]["diverged"] and 0.0 <= rows[-1]["test_accuracy"] <= 1.0
@@ -371,8 +371,8 @@ def test_jobs_log_progress_lines_with_position_rate_and_eta(
 ):
     """Every epoch of a warm-up or fine-tune job logs its run, position, rate and remaining
     time (a fine-tune's total and eta are upper bounds: it stops at the target accuracy);
-    within an epoch, the batches done every training.PROGRESS_SECONDS (0 here: every batch)."""
-    caplog.set_level("INFO", logger="ncplasticity.warm_start.training")
+    within an epoch, the batches done every loop.PROGRESS_SECONDS (0 here: every batch)."""
+    caplog.set_level("INFO", logger="ncplasticity.warm_start.loop")
     out = warmup(tmp_path, "run")
     finetune(tmp_path, "shrink_perturb", out / "ckpt" / "epoch0002.pt", "sp.tsv")
     epoch_lines = [r.getMessage() for r in caplog.records if " s/epoch, eta " in r.getMessage()]

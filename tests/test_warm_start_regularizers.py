@@ -9,10 +9,10 @@ import torch
 from test_warm_start import make_tiny_dataset
 
 from ncplasticity.interventions import HookContext
-from ncplasticity.models import ResNet18
+from ncplasticity.networks import ResNet18
 from ncplasticity.nc import collapse_metrics
-from ncplasticity.regularizers import nc2_etf_distance, nc3_self_duality
-from ncplasticity.warm_start import training
+from ncplasticity.nc_penalties import nc2_etf_distance, nc3_self_duality
+from ncplasticity.warm_start import loop
 from ncplasticity.warm_start.interventions import REGISTRY
 
 METRIC = {"nc2_reg": "nc2_etf_weights", "nc3_reg": "nc3"}
@@ -81,14 +81,14 @@ def warmed_up_metrics(specs, epochs=5, seed=5):
     """The NC metrics after a short warm-up (as the workflow computes them: float64, from
     eval-mode features with recalibrated BatchNorm) and the per-epoch rows."""
     dataset = make_learnable_dataset()
-    data = training.DeviceData(dataset, torch.device("cpu"), channels_last=False)
-    model = training.build_model({"width": 2}, data, init_seed=seed)
+    data = loop.DeviceData(dataset, torch.device("cpu"), channels_last=False)
+    model = loop.build_model({"width": 2}, data, init_seed=seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     ctx = HookContext(model=model, optimizer=optimizer, seed=seed)
     interventions = REGISTRY.build(specs)
     indices = torch.arange(len(dataset.y_train))
     rows = [
-        training.train_epoch(
+        loop.train_epoch(
             model,
             optimizer,
             data,
@@ -100,8 +100,8 @@ def warmed_up_metrics(specs, epochs=5, seed=5):
         )
         for epoch in range(epochs)
     ]
-    evaluated = training.recalibrated_bn(model, data, indices)
-    features, _ = training.features_and_accuracy(evaluated, data, data.x_train, data.y_train)
+    evaluated = loop.recalibrated_bn(model, data, indices)
+    features, _ = loop.features_and_accuracy(evaluated, data, data.x_train, data.y_train)
     weight = model.classifier.weight.detach().numpy()
     metrics = collapse_metrics(features, dataset.y_train, weight, np.zeros(len(weight)))
     return metrics, rows

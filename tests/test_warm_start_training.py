@@ -20,10 +20,10 @@ from torchvision import transforms
 
 from ncplasticity.interventions import HookContext
 from ncplasticity.jobs import ResumableJob
-from ncplasticity.models import ResNet18
+from ncplasticity.networks import ResNet18
 from ncplasticity.optim import SGD
-from ncplasticity.regularizers import batch_nc1, paper_nc_penalty
-from ncplasticity.warm_start import training
+from ncplasticity.nc_penalties import batch_nc1, paper_nc_penalty
+from ncplasticity.warm_start import loop
 from ncplasticity.warm_start.interventions import REGISTRY
 
 
@@ -49,7 +49,7 @@ def test_divergence_rule(loss, regularizer, nan_parameter, diverged):
         with torch.no_grad():
             model.classifier.bias[1] = math.nan
     row = {"train_loss": loss, "train_accuracy": 0.1, "regularizer": regularizer}
-    assert training._diverged(row, model) is diverged
+    assert loop._diverged(row, model) is diverged
 
 
 @pytest.mark.parametrize(
@@ -61,21 +61,21 @@ def test_divergence_rule(loss, regularizer, nan_parameter, diverged):
     ],
 )
 def test_collapse_rule(accuracy, best, collapsed):
-    assert training._collapsed({"train_accuracy": accuracy}, best) is collapsed
+    assert loop._collapsed({"train_accuracy": accuracy}, best) is collapsed
 
 
 def fit_tiny(dataset, partial_dir, interventions=(), **kwargs):
     """``fit`` of a fresh model on the 64 training images of ``tiny_dataset`` (lr 0.05);
     returns the rows and the model."""
-    data = training.DeviceData(dataset, torch.device("cpu"), channels_last=False)
-    model = training.build_model(SETTINGS, data, 0)
-    rows = training.fit(
+    data = loop.DeviceData(dataset, torch.device("cpu"), channels_last=False)
+    model = loop.build_model(SETTINGS, data, 0)
+    rows = loop.fit(
         model,
         data,
         np.arange(64),
         settings=SETTINGS,
         seed=0,
-        phase=training.FINETUNE,
+        phase=loop.FINETUNE,
         job=ResumableJob(partial_dir, {"test": str(partial_dir)}),
         interventions=interventions,
         **kwargs,
@@ -204,15 +204,15 @@ def test_train_epoch_matches_a_plain_pytorch_loop_step_by_step(
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
-    data = training.DeviceData(tiny_dataset, device, channels_last=channels_last)
-    model = training.build_model(SETTINGS, data, 0)
+    data = loop.DeviceData(tiny_dataset, device, channels_last=channels_last)
+    model = loop.build_model(SETTINGS, data, 0)
     reference = ResNet18(1, 4, SETTINGS["width"]).to(device)
     reference.load_state_dict(model.state_dict())
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     steps = []
     optimizer.register_step_post_hook(lambda *_: steps.append(parameter_values(model)))
     indices = torch.randperm(64, generator=torch.Generator().manual_seed(1))[:48]  # a subset
-    row = training.train_epoch(
+    row = loop.train_epoch(
         model,
         optimizer,
         data,
@@ -272,14 +272,14 @@ def test_a_cuda_graph_replays_the_plain_steps(
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     device = torch.device("cuda")
-    data = training.DeviceData(tiny_dataset, device, channels_last=channels_last)
+    data = loop.DeviceData(tiny_dataset, device, channels_last=channels_last)
     indices = torch.randperm(64, generator=torch.Generator().manual_seed(1))[:46]
     runs = {}
     for graphed in (False, True):
-        model = training.build_model(SETTINGS, data, 0)
+        model = loop.build_model(SETTINGS, data, 0)
         optimizer = optimizer_class(model.parameters(), lr=0.05, momentum=0.9)
         rows = [
-            training.train_epoch(
+            loop.train_epoch(
                 model,
                 optimizer,
                 data,
@@ -303,11 +303,11 @@ def test_a_cuda_graph_replays_the_plain_steps(
 
 def test_recalibrated_bn_holds_data_statistics_and_leaves_the_model(tiny_dataset, monkeypatch):
     monkeypatch.setattr(training, "EVAL_BATCH", 16)
-    data = training.DeviceData(tiny_dataset, torch.device("cpu"), channels_last=False)
-    model = training.build_model(SETTINGS, data, 0)
+    data = loop.DeviceData(tiny_dataset, torch.device("cpu"), channels_last=False)
+    model = loop.build_model(SETTINGS, data, 0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     indices = torch.randperm(64, generator=torch.Generator().manual_seed(1))[:49]
-    recalibrated = training.recalibrated_bn(model, data, indices)
+    recalibrated = loop.recalibrated_bn(model, data, indices)
 
     # 49 images in batches of 13, 12, 12, 12.
     stem_conv, stem_bn = recalibrated.stem[0], recalibrated.stem[1]
@@ -321,6 +321,6 @@ def test_recalibrated_bn_holds_data_statistics_and_leaves_the_model(tiny_dataset
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert model.training
     # 17 images: no batch of one image, whose 1x1 last feature map BatchNorm would reject.
-    training.recalibrated_bn(model, data, torch.arange(17))
+    loop.recalibrated_bn(model, data, torch.arange(17))
     # The switch: without it, the model is evaluated as it is (the paper's code).
-    assert training.evaluation_model(model, data, indices, {"recalibrate_bn": False}) is model
+    assert loop.evaluation_model(model, data, indices, {"recalibrate_bn": False}) is model

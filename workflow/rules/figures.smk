@@ -15,7 +15,7 @@ localrules:
 # --- Continual ---
 
 
-# One rule per panel set of ncplasticity.continual.analysis.PANEL_SETS
+# One rule per panel set of ncplasticity.continual.tables.PANEL_SETS
 # (continual_{panels}_figure, drawing figures/{panels}_over_tasks).
 for continual_panels in ["collapse", "plasticity"]:
 
@@ -73,7 +73,7 @@ rule continual_sweep_figure:
 # --- Warm starting ---
 
 
-# One rule per figure (warm_start_figure_<name>); ncplasticity.warm_start.analysis.FIGURES draws it.
+# One rule per figure (warm_start_figure_<name>); ncplasticity.warm_start.tables.FIGURES draws it.
 # The report groups them by question: the warm-up itself, and fine-tuning its checkpoints.
 WARM_START_FIGURE_SUBCATEGORIES = {
     "nc_metrics": "Warm-up",

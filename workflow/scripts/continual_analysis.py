@@ -1,4 +1,4 @@
-from ncplasticity.continual.analysis import correlations, sweep_correlations, variant_summary
+from ncplasticity.continual.tables import correlations, sweep_correlations, variant_summary
 from ncplasticity.runlog import log_to_file
 
 log_to_file(snakemake.log[0])

@@ -1,4 +1,4 @@
-from ncplasticity.continual.train import train_run
+from ncplasticity.continual.job import train_run
 from ncplasticity.runlog import log_to_file
 
 log_to_file(snakemake.log[0], snakemake.params.partial)

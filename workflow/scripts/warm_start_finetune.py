@@ -2,7 +2,7 @@ from ncplasticity.runlog import log_to_file
 
 log_to_file(snakemake.log[0], snakemake.params.partial)
 
-from ncplasticity.warm_start.run import run_finetune  # noqa: E402 - import errors go to the log
+from ncplasticity.warm_start.job import run_finetune  # noqa: E402 - import errors go to the log
 
 # Also the fresh-init reference: no checkpoint, variant "fresh".
 run_finetune(

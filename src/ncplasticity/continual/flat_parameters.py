@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ncplasticity.continual import kernel_forward
-from ncplasticity.models import MLP
+from ncplasticity.networks import MLP
 
 
 def _slots(model: MLP) -> list[tuple[torch.Tensor, int, bool]]:

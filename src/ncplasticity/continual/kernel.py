@@ -2,7 +2,7 @@
 
 One call runs a stretch of online steps over preallocated float32 buffers. Everything the
 continual experiment's options and interventions do to a step happens here, in this order,
-which is also the order of the plain PyTorch reference loop (``online_sgd.train_epoch_autograd``
+which is also the order of the plain PyTorch reference loop (``loop.train_epoch_autograd``
 with the interventions' hooks):
 
 1. forward (LayerNorm before each hidden ReLU with ``H_LAYER_NORM``), the prediction and the

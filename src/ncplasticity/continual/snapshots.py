@@ -13,12 +13,12 @@ import torch
 
 from ncplasticity import metrics
 from ncplasticity.continual.kernel_forward import task_inputs
-from ncplasticity.continual.online_sgd import train_epoch
+from ncplasticity.continual.loop import train_epoch
 from ncplasticity.continual.scenarios import Task
 from ncplasticity.continual.tasks import epoch_order, present_classes, steps_per_epoch
 from ncplasticity.features import FeatureWriter
 from ncplasticity.metrics import ProbeState
-from ncplasticity.models import MLP, parameter_arrays
+from ncplasticity.networks import MLP, parameter_arrays
 from ncplasticity.optim import SGD
 
 
@@ -79,7 +79,7 @@ def task_row(parts: RunParts, task_index: int, task: Task, x_task, probe, state)
         **{m.name: m.compute(probe_state) for m in metrics.select(computed=True)},
         "churn": churn(parts, task_index, task, x_task, probe_inputs, progress["epochs"], features),
         # Per-step measures of the task's training (every epoch; steps of every
-        # online_sgd.PLASTICITY_EVERY-th global step for the plasticity).
+        # loop.PLASTICITY_EVERY-th global step for the plasticity).
         "gradient_norm": progress["grad_norm"] / max(progress["steps"], 1),
         "step_plasticity": (
             progress["plasticity"] / progress["plasticity_steps"]

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ncplasticity import stats
-from ncplasticity.open_questions import models
+from ncplasticity.open_questions import mixed_models
 from ncplasticity.open_questions import panel as panel_mod
 
 COLUMNS = [
@@ -98,13 +98,13 @@ def held_out_score(panel: pd.DataFrame, predictor: str, groups: pd.Series) -> di
 
 
 def mixed_score(panel: pd.DataFrame, predictor: str, kind: str, start: float | None) -> dict:
-    """``start``: :func:`.models.duration_start` of the panel, where the fit starts."""
+    """``start``: :func:`.mixed_models.duration_start` of the panel, where the fit starts."""
     values = panel[predictor].astype(float)
     scale = values.std()
     if kind == "baseline" or not np.isfinite(scale) or scale == 0:
         return {"mixed": np.nan, "mixed_ci_low": np.nan, "mixed_ci_high": np.nan}
     data = panel.assign(x_std=(values - values.mean()) / scale)
-    row = models.fit(data, "x_std", start=start)
+    row = mixed_models.fit(data, "x_std", start=start)
     return {
         "mixed": row["coef"],
         "mixed_ci_low": row["ci_low"],
@@ -117,7 +117,7 @@ def ranking(panel: pd.DataFrame, conditions: pd.DataFrame) -> pd.DataFrame:
     """The ranked table (:data:`COLUMNS`). ``within_rank`` ranks |within|, ``mixed_rank`` the
     mixed model's |z| = |coef / (half-width / 1.96)|, both descending."""
     groups = conditions.set_index("variant")["group"]
-    start = models.duration_start(panel)
+    start = mixed_models.duration_start(panel)
     rows = []
     for name, (label, kind) in candidates(panel).items():
         predictor = f"{name}_prev"

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from ncplasticity.open_questions import answers as answers_mod
 from ncplasticity.open_questions import conditions as cond
 from ncplasticity.open_questions import effects as effects_mod
-from ncplasticity.open_questions import models, panel, predictors, regularisers, within
+from ncplasticity.open_questions import mixed_models, panel, predictors, regularisers, within
 from ncplasticity.open_questions.outputs import (  # noqa: F401  (re-exported)
     ANSWER_INPUTS,
     CONDITION_TABLES,
@@ -57,7 +57,7 @@ def mixed_model(table_paths, variant_settings, analysis_tasks: int, out_path) ->
         for name in MIXED_SUBSETS
         if len(cond.family(conditions, name)) > 1
     }
-    write_table(models.nc1_models(data, subsets), out_path)
+    write_table(mixed_models.nc1_models(data, subsets), out_path)
 
 
 def predictor_ranking(table_paths, variant_settings, analysis_tasks: int, out_path) -> None:
@@ -83,5 +83,5 @@ def answers(inputs: Mapping, out_tsv, out_md) -> None:
         tables.get("regularisers"),
     )
     write_table(table, out_tsv)
-    formula = models.formula("np.log10(NC1)", 2)
+    formula = mixed_models.formula("np.log10(NC1)", 2)
     write_text(out_md, answers_mod.markdown(table, formula))

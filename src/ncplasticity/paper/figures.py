@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ncplasticity import metrics
-from ncplasticity.continual.analysis import read_tables
+from ncplasticity.continual.tables import read_tables
 from ncplasticity.paper.reproduction import SWEEP_SIGMA, sweep_curves
 from ncplasticity.plots import (
     REFERENCE_COLOR,

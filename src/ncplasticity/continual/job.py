@@ -45,7 +45,7 @@ from ncplasticity import metrics
 from ncplasticity.continual import EXPERIMENT
 from ncplasticity.continual.interventions import REGISTRY
 from ncplasticity.continual.kernel_forward import task_inputs
-from ncplasticity.continual.online_sgd import train_epoch
+from ncplasticity.continual.loop import train_epoch
 from ncplasticity.continual.scenarios import SCENARIOS
 from ncplasticity.continual.snapshots import RunParts, classifier_arrays, probe_features, task_row
 from ncplasticity.continual.tasks import (
@@ -60,7 +60,7 @@ from ncplasticity.data import load_prepared
 from ncplasticity.features import FeatureWriter
 from ncplasticity.interventions import HookContext, call, optimizer_options
 from ncplasticity.jobs import ResumableJob, resolve_device
-from ncplasticity.models import MLP, parameter_arrays
+from ncplasticity.networks import MLP, parameter_arrays
 from ncplasticity.nc import collapse_metrics
 from ncplasticity.optim import SGD
 from ncplasticity.runlog import finished_line, progress_line
