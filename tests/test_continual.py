@@ -12,14 +12,15 @@ from continual_runs import snapshots, train
 
 import ncplasticity.continual.job as ct
 from ncplasticity import metrics, stats
-from ncplasticity.continual import run_table, tables, tasks
+from ncplasticity.continual import run_table, tasks
+from ncplasticity.continual import tables as continual_tables
 from ncplasticity.continual.interventions import REGISTRY
 from ncplasticity.continual.scenarios import SCENARIOS
 from ncplasticity.continual.study import SPEC as CONTINUAL_SPEC
 from ncplasticity.interventions import Intervention
 from ncplasticity.jobs import ResumableJob
-from ncplasticity.networks import MLP
 from ncplasticity.nc import file_metrics
+from ncplasticity.networks import MLP
 from ncplasticity.study import StudyError, resolve_experiment
 from ncplasticity.tsv import read_tsv, write_tsv
 
@@ -351,7 +352,7 @@ def test_plasticity_table_rejects_missing_metrics(tables, tmp_path):
 
 def test_correlations_per_variant_per_seed_and_over_seeds(tables, tmp_path):
     out = tmp_path / "corr.tsv"
-    tables.correlations(tables, out, analysis_tasks=3, n_boot=50)
+    continual_tables.correlations(tables, out, analysis_tasks=3, n_boot=50)
     rows = read_tsv(out)
     assert {row["variant"] for row in rows} == {"e1", "e3"}
     # Every correlated metric of the registry, less plasticity measures these runs do not log
@@ -372,7 +373,7 @@ def test_correlations_per_variant_per_seed_and_over_seeds(tables, tmp_path):
     assert pick["e3", "nc1", "pearson", 2]["interval"] == "none"
     # Two seeds: the interval comes from the per-seed r (Fisher z, t), never a bootstrap; the
     # pooled r stays beside it.
-    over = pick["e3", "nc1", "spearman", tables.SEED_MEAN]
+    over = pick["e3", "nc1", "spearman", continual_tables.SEED_MEAN]
     per_seed = [stats.spearman(a, n) for a, n in zip(acc, nc1, strict=True)]
     expected = stats.fisher_z_interval(per_seed)
     assert over["interval"] == "fisher_z_t" and over["n_seeds"] == 2
@@ -386,7 +387,7 @@ def test_correlations_per_variant_per_seed_and_over_seeds(tables, tmp_path):
 
 def test_sweep_correlations_and_figures(tables, tmp_path):
     out = tmp_path / "sweep.tsv"
-    tables.sweep_correlations(tables, out, analysis_tasks=4)
+    continual_tables.sweep_correlations(tables, out, analysis_tasks=4)
     rows = read_tsv(out)
     assert [(row["task"], row["method"]) for row in rows] == [
         (t, m) for m in ("pearson", "spearman") for t in (1, 2, 3)
@@ -397,19 +398,19 @@ def test_sweep_correlations_and_figures(tables, tmp_path):
     assert rows[1]["r_first_nc1_pl"] == pytest.approx(stats.pearson(nc1, pl2))
     assert all(row["n_runs"] == 4 and row["variants"] == "e1,e3" for row in rows)
     assert all(-1 <= row["r_first_epochs_pl"] <= 1 for row in rows)
-    for panels in tables.PANEL_SETS:
+    for panels in continual_tables.PANEL_SETS:
         pdf, png = tmp_path / f"{panels}.pdf", tmp_path / f"{panels}.png"
-        tables.over_tasks_figure(tables, pdf, png, 4, panels)
+        continual_tables.over_tasks_figure(tables, pdf, png, 4, panels)
         assert pdf.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
-    tables.sweep_figure(out, tmp_path / "sweep.pdf", tmp_path / "sweep.png")
+    continual_tables.sweep_figure(out, tmp_path / "sweep.pdf", tmp_path / "sweep.png")
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="unknown panel set"):
-        tables.over_tasks_figure(tables, pdf, png, 4, "nope")
+        continual_tables.over_tasks_figure(tables, pdf, png, 4, "nope")
 
 
 def test_variant_summary_of_run_tables(tables, tmp_path):
     out_tsv, out_md = tmp_path / "summary.tsv", tmp_path / "summary.md"
-    tables.variant_summary(tables, out_tsv, out_md, analysis_tasks=4)
+    continual_tables.variant_summary(tables, out_tsv, out_md, analysis_tasks=4)
     rows = read_tsv(out_tsv)
     assert [(row["variant"], row["n_seeds"]) for row in rows] == [("e1", 2), ("e3", 2)]
     runs = [read_tsv(path) for path in tables[2:]]  # e3's seeds
@@ -422,7 +423,7 @@ def test_variant_summary_of_run_tables(tables, tmp_path):
 
 
 def test_collapse_panels_come_from_the_metric_registry():
-    names = [m.name for m in tables.panel_metrics("collapse")]
+    names = [m.name for m in continual_tables.panel_metrics("collapse")]
     assert names == ["online_accuracy", "nc1", "nc2_etf_weights", "nc3_wh", "nc4_agreement"]
 
 
@@ -464,7 +465,7 @@ def test_variant_summary_means_and_sds_over_seeds(tmp_path):
         _summary_table(tmp_path / "a3.tsv", "alpha", 3, 5, alpha),
     ]
     out_tsv, out_md = tmp_path / "summary.tsv", tmp_path / "summary.md"
-    tables.variant_summary(tables, out_tsv, out_md, analysis_tasks=12)
+    continual_tables.variant_summary(tables, out_tsv, out_md, analysis_tasks=12)
     rows = read_tsv(out_tsv)
     assert list(rows[0])[:4] == ["variant", "n_seeds", "first_accuracy_mean", "first_accuracy_sd"]
     assert len(rows[0]) == 2 + 2 * 8

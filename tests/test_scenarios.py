@@ -11,8 +11,8 @@ import pytest
 import yaml
 from continual_runs import snapshots, train
 
-import ncplasticity.continual.snapshots as continual_snapshots
 import ncplasticity.continual.job as ct
+import ncplasticity.continual.snapshots as continual_snapshots
 from ncplasticity.continual import tasks
 from ncplasticity.continual.interventions import REGISTRY
 from ncplasticity.continual.scenarios import SCENARIOS, ClassPairs

@@ -60,7 +60,7 @@ def make_tiny_dataset():
 def tiny_dataset(monkeypatch):
     """The tiny dataset in place of a prepared file."""
     dataset = make_tiny_dataset()
-    monkeypatch.setattr(run, "load_prepared", lambda path: dataset)
+    monkeypatch.setattr(job, "load_prepared", lambda path: dataset)
     return dataset
 
 
@@ -90,8 +90,8 @@ def wrap_train_epoch(monkeypatch, change):
         calls.append(1)
         return change(len(calls), lambda: real_train_epoch(*args, **kwargs))
 
-    monkeypatch.setattr(training, "train_epoch", wrapped)
-    return lambda: monkeypatch.setattr(training, "train_epoch", real_train_epoch)
+    monkeypatch.setattr(loop, "train_epoch", wrapped)
+    return lambda: monkeypatch.setattr(loop, "train_epoch", real_train_epoch)
 
 
 def kill_in_epoch(monkeypatch, epoch):
@@ -131,12 +131,8 @@ def test_shrink_perturb_mixes_parameters_and_keeps_buffers():
 
 def test_a_salt_of_zero_keeps_the_seed_of_the_fresh_model_before_salts():
     # ctx.fresh_model(0) must build the model shrink & perturb used before hooks existed.
-    assert loop.derived_seed(3, loop.PERTURB, 2, 0) == loop.derived_seed(
-        3, loop.PERTURB, 2
-    )
-    assert loop.derived_seed(3, loop.PERTURB, 2, 1) != loop.derived_seed(
-        3, loop.PERTURB, 2
-    )
+    assert loop.derived_seed(3, loop.PERTURB, 2, 0) == loop.derived_seed(3, loop.PERTURB, 2)
+    assert loop.derived_seed(3, loop.PERTURB, 2, 1) != loop.derived_seed(3, loop.PERTURB, 2)
 
 
 def read_store(path):
@@ -385,7 +381,7 @@ def test_jobs_log_progress_lines_with_position_rate_and_eta(
     assert " s/epoch, eta ≤" in epoch_lines[4] and "train_loss=" in epoch_lines[4]
 
     caplog.clear()
-    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr(loop, "PROGRESS_SECONDS", 0.0)
     finetune(tmp_path, "fresh", None, "fresh.tsv", view=fresh_settings)
     batch_lines = [r.getMessage() for r in caplog.records if " s/batch, eta " in r.getMessage()]
     # 64 training images in batches of 16: 4 batches an epoch.

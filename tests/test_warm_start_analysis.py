@@ -6,7 +6,7 @@ import pytest
 
 from ncplasticity import metrics
 from ncplasticity.tsv import read_tsv, write_tsv
-from ncplasticity.warm_start import tables
+from ncplasticity.warm_start import tables as warm_start_tables
 from ncplasticity.warm_start.tables import FIGURES, run_table, sliding_correlations
 
 EPOCHS = [2, 4, 6, 8]
@@ -128,7 +128,7 @@ def test_run_table_and_sliding_correlations(tmp_path):
 def test_variant_summary_over_seeds(tmp_path):
     tables = [write_run(tmp_path, "plain", seed, slope) for seed, slope in ((1, 1.0), (2, 2.0))]
     tables.append(write_run(tmp_path, "sp", 1, 1.0, warmup_variant="plain"))
-    tables.variant_summary(tables, tmp_path / "summary.tsv", tmp_path / "summary.md")
+    warm_start_tables.variant_summary(tables, tmp_path / "summary.tsv", tmp_path / "summary.md")
     summary = pd.read_csv(tmp_path / "summary.tsv", sep="\t").set_index("variant")
     assert list(summary.index) == ["plain", "sp"]
     plain = summary.loc["plain"]
@@ -177,13 +177,13 @@ def test_a_run_table_without_snapshots(tmp_path):
 
 def test_figures_draw_from_the_tables(tmp_path, monkeypatch):
     drawn = {}
-    real_panels_figure = tables.panels_figure
+    real_panels_figure = warm_start_tables.panels_figure
 
     def recorded(panels, xlabel, pdf, png, **options):
         drawn[Path(pdf).stem] = panels
         real_panels_figure(panels, xlabel, pdf, png, **options)
 
-    monkeypatch.setattr(analysis, "panels_figure", recorded)
+    monkeypatch.setattr(warm_start_tables, "panels_figure", recorded)
     tables = [write_run(tmp_path, "plain", seed, slope) for seed, slope in ((1, 1.0), (2, 2.0))]
     # shrink_perturb fine-tunes plain's warm-up: its NC curves are plain's, shown once.
     tables += [write_run(tmp_path, "shrink_perturb", 1, 1.0, warmup_variant="plain")]

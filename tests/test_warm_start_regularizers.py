@@ -9,9 +9,9 @@ import torch
 from test_warm_start import make_tiny_dataset
 
 from ncplasticity.interventions import HookContext
-from ncplasticity.networks import ResNet18
 from ncplasticity.nc import collapse_metrics
 from ncplasticity.nc_penalties import nc2_etf_distance, nc3_self_duality
+from ncplasticity.networks import ResNet18
 from ncplasticity.warm_start import loop
 from ncplasticity.warm_start.interventions import REGISTRY
 

@@ -20,9 +20,9 @@ from torchvision import transforms
 
 from ncplasticity.interventions import HookContext
 from ncplasticity.jobs import ResumableJob
+from ncplasticity.nc_penalties import batch_nc1, paper_nc_penalty
 from ncplasticity.networks import ResNet18
 from ncplasticity.optim import SGD
-from ncplasticity.nc_penalties import batch_nc1, paper_nc_penalty
 from ncplasticity.warm_start import loop
 from ncplasticity.warm_start.interventions import REGISTRY
 
@@ -302,7 +302,7 @@ def test_a_cuda_graph_replays_the_plain_steps(
 
 
 def test_recalibrated_bn_holds_data_statistics_and_leaves_the_model(tiny_dataset, monkeypatch):
-    monkeypatch.setattr(training, "EVAL_BATCH", 16)
+    monkeypatch.setattr(loop, "EVAL_BATCH", 16)
     data = loop.DeviceData(tiny_dataset, torch.device("cpu"), channels_last=False)
     model = loop.build_model(SETTINGS, data, 0)
     before = {k: v.clone() for k, v in model.state_dict().items()}

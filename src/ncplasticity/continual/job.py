@@ -60,8 +60,8 @@ from ncplasticity.data import load_prepared
 from ncplasticity.features import FeatureWriter
 from ncplasticity.interventions import HookContext, call, optimizer_options
 from ncplasticity.jobs import ResumableJob, resolve_device
-from ncplasticity.networks import MLP, parameter_arrays
 from ncplasticity.nc import collapse_metrics
+from ncplasticity.networks import MLP, parameter_arrays
 from ncplasticity.optim import SGD
 from ncplasticity.runlog import finished_line, progress_line
 

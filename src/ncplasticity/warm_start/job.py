@@ -45,7 +45,6 @@ from ncplasticity.study import run_id as make_run_id
 from ncplasticity.tsv import write_tsv
 from ncplasticity.warm_start import EXPERIMENT
 from ncplasticity.warm_start.interventions import REGISTRY
-from ncplasticity.warm_start.study import checkpoint_epochs
 from ncplasticity.warm_start.loop import (
     FINETUNE,
     INIT,
@@ -60,6 +59,7 @@ from ncplasticity.warm_start.loop import (
     plasticity_measures,
     warmup_indices,
 )
+from ncplasticity.warm_start.study import checkpoint_epochs
 
 log = logging.getLogger(__name__)
 
