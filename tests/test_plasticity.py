@@ -1,5 +1,5 @@
 """Plasticity measures: PL, dead units, ranks, weight norm, duplicated units, sign entropy,
-pre-activation moments, and their registry entries."""
+pre-activation moments, and their catalogue entries."""
 
 import math
 
@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from ncplasticity import metrics
-from ncplasticity.continual.kernel_forward import task_inputs
-from ncplasticity.continual.snapshots import probe_features
-from ncplasticity.metrics import ProbeState
+from ncplasticity.continual.compiled import task_inputs
+from ncplasticity.continual.measures import probe_features
 from ncplasticity.networks import MLP
 from ncplasticity.plasticity import (
+    ProbeState,
     dead_fraction,
     distance_from_init,
     dormant_fraction,
@@ -279,3 +279,13 @@ def test_registered_measures_compute_from_a_probe_state():
     assert np.isnan(values["preactivation_mean"]) and np.isnan(values["preactivation_std"])
     unknown = {"preactivation_mean", "preactivation_std", "distance_from_init"}
     assert all(np.isfinite(v) for k, v in values.items() if k not in unknown)
+
+
+def test_the_catalogue_is_in_group_order_and_covers_the_nc_engine():
+    from ncplasticity.nc import METRIC_KEYS
+
+    catalogue = metrics.registry()
+    groups = [m.group for m in catalogue.values()]
+    assert groups == sorted(groups, key=metrics.GROUPS.index)
+    assert [name for name in catalogue if name in METRIC_KEYS] == list(METRIC_KEYS)
+    assert metrics.ProbeState is ProbeState

@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 import yaml
 from continual_runs import snapshots, train
+from table_rows import read_rows
 
 import ncplasticity.continual.job as ct
-import ncplasticity.continual.snapshots as continual_snapshots
-from ncplasticity.continual import tasks
+import ncplasticity.continual.measures as continual_measures
+from ncplasticity.continual import scenarios
 from ncplasticity.continual.interventions import REGISTRY
 from ncplasticity.continual.scenarios import SCENARIOS, ClassPairs
 from ncplasticity.continual.study import SPEC as CONTINUAL_SPEC
 from ncplasticity.interventions import Intervention
 from ncplasticity.nc import collapse_metrics, file_metrics
 from ncplasticity.study import StudyError, resolve_experiment
-from ncplasticity.tsv import read_tsv
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
@@ -126,14 +126,14 @@ def test_present_classes_give_nc_over_the_classes_a_task_has():
     weight, bias = rng.normal(size=(10, 5)), rng.normal(size=10)
     with pytest.raises(ValueError, match="class 1 has no samples"):
         collapse_metrics(features, labels, weight, bias)
-    renumbered, rows, offsets = tasks.present_classes(labels, weight, bias)
+    renumbered, rows, offsets = scenarios.present_classes(labels, weight, bias)
     np.testing.assert_array_equal(renumbered, np.repeat([0, 1, 2], 20))
     np.testing.assert_array_equal(rows, weight[[0, 3, 7]])
     np.testing.assert_array_equal(offsets, bias[[0, 3, 7]])
     assert math.isfinite(collapse_metrics(features, renumbered, rows, offsets)["nc1"])
     # All classes present: unchanged.
     full = np.arange(10).repeat(2)
-    assert tasks.present_classes(full, weight, bias)[1] is weight
+    assert scenarios.present_classes(full, weight, bias)[1] is weight
 
 
 # --- runs ----------------------------------------------------------------------------------
@@ -143,20 +143,20 @@ def test_repeated_task_keeps_improving(dataset, tmp_path):
     """fraction 0 repeats the same task (on a new 1,000-digit sample each time): online
     accuracy keeps rising."""
     same = settings({"name": "permuted_pixels", "fraction": 0.0}, num_tasks=4)
-    rows = read_tsv(train(dataset, tmp_path, "same_s1", same)[1])
+    rows = read_rows(train(dataset, tmp_path, "same_s1", same)[1])
     accuracy = [row["online_accuracy"] for row in rows]
     assert all(b > a for a, b in zip(accuracy, accuracy[1:], strict=False)), accuracy
 
 
 def test_random_labels_start_at_chance(dataset, tmp_path):
-    rows = read_tsv(train(dataset, tmp_path, "rl_s1", settings({"name": "random_labels"}))[1])
+    rows = read_rows(train(dataset, tmp_path, "rl_s1", settings({"name": "random_labels"}))[1])
     assert abs(rows[0]["online_accuracy"] - 0.1) < 0.04
     for row in rows:  # test labels are random too: chance by construction
         assert abs(row["test_accuracy"] - 0.1) < 0.05
 
 
 def test_permuted_labels_run_learns_each_relabelling(dataset, tmp_path):
-    rows = read_tsv(train(dataset, tmp_path, "pl_s1", settings({"name": "permuted_labels"}))[1])
+    rows = read_rows(train(dataset, tmp_path, "pl_s1", settings({"name": "permuted_labels"}))[1])
     assert all(row["test_accuracy"] > 0.5 for row in rows)
     stored = snapshots(tmp_path / "pl_s1.h5")
     assert all(info.c == 10 for info, _ in stored)
@@ -182,7 +182,7 @@ def test_class_pairs_run_is_binary_with_a_new_head_per_task(dataset, tmp_path, m
     pairs = settings({"name": "class_pairs"}, examples_per_task=None, num_tasks=3)
     features_path, log_path = train(dataset, tmp_path, "cp_s1", pairs)
     assert head_at_start == [0.0, 0.0, 0.0]  # one epoch per task, each starting from zero
-    rows = read_tsv(log_path)
+    rows = read_rows(log_path)
     stored = snapshots(features_path)
     _, nc = file_metrics(features_path)
     for row, (info, arrays), nc_row in zip(rows, stored, nc, strict=True):
@@ -201,16 +201,18 @@ def test_drawn_epochs_per_task_and_their_step_counts(dataset, tmp_path):
     drawn = settings(
         num_tasks=5, schedule={"first_task": {"epochs": 2}, "epochs_per_task": [1, 2, 3]}
     )
-    expected = [2] + [tasks.task_epochs(drawn, 1, t) for t in range(1, 5)]
+    expected = [2] + [scenarios.task_epochs(drawn, 1, t) for t in range(1, 5)]
     assert len(set(expected[1:])) > 1  # the draws vary over tasks
     # Seeded per (seed, task), independently of the list of tasks that came before.
-    assert expected[1:] == [tasks.task_epochs(drawn, 1, t) for t in range(1, 5)]
-    many = [tasks.task_epochs(drawn, 7, t) for t in range(200)]
-    assert set(many) == {1, 2, 3} and many != [tasks.task_epochs(drawn, 8, t) for t in range(200)]
-    assert tasks.task_epochs(settings(), 1, 3) == 1
+    assert expected[1:] == [scenarios.task_epochs(drawn, 1, t) for t in range(1, 5)]
+    many = [scenarios.task_epochs(drawn, 7, t) for t in range(200)]
+    assert set(many) == {1, 2, 3} and many != [
+        scenarios.task_epochs(drawn, 8, t) for t in range(200)
+    ]
+    assert scenarios.task_epochs(settings(), 1, 3) == 1
 
     features_path, log_path = train(dataset, tmp_path, "drawn_s1", drawn)
-    rows = read_tsv(log_path)
+    rows = read_rows(log_path)
     assert [row["epochs"] for row in rows] == expected
     assert [row["steps"] for row in rows] == [1000 * e for e in expected]
     assert [row["total_steps"] for row in rows] == list(np.cumsum([1000 * e for e in expected]))
@@ -237,9 +239,9 @@ def test_churn_leaves_training_unchanged(dataset, tmp_path, monkeypatch):
     does not measure it (Adam: the optimiser's state is copied too)."""
     adam = settings(optimizer={"name": "adam", "lr": 1e-3, "batch_size": 2}, num_tasks=2)
     measured = train(dataset, tmp_path / "a", "adam_s1", adam)
-    churn = [row["churn"] for row in read_tsv(measured[1])]
+    churn = [row["churn"] for row in read_rows(measured[1])]
     assert all(math.isfinite(c) and c > 0 for c in churn)
-    monkeypatch.setattr(continual_snapshots, "churn", lambda *args: 0.0)
+    monkeypatch.setattr(continual_measures, "churn", lambda *args: 0.0)
     unmeasured = train(dataset, tmp_path / "b", "adam_s1", adam)
     for (_, a), (_, b) in zip(snapshots(measured[0]), snapshots(unmeasured[0]), strict=True):
         assert all(x.tobytes() == y.tobytes() for x, y in zip(a, b, strict=True))
@@ -274,7 +276,7 @@ def test_task_log_columns_follow_the_log_columns(dataset, tmp_path, task_logger)
     _, log_path = train(dataset, tmp_path, "toy_s1", logged)
     header = log_path.read_text().splitlines()[0].split("\t")
     assert header == [*ct.LOG_COLUMNS, "toy_tasks_seen", "toy_step"]
-    rows = read_tsv(log_path)
+    rows = read_rows(log_path)
     assert [row["toy_tasks_seen"] for row in rows] == [1, 2, 3]
     assert [row["toy_step"] for row in rows] == [row["total_steps"] for row in rows]
 
@@ -290,7 +292,7 @@ def test_new_head_scenario_gives_shrink_perturb_a_matching_fresh_model(dataset, 
         num_tasks=2,
         interventions=[{"name": "shrink_perturb", "shrink": 0.6, "perturb": 0.01}],
     )
-    rows = read_tsv(train(dataset, tmp_path, "cp_sp_s1", pairs)[1])
+    rows = read_rows(train(dataset, tmp_path, "cp_sp_s1", pairs)[1])
     assert len(rows) == 2 and all(0.5 < row["online_accuracy"] for row in rows)
 
 

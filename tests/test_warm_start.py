@@ -7,13 +7,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from table_rows import read_rows
 
 from ncplasticity import metrics, plasticity
 from ncplasticity.features import FeatureReader
 from ncplasticity.interventions import HookContext, Intervention
 from ncplasticity.networks import ResNet18, parameter_arrays
 from ncplasticity.runlog import progress_line
-from ncplasticity.tsv import read_tsv
 from ncplasticity.warm_start import job, loop
 from ncplasticity.warm_start.interventions import REGISTRY
 from ncplasticity.warm_start.study import finetune_settings, fresh_settings, warmup_settings
@@ -148,7 +148,7 @@ def test_warmup_writes_checkpoints_snapshots_and_log(tiny_dataset, tmp_path):
     assert store[0][1]["epoch"] == 2 and store[0][1]["phase"] == "warmup"
     features, labels, weight, _ = store[0][2]
     assert features.shape == (32, 16) and weight.shape == (4, 16) and len(labels) == 32
-    log = read_tsv(out / "log.tsv")
+    log = read_rows(out / "log.tsv")
     assert list(log[0]) == job.LOG_COLUMNS
     assert [(r["variant"], r["seed"], r["epoch"]) for r in log] == [
         ("nc_reg", 3, epoch) for epoch in (1, 2, 3, 4)
@@ -160,7 +160,7 @@ def test_warmup_writes_checkpoints_snapshots_and_log(tiny_dataset, tmp_path):
 
 def test_plasticity_measures_at_checkpoints(tiny_dataset, tmp_path):
     out = warmup(tmp_path, "run")
-    log = read_tsv(out / "log.tsv")
+    log = read_rows(out / "log.tsv")
     assert job.PLASTICITY_COLUMNS == [m.name for m in metrics.select(computed=True, given=())]
     assert "preactivation_mean" not in job.PLASTICITY_COLUMNS  # the ResNet probe has none
     assert {"dead_fraction", "effective_rank", "distance_from_init"} <= set(job.PLASTICITY_COLUMNS)
@@ -173,9 +173,9 @@ def test_plasticity_measures_at_checkpoints(tiny_dataset, tmp_path):
     assert log[1]["effective_rank"] == pytest.approx(plasticity.effective_rank(features))
     assert log[1]["dead_fraction"] == pytest.approx(plasticity.dead_fraction(features))
     data = loop.DeviceData(tiny_dataset, torch.device("cpu"), channels_last=False)
-    initial = loop.build_model(SETTINGS, data, loop.derived_seed(3, loop.INIT))
+    initial = job.build_model(SETTINGS, data, loop.derived_seed(3, loop.INIT))
     state = torch.load(out / "ckpt" / "epoch0004.pt", weights_only=False)["model"]
-    trained = loop.build_model(SETTINGS, data, 0)
+    trained = job.build_model(SETTINGS, data, 0)
     trained.load_state_dict(state)
     expected = plasticity.distance_from_init(parameter_arrays(trained), parameter_arrays(initial))
     assert log[3]["distance_from_init"] == pytest.approx(expected) and expected > 0
@@ -186,13 +186,13 @@ def test_the_warmup_log_grows_in_the_partial_directory(tiny_dataset, tmp_path, m
     seen = []
 
     def look(n, train):
-        seen.append([r["epoch"] for r in read_tsv(partial_log)] if partial_log.exists() else [])
+        seen.append([r["epoch"] for r in read_rows(partial_log)] if partial_log.exists() else [])
         return train()
 
     wrap_train_epoch(monkeypatch, look)
     out = warmup(tmp_path, "run")
     assert seen == [[], [1], [1, 2], [1, 2, 3]]  # before each epoch: the epochs so far
-    assert [r["epoch"] for r in read_tsv(out / "log.tsv")] == [1, 2, 3, 4]
+    assert [r["epoch"] for r in read_rows(out / "log.tsv")] == [1, 2, 3, 4]
 
 
 def finetune(tmp_path, variant, checkpoint_path, out, view=finetune_settings, device="cpu"):
@@ -207,7 +207,7 @@ def finetune(tmp_path, variant, checkpoint_path, out, view=finetune_settings, de
         partial_dir=tmp_path / "partial" / out,
         device=device,
     )
-    rows = read_tsv(tmp_path / out)
+    rows = read_rows(tmp_path / out)
     assert all(list(row) == job.FINETUNE_COLUMNS for row in rows)
     return rows
 
@@ -217,7 +217,7 @@ def test_the_jobs_run_on_cuda_with_the_step_replayed_as_a_graph(tiny_dataset, tm
     # Batch 8 on the 32 warm-up images (batch 16 on the 64 of fine-tuning): 4 steps an epoch,
     # the last one replayed from the graph.
     out = warmup(tmp_path, "run", run_settings=settings("plain", batch_size=8), device="cuda")
-    log = read_tsv(out / "log.tsv")
+    log = read_rows(out / "log.tsv")
     assert [r["epoch"] for r in log] == [1, 2, 3, 4]
     assert all(math.isfinite(r["train_loss"]) and not r["diverged"] for r in log)
     assert log[-1]["train_accuracy"] > log[0]["train_accuracy"]
@@ -237,7 +237,7 @@ def test_a_collapse_is_flagged_and_training_goes_on(tiny_dataset, tmp_path, monk
     undo_collapse = wrap_train_epoch(monkeypatch, collapse)
     out = warmup(tmp_path, "run")
     undo_collapse()
-    log = read_tsv(out / "log.tsv")
+    log = read_rows(out / "log.tsv")
     assert [(r["epoch"], r["diverged"], r["collapsed"]) for r in log] == [
         (1, False, False), (2, False, False), (3, False, True), (4, False, True)
     ]  # fmt: skip
@@ -255,7 +255,7 @@ def test_a_non_finite_loss_diverges_stops_and_leaves_markers(tiny_dataset, tmp_p
 
     wrap_train_epoch(monkeypatch, blow_up)
     out = warmup(tmp_path, "run")
-    log = read_tsv(out / "log.tsv")
+    log = read_rows(out / "log.tsv")
     assert [(r["epoch"], r["diverged"]) for r in log] == [(1, False), (2, False), (3, True)]
     assert [name for name, _, _ in read_store(out / "features.h5")] == ["epoch0002"]
     assert "model" in torch.load(out / "ckpt" / "epoch0002.pt", weights_only=False)
@@ -290,7 +290,7 @@ def assert_same_warmup(a, b):
         state_a = torch.load(a / "ckpt" / epoch, weights_only=False)["model"]
         state_b = torch.load(b / "ckpt" / epoch, weights_only=False)["model"]
         assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
-    log_a, log_b = read_tsv(a / "log.tsv"), read_tsv(b / "log.tsv")
+    log_a, log_b = read_rows(a / "log.tsv"), read_rows(b / "log.tsv")
     assert repr(without_wall_time(log_a)) == repr(without_wall_time(log_b))  # NaN equals NaN
 
 
@@ -300,7 +300,7 @@ def test_a_registered_intervention_runs_end_to_end_and_resumes(
     counted = settings("counted", interventions=[{"name": epoch_counter.name}])
     reference = warmup(tmp_path, "reference", "counted", counted)
     assert epoch_counter.calls == [(e, e) for e in (1, 2, 3, 4)]
-    log = read_tsv(reference / "log.tsv")
+    log = read_rows(reference / "log.tsv")
     assert all(r["variant"] == "counted" and r["regularizer"] > 0 for r in log)
 
     undo_kill = kill_in_epoch(monkeypatch, 3)
@@ -325,21 +325,21 @@ def test_partial_state_of_other_settings_is_discarded(tiny_dataset, tmp_path, mo
 
 
 def test_an_intervention_warm_starting_would_ignore_is_refused_when_registered():
-    class EveryStep(Intervention):
-        name = "test_every_step"
+    class PeriodicStep(Intervention):
+        name = "test_periodic_step"
         phase = "warmup"
 
-        def on_every(self, ctx):
+        def on_period(self, ctx):
             pass
 
     class NoPhase(Intervention):
         name = "test_no_phase"
 
     with pytest.raises(ValueError, match="never calls"):
-        REGISTRY.register(EveryStep)
+        REGISTRY.register(PeriodicStep)
     with pytest.raises(ValueError, match="set `phase` to one of"):
         REGISTRY.register(NoPhase)
-    assert "test_every_step" not in REGISTRY and "test_no_phase" not in REGISTRY
+    assert "test_periodic_step" not in REGISTRY and "test_no_phase" not in REGISTRY
 
 
 def test_finetune_writes_a_row_per_epoch_the_last_the_outcome(tiny_dataset, tmp_path):

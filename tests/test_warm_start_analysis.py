@@ -1,13 +1,19 @@
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from table_rows import read_rows
 
 from ncplasticity import metrics
-from ncplasticity.tsv import read_tsv, write_tsv
+from ncplasticity.tsv import write_tsv
+from ncplasticity.warm_start import figures as warm_start_figures
+from ncplasticity.warm_start import outputs
 from ncplasticity.warm_start import tables as warm_start_tables
-from ncplasticity.warm_start.tables import FIGURES, run_table, sliding_correlations
+from ncplasticity.warm_start.figures import FIGURES
+from ncplasticity.warm_start.tables import run_table, sliding_correlations
 
 EPOCHS = [2, 4, 6, 8]
 
@@ -78,7 +84,7 @@ def write_finetune(path, variant, seed, warmup_epoch, test_accuracy, epochs=3):
 
 def test_run_table_and_sliding_correlations(tmp_path):
     tables = [write_run(tmp_path, "plain", seed, slope) for seed, slope in ((1, 1.0), (2, 2.0))]
-    rows = read_tsv(tables[0])
+    rows = read_rows(tables[0])
     assert [r["epoch"] for r in rows] == EPOCHS
     assert {(r["variant"], r["seed"], r["warmup_variant"]) for r in rows} == {("plain", 1, "plain")}
     assert rows[0]["gap_to_fresh"] == pytest.approx(0.95 - 0.88)
@@ -162,7 +168,7 @@ def test_a_run_table_without_snapshots(tmp_path):
     common = dict(variant="nc_reg", seed=1, warmup_variant="nc_reg", fresh_variant="plain")
     run_table(run / "metrics.tsv", run / "log.tsv", [run / "f2.tsv"], run / "fresh.tsv",
               tmp_path / "table.tsv", **common)  # fmt: skip
-    ((table,),) = [read_tsv(tmp_path / "table.tsv")]
+    ((table,),) = [read_rows(tmp_path / "table.tsv")]
     assert table["diverged"] is True and math.isnan(table["nc4_agreement"])
     assert table["finetune_epochs"] == 0 and table["collapsed"] is False
     assert table["fresh_test_accuracy"] == 0.9  # the fresh job's last row
@@ -177,24 +183,25 @@ def test_a_run_table_without_snapshots(tmp_path):
 
 def test_figures_draw_from_the_tables(tmp_path, monkeypatch):
     drawn = {}
-    real_panels_figure = warm_start_tables.panels_figure
+    real_panels_figure = warm_start_figures.panels_figure
 
     def recorded(panels, xlabel, pdf, png, **options):
         drawn[Path(pdf).stem] = panels
         real_panels_figure(panels, xlabel, pdf, png, **options)
 
-    monkeypatch.setattr(warm_start_tables, "panels_figure", recorded)
+    monkeypatch.setattr(warm_start_figures, "panels_figure", recorded)
     tables = [write_run(tmp_path, "plain", seed, slope) for seed, slope in ((1, 1.0), (2, 2.0))]
     # shrink_perturb fine-tunes plain's warm-up: its NC curves are plain's, shown once.
     tables += [write_run(tmp_path, "shrink_perturb", 1, 1.0, warmup_variant="plain")]
     sliding_correlations(tables, 4, tmp_path / "corr.tsv")
-    inputs = {
-        "nc_metrics": tables,
-        "finetune_accuracy": tables,
-        "warmup_accuracy": [tmp_path / "plain_s1" / "log.tsv", tmp_path / "plain_s2" / "log.tsv"],
-        "sliding_correlation": [tmp_path / "corr.tsv"],
+    by_kind = {
+        "tables": tables,
+        "warmup_logs": [tmp_path / "plain_s1" / "log.tsv", tmp_path / "plain_s2" / "log.tsv"],
+        "correlations": [tmp_path / "corr.tsv"],
     }
-    assert set(FIGURES) == set(inputs)
+    # Each figure drawn from the inputs outputs.FIGURES gives its rule.
+    inputs = {name: by_kind[figure.inputs] for name, figure in outputs.FIGURES.items()}
+    assert list(FIGURES) == list(inputs)
     for name, paths in inputs.items():
         FIGURES[name](paths, tmp_path / f"{name}.pdf", tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.pdf").stat().st_size > 0
@@ -215,3 +222,15 @@ def test_figures_draw_from_the_tables(tmp_path, monkeypatch):
     assert len(correlation_panels) == len(plotted)
     assert all(p.ylim == (-1.05, 1.05) and p.zero_line for p in correlation_panels)
     assert set(correlation_panels[0].series) == {"plain", "shrink_perturb"}
+
+
+def test_outputs_and_tables_need_no_torch_or_matplotlib():
+    # The workflow imports outputs while it parses; tables run in the analysis environment.
+    code = (
+        "import sys\n"
+        "import ncplasticity.warm_start.outputs\n"
+        "assert not {'torch', 'matplotlib', 'scipy'} & set(sys.modules), 'outputs'\n"
+        "import ncplasticity.warm_start.tables\n"
+        "assert not {'torch', 'matplotlib'} & set(sys.modules), 'tables'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -12,7 +12,7 @@ from ncplasticity.interventions import HookContext
 from ncplasticity.nc import collapse_metrics
 from ncplasticity.nc_penalties import nc2_etf_distance, nc3_self_duality
 from ncplasticity.networks import ResNet18
-from ncplasticity.warm_start import loop
+from ncplasticity.warm_start import job, loop
 from ncplasticity.warm_start.interventions import REGISTRY
 
 METRIC = {"nc2_reg": "nc2_etf_weights", "nc3_reg": "nc3"}
@@ -82,7 +82,7 @@ def warmed_up_metrics(specs, epochs=5, seed=5):
     eval-mode features with recalibrated BatchNorm) and the per-epoch rows."""
     dataset = make_learnable_dataset()
     data = loop.DeviceData(dataset, torch.device("cpu"), channels_last=False)
-    model = loop.build_model({"width": 2}, data, init_seed=seed)
+    model = job.build_model({"width": 2}, data, init_seed=seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     ctx = HookContext(model=model, optimizer=optimizer, seed=seed)
     interventions = REGISTRY.build(specs)

@@ -23,7 +23,7 @@ from ncplasticity.jobs import ResumableJob
 from ncplasticity.nc_penalties import batch_nc1, paper_nc_penalty
 from ncplasticity.networks import ResNet18
 from ncplasticity.optim import SGD
-from ncplasticity.warm_start import loop
+from ncplasticity.warm_start import job, loop
 from ncplasticity.warm_start.interventions import REGISTRY
 
 
@@ -68,7 +68,7 @@ def fit_tiny(dataset, partial_dir, interventions=(), **kwargs):
     """``fit`` of a fresh model on the 64 training images of ``tiny_dataset`` (lr 0.05);
     returns the rows and the model."""
     data = loop.DeviceData(dataset, torch.device("cpu"), channels_last=False)
-    model = loop.build_model(SETTINGS, data, 0)
+    model = job.build_model(SETTINGS, data, 0)
     rows = loop.fit(
         model,
         data,
@@ -205,7 +205,7 @@ def test_train_epoch_matches_a_plain_pytorch_loop_step_by_step(
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     data = loop.DeviceData(tiny_dataset, device, channels_last=channels_last)
-    model = loop.build_model(SETTINGS, data, 0)
+    model = job.build_model(SETTINGS, data, 0)
     reference = ResNet18(1, 4, SETTINGS["width"]).to(device)
     reference.load_state_dict(model.state_dict())
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
@@ -276,7 +276,7 @@ def test_a_cuda_graph_replays_the_plain_steps(
     indices = torch.randperm(64, generator=torch.Generator().manual_seed(1))[:46]
     runs = {}
     for graphed in (False, True):
-        model = loop.build_model(SETTINGS, data, 0)
+        model = job.build_model(SETTINGS, data, 0)
         optimizer = optimizer_class(model.parameters(), lr=0.05, momentum=0.9)
         rows = [
             loop.train_epoch(
@@ -304,7 +304,7 @@ def test_a_cuda_graph_replays_the_plain_steps(
 def test_recalibrated_bn_holds_data_statistics_and_leaves_the_model(tiny_dataset, monkeypatch):
     monkeypatch.setattr(loop, "EVAL_BATCH", 16)
     data = loop.DeviceData(tiny_dataset, torch.device("cpu"), channels_last=False)
-    model = loop.build_model(SETTINGS, data, 0)
+    model = job.build_model(SETTINGS, data, 0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     indices = torch.randperm(64, generator=torch.Generator().manual_seed(1))[:49]
     recalibrated = loop.recalibrated_bn(model, data, indices)

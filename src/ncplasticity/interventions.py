@@ -1,9 +1,10 @@
 """Interventions as plugins on named hooks (in the manner of Avalanche's strategy callbacks).
 
-An intervention is one class registered with its experiment's :class:`Registry`: a ``name``,
-a JSON schema of its parameters, and the hooks it overrides. A training loop calls every hook
-of every configured intervention at its point; the defaults do nothing. Adding an intervention
-is one registered class plus its test and a config line.
+An intervention is one class registered with its experiment's intervention registry
+(:class:`ncplasticity.registry.Registry`): a ``name``, a JSON schema of its parameters, and the
+hooks it overrides. A training loop calls every hook of every configured intervention at its
+point; the defaults do nothing. Adding an intervention is one registered class plus its test
+and a config line.
 
 Hooks (``ctx`` is the loop's :class:`HookContext`):
 
@@ -13,7 +14,12 @@ Hooks (``ctx`` is the loop's :class:`HookContext`):
   ``None``;
 * ``after_step(ctx, hidden, targets)``: after every optimiser step of the autograd loop, with
   the hidden layers' activations of that step's forward pass (before the update);
-* ``on_every(ctx)``: called after every ``every`` optimiser steps (``every`` is a parameter);
+* ``on_period(ctx)``: called after every ``period`` optimiser steps (``period``: the
+  intervention's parameter of that name; an intervention without one is never called);
+* ``compiled_form(ctx)``: what the intervention adds to the continual experiment's compiled
+  batch-1 step (a :class:`ncplasticity.continual.compiled.CompiledForm`), or None for nothing;
+  an intervention whose ``loss`` or ``after_step`` has no compiled form sends its runs to the
+  autograd loop;
 * ``on_task_start(ctx)`` / ``on_epoch_end(ctx)``: task and epoch boundaries (continual);
 * ``before_finetune(ctx)``: applied to a warm-up checkpoint before it is fine-tuned (warm start);
 * ``task_log(ctx)``: columns of the task's log row saying what the intervention did (units
@@ -29,8 +35,7 @@ This module imports no torch: the workflow reads the registries while planning.
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -38,7 +43,8 @@ HOOKS = (
     "optimizer_options",
     "loss",
     "after_step",
-    "on_every",
+    "on_period",
+    "compiled_form",
     "on_task_start",
     "on_epoch_end",
     "before_finetune",
@@ -48,9 +54,10 @@ HOOKS = (
 
 @dataclass
 class HookContext:
-    """What a hook may read or change: the model, its optimiser, where training stands, and a
+    """What a hook may read or change: the model, its optimiser, where training stands, a
     factory of freshly initialised models (``fresh_model(salt)``, seeded by the run's seed,
-    the position and ``salt``)."""
+    the position and ``salt``), and the run's initial parameters θ₀ (numpy arrays in
+    ``model.parameters()`` order; None where the experiment does not keep them)."""
 
     model: Any
     optimizer: Any = None
@@ -59,6 +66,7 @@ class HookContext:
     epoch: int = 0
     step: int = 0
     fresh_model: Callable[[int], Any] | None = None
+    initial_parameters: list | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -77,7 +85,11 @@ class Intervention:
         # Schema defaults fill what the caller left out (a validated config has them all).
         defaults = {k: v["default"] for k, v in self.parameters.items() if "default" in v}
         self.params = {**defaults, **params}
-        self.every = self.params.get("every")
+
+    @property
+    def period(self) -> int | None:
+        """Optimiser steps between ``on_period`` calls: the ``period`` parameter, if any."""
+        return self.params.get("period")
 
     # --- hooks (no-ops) ---
     def optimizer_options(self) -> dict:
@@ -89,8 +101,11 @@ class Intervention:
     def after_step(self, ctx: HookContext, hidden, targets) -> None:
         pass
 
-    def on_every(self, ctx: HookContext) -> None:
+    def on_period(self, ctx: HookContext) -> None:
         pass
+
+    def compiled_form(self, ctx: HookContext):
+        return None
 
     def on_task_start(self, ctx: HookContext) -> None:
         pass
@@ -134,89 +149,6 @@ def shrink_and_perturb(model, fresh, shrink: float, perturb: float) -> None:
     with torch.no_grad():
         for param, fresh_param in zip(model.parameters(), fresh.parameters(), strict=True):
             param.mul_(shrink).add_(fresh_param, alpha=perturb)
-
-
-class Registry:
-    """The registered classes of one experiment (interventions, scenarios), by name.
-    ``phases`` and ``hooks``, when given, are the phases its interventions may act in and the
-    hooks its training loop calls: a class outside them is refused when it is registered,
-    never silently ignored."""
-
-    def __init__(self, experiment: str, phases: tuple[str, ...] = (), hooks: tuple[str, ...] = ()):
-        self.experiment = experiment
-        self.phases = phases
-        self.hooks = hooks
-        self._classes: dict[str, type[Intervention]] = {}
-
-    def register(self, cls: type[Intervention]) -> type[Intervention]:
-        """Class decorator: add ``cls`` under ``cls.name``."""
-        if cls.name in self._classes and self._classes[cls.name] is not cls:
-            raise ValueError(f"{self.experiment}: intervention {cls.name!r} is registered twice")
-        if self.phases and cls.phase not in self.phases:
-            raise ValueError(
-                f"{self.experiment}: intervention {cls.name!r} has phase {cls.phase!r}; "
-                f"set `phase` to one of {self.phases}"
-            )
-        uncalled = [h for h in HOOKS if self.hooks and h not in self.hooks and cls.uses(h)]
-        if uncalled:
-            raise ValueError(
-                f"{self.experiment}: intervention {cls.name!r} uses {uncalled}, which "
-                f"{self.experiment} training never calls"
-            )
-        self._classes[cls.name] = cls
-        return cls
-
-    def unregister(self, name: str) -> None:
-        self._classes.pop(name, None)
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._classes
-
-    def __getitem__(self, name: str) -> type[Intervention]:
-        try:
-            return self._classes[name]
-        except KeyError:
-            raise ValueError(
-                f"{self.experiment}: unknown intervention {name!r}; expected one of {self.names()}"
-            ) from None
-
-    def names(self) -> list[str]:
-        return sorted(self._classes)
-
-    def item_schema(self) -> dict:
-        """JSON schema of one ``interventions`` entry: ``name`` from the registry, then that
-        intervention's parameters (unknown parameters are errors)."""
-        cases = []
-        for name, cls in sorted(self._classes.items()):
-            properties = {"name": {"const": name}, **copy.deepcopy(cls.parameters)}
-            cases.append(
-                {
-                    "if": {"properties": {"name": {"const": name}}},
-                    "then": {
-                        "properties": properties,
-                        "required": ["name", *cls.required],
-                        "additionalProperties": False,
-                    },
-                }
-            )
-        return {
-            "type": "object",
-            "required": ["name"],
-            "properties": {"name": {"enum": self.names()}},
-            "allOf": cases,
-        }
-
-    def build(self, specs: Iterable[Mapping]) -> list[Intervention]:
-        """Instances for a run's ``interventions`` list (each ``{name, **parameters}``)."""
-        built = []
-        for spec in specs:
-            params = {k: v for k, v in spec.items() if k != "name"}
-            built.append(self[spec["name"]](**params))
-        return built
-
-    def in_phase(self, specs: Iterable[Mapping], phase: str) -> list[dict]:
-        """The entries of ``specs`` whose intervention acts in ``phase``."""
-        return [dict(spec) for spec in specs if self[spec["name"]].phase == phase]
 
 
 def call(interventions: Iterable[Intervention], hook: str, *args) -> list:

@@ -21,6 +21,7 @@ import yaml
 
 from ncplasticity.continual.study import SPEC as CONTINUAL_SPEC
 from ncplasticity.continual.study import sweep_groups
+from ncplasticity.report import EXPERIMENT_TITLES, run_labels
 from ncplasticity.study import StudyError, resolve_experiment, run_id, typed
 from ncplasticity.warm_start import study as warm_start_study
 
@@ -33,17 +34,6 @@ ANALYSIS_ENV = "../../envs/analysis.yaml"
 # node without a usable CUDA (an explicit `cpu` still runs on the CPU). Continual (batch-1)
 # jobs always run on the CPU.
 DEVICE = config.get("device", "auto")
-
-# Each experiment module registers a function returning its final targets.
-EXPERIMENT_TARGETS = {}
-
-
-def all_targets(wildcards):
-    return [
-        target
-        for experiment in config["experiments"]
-        for target in EXPERIMENT_TARGETS[experiment]()
-    ]
 
 
 def dataset_file(name):
@@ -216,3 +206,11 @@ wildcard_constraints:
     experiment="continual|warm_start",
     run="[^/]+",
     dataset="mnist5k|mnist|cifar10",
+
+
+# Every run's curves, one PNG per run in one directory per experiment (the report lists each
+# run's figure with its labels).
+RUN_CURVES_DIR = "results/{experiment}/figures/runs"
+# A run-curves job takes about 1.4 s a run, the longest of the jobs that wait for every run's
+# table: started first, the other analysis jobs run beside it instead of leaving cores idle.
+RUN_CURVES_PRIORITY = 10

@@ -20,17 +20,22 @@ OPEN_QUESTIONS_REGULARISERS = (
     if "warm_start" in config["experiments"]
     else {}
 )
-OPEN_QUESTIONS_TARGETS = [
-    *OPEN_QUESTIONS_TABLES.values(),
-    *OPEN_QUESTIONS_REGULARISERS.values(),
-    f"{OPEN_QUESTIONS_DIR}/answers.tsv",
-    f"{OPEN_QUESTIONS_DIR}/answers.md",
-    *expand(
-        f"{OPEN_QUESTIONS_DIR}/figures/{{name}}.{{ext}}",
-        name=list(open_questions_outputs.FIGURE_NAMES),
-        ext=["pdf", "png"],
-    ),
-]
+# Final targets of the study when the config asks for the open questions (rule all).
+OPEN_QUESTIONS_TARGETS = (
+    []
+    if OPEN_QUESTIONS is None or "continual" not in config["experiments"]
+    else [
+        *OPEN_QUESTIONS_TABLES.values(),
+        *OPEN_QUESTIONS_REGULARISERS.values(),
+        f"{OPEN_QUESTIONS_DIR}/answers.tsv",
+        f"{OPEN_QUESTIONS_DIR}/answers.md",
+        *expand(
+            f"{OPEN_QUESTIONS_DIR}/figures/{{name}}.{{ext}}",
+            name=list(open_questions_outputs.FIGURE_NAMES),
+            ext=["pdf", "png"],
+        ),
+    ]
+)
 
 
 # Light work: on a cluster these run on the submitting node instead of waiting in the queue.
@@ -180,10 +185,3 @@ for (
             figure=open_questions_figure,
         script:
             "../scripts/open_questions_figure.py"
-
-
-# The continual experiment's final targets gain the open questions when the config asks.
-if OPEN_QUESTIONS is not None and "continual" in config["experiments"]:
-    EXPERIMENT_TARGETS["continual"] = (
-        lambda targets: lambda: [*targets(), *OPEN_QUESTIONS_TARGETS]
-    )(EXPERIMENT_TARGETS["continual"])

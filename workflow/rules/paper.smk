@@ -88,15 +88,20 @@ PAPER_FIGURES = {
         {"variants": list(WARM_START_VARIANTS)},
     ),
 }
-PAPER_TARGETS = [
-    "results/paper/reproduction.tsv",
-    "results/paper/reproduction.md",
-    *expand(
-        "results/paper/figures/{name}.{ext}",
-        name=[name for name, (wanted, *_) in PAPER_FIGURES.items() if wanted],
-        ext=["pdf", "png"],
-    ),
-]
+# Final targets (rule all): the paper's table and the figures the configured experiments allow.
+PAPER_TARGETS = (
+    []
+    if not PAPER_EXPERIMENTS
+    else [
+        "results/paper/reproduction.tsv",
+        "results/paper/reproduction.md",
+        *expand(
+            "results/paper/figures/{name}.{ext}",
+            name=[name for name, (wanted, *_) in PAPER_FIGURES.items() if wanted],
+            ext=["pdf", "png"],
+        ),
+    ]
+)
 
 
 # Light work: on a cluster these run on the submitting node instead of waiting in the queue.
@@ -167,10 +172,3 @@ for paper_figure, (_, paper_inputs, paper_kwargs) in PAPER_FIGURES.items():
             kwargs=paper_kwargs,
         script:
             "../scripts/paper_figure.py"
-
-
-# Each configured experiment's final targets gain the paper's table and the figures it allows.
-for paper_experiment in PAPER_EXPERIMENTS:
-    EXPERIMENT_TARGETS[paper_experiment] = (
-        lambda targets: lambda: [*targets(), *PAPER_TARGETS]
-    )(EXPERIMENT_TARGETS[paper_experiment])

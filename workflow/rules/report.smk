@@ -4,13 +4,7 @@
 
 import copy
 
-from ncplasticity.report import (
-    EXPERIMENT_TITLES,
-    report_context,
-    run_labels,
-    table_page,
-)
-from ncplasticity.study import run_id
+from ncplasticity.report import report_context, table_page
 
 # The resolved configuration, before the introduction's context below joins `config`: a param
 # of config_used, so that a run with other settings rewrites the record.
@@ -47,7 +41,7 @@ REPORT_TABLES = {
     ),
     "warm_start_correlations": (
         "warm_start" in config["experiments"],
-        "results/warm_start/analysis/correlations.tsv",
+        warm_start_outputs.CORRELATIONS,
         "Warm starting",
         "Fine-tuning and NC",
         "warm_start_correlations_table.rst",
@@ -55,7 +49,7 @@ REPORT_TABLES = {
     ),
     "warm_start_variant_summary": (
         "warm_start" in config["experiments"],
-        "results/warm_start/analysis/variant_summary.tsv",
+        warm_start_outputs.VARIANT_SUMMARY_TSV,
         "Warm starting",
         "Fine-tuning and NC",
         "warm_start_variant_summary_table.rst",
@@ -88,18 +82,6 @@ REPORT_TABLES = {
 }
 
 
-# Every run's curves, one PNG per run in one directory per experiment: the runs (in input
-# order) and their warm-ups, and the labels the report lists each run's figure with.
-RUN_CURVES_DIR = "results/{experiment}/figures/runs"
-# A run-curves job takes about 1.4 s a run, the longest of the jobs that wait for every run's
-# table: started first, the other analysis jobs run beside it instead of leaving cores idle.
-RUN_CURVES_PRIORITY = 10
-WARM_START_RUN_WARMUPS = {
-    run: run_id(WARM_START_SOURCES[spec.variant], spec.seed)
-    for run, spec in WARM_START_RUNS.items()
-}
-
-
 REPORT_TARGETS = [
     CONFIG_RECORD,
     CONFIG_PAGE,
@@ -114,8 +96,6 @@ REPORT_TARGETS = [
 # Light work: on a cluster these run on the submitting node instead of waiting in the queue.
 localrules:
     config_used,
-    continual_run_curves,
-    warm_start_run_curves,
     report_tables,
 
 
@@ -183,64 +163,6 @@ rule report_tables:
         titles={name: title for name, (*_, title) in REPORT_TABLES_WANTED.items()},
     script:
         "../scripts/report_tables.py"
-
-
-rule continual_run_curves:
-    input:
-        continual_tables(),
-    output:
-        report(
-            directory(RUN_CURVES_DIR.format(experiment="continual")),
-            patterns=["{run}.png"],
-            caption="../report/continual_run_curves.rst",
-            category="Per-run curves",
-            subcategory=EXPERIMENT_TITLES["continual"],
-            labels=run_labels(CONTINUAL_RUNS),
-        ),
-    log:
-        "results/logs/continual_run_curves/continual_run_curves.log",
-    priority: RUN_CURVES_PRIORITY
-    conda:
-        ANALYSIS_ENV
-    threads: 1
-    resources:
-        runtime=10,
-        mem_mb=2000,
-    params:
-        runs=list(CONTINUAL_RUNS),
-    script:
-        "../scripts/continual_run_curves.py"
-
-
-rule warm_start_run_curves:
-    input:
-        tables=expand("results/warm_start/tables/{run}.tsv", run=list(WARM_START_RUNS)),
-        warmup_logs=expand(
-            "results/warm_start/logs/{run}.tsv",
-            run=list(WARM_START_RUN_WARMUPS.values()),
-        ),
-    output:
-        report(
-            directory(RUN_CURVES_DIR.format(experiment="warm_start")),
-            patterns=["{run}.png"],
-            caption="../report/warm_start_run_curves.rst",
-            category="Per-run curves",
-            subcategory=EXPERIMENT_TITLES["warm_start"],
-            labels=run_labels(WARM_START_RUNS),
-        ),
-    log:
-        "results/logs/warm_start_run_curves/warm_start_run_curves.log",
-    priority: RUN_CURVES_PRIORITY
-    conda:
-        ANALYSIS_ENV
-    threads: 1
-    resources:
-        runtime=10,
-        mem_mb=2000,
-    params:
-        runs=list(WARM_START_RUNS),
-    script:
-        "../scripts/warm_start_run_curves.py"
 
 
 # Read by workflow/report/workflow.rst as snakemake.config["_report"] (the only value a report's

@@ -1,8 +1,12 @@
 # Warm starting (DESIGN §3): warm-up per (variant, seed) with a checkpoint every k epochs,
 # then one fine-tune job per checkpoint (so a cluster runs them in parallel) and a fresh-init
-# reference per seed. Variants whose warm-up settings agree share one warm-up (e.g.
+# reference per seed; then a table per run joining its NC metrics (metrics.smk), warm-up log and
+# fine-tuned outcomes, the tables across runs and the figures, named by
+# ncplasticity.warm_start.outputs. Variants whose warm-up settings agree share one warm-up (e.g.
 # shrink_perturb, a fine-tune-only intervention, fine-tunes plain's checkpoints). Jobs keep
 # their in-progress state under results/warm_start/partial/ and resume from it when rerun.
+
+from ncplasticity.warm_start import outputs as warm_start_outputs
 
 
 wildcard_constraints:
@@ -110,13 +114,163 @@ rule warm_start_fresh:
         "../scripts/warm_start_finetune.py"
 
 
-EXPERIMENT_TARGETS["warm_start"] = lambda: [
-    "results/warm_start/analysis/correlations.tsv",
-    "results/warm_start/analysis/variant_summary.tsv",
-    "results/warm_start/analysis/variant_summary.md",
-    *expand(
-        "results/warm_start/figures/{figure}.{ext}",
-        figure=WARM_START_FIGURE_NAMES,
-        ext=["pdf", "png"],
-    ),
-]
+# The per-run table, the tables across runs and the figures are light work: on a cluster they
+# run on the submitting node (`localrule: True`) instead of waiting in the queue.
+
+
+rule warm_start_table:
+    input:
+        unpack(warm_start_table_inputs),
+    output:
+        "results/warm_start/tables/{variant}_s{seed}.tsv",
+    log:
+        "results/logs/warm_start_table/{variant}_s{seed}.log",
+    localrule: True
+    conda:
+        ANALYSIS_ENV
+    threads: 1
+    resources:
+        runtime=10,
+        mem_mb=1000,
+    params:
+        variant=lambda wildcards: wildcards.variant,
+        seed=lambda wildcards: int(wildcards.seed),
+        warmup_variant=lambda wildcards: WARM_START_SOURCES[wildcards.variant],
+        fresh_variant=lambda wildcards: WARM_START_FRESH[wildcards.variant],
+    script:
+        "../scripts/warm_start_table.py"
+
+
+rule warm_start_correlations:
+    input:
+        warm_start_tables(),
+    output:
+        warm_start_outputs.CORRELATIONS,
+    log:
+        "results/logs/warm_start_correlations/correlations.log",
+    localrule: True
+    conda:
+        ANALYSIS_ENV
+    threads: 1
+    resources:
+        runtime=10,
+        mem_mb=1000,
+    params:
+        window=WARM_START.get("correlation_window", 1),
+    script:
+        "../scripts/warm_start_correlations.py"
+
+
+# Per variant: mean and sd over seeds of the fine-tuned accuracy, its gap to the fresh init,
+# warm-up accuracy, NC1 and collapses; a TSV and its Markdown copy.
+rule warm_start_variant_summary:
+    input:
+        warm_start_tables(),
+    output:
+        tsv=warm_start_outputs.VARIANT_SUMMARY_TSV,
+        md=warm_start_outputs.VARIANT_SUMMARY_MD,
+    log:
+        "results/logs/warm_start_variant_summary/variant_summary.log",
+    localrule: True
+    conda:
+        ANALYSIS_ENV
+    threads: 1
+    resources:
+        runtime=10,
+        mem_mb=1000,
+    script:
+        "../scripts/warm_start_variant_summary.py"
+
+
+# The files each kind of figure input (warm_start_outputs.Figure.inputs) stands for.
+WARM_START_FIGURE_SOURCES = {
+    "tables": warm_start_tables(),
+    "warmup_logs": warm_start_warmup_logs(),
+    "correlations": [warm_start_outputs.CORRELATIONS],
+}
+
+
+# One rule per figure (warm_start_figure_<name>); ncplasticity.warm_start.figures.FIGURES draws
+# it. One fixed script for all: Snakemake evaluates a `script:` path again when the job runs.
+for warm_start_figure, warm_start_figure_spec in warm_start_outputs.FIGURES.items():
+
+    rule:
+        name:
+            f"warm_start_figure_{warm_start_figure}"
+        input:
+            WARM_START_FIGURE_SOURCES[warm_start_figure_spec.inputs],
+        output:
+            pdf=f"{warm_start_outputs.FIGURE_DIR}/{warm_start_figure}.pdf",
+            png=report(
+                f"{warm_start_outputs.FIGURE_DIR}/{warm_start_figure}.png",
+                caption=f"../report/warm_start_{warm_start_figure}.rst",
+                category="Warm starting",
+                subcategory=warm_start_figure_spec.subcategory,
+            ),
+        log:
+            f"results/logs/warm_start_figure/{warm_start_figure}.log",
+        localrule: True
+        conda:
+            ANALYSIS_ENV
+        threads: 1
+        resources:
+            runtime=10,
+            mem_mb=2000,
+        params:
+            figure=warm_start_figure,
+            variants=list(WARM_START_VARIANTS),
+        script:
+            "../scripts/warm_start_figure.py"
+
+
+# Each run's warm-up run, whose log the run's curves show.
+WARM_START_RUN_WARMUPS = {
+    run: run_id(WARM_START_SOURCES[spec.variant], spec.seed)
+    for run, spec in WARM_START_RUNS.items()
+}
+
+
+rule warm_start_run_curves:
+    input:
+        tables=expand("results/warm_start/tables/{run}.tsv", run=list(WARM_START_RUNS)),
+        warmup_logs=expand(
+            "results/warm_start/logs/{run}.tsv",
+            run=list(WARM_START_RUN_WARMUPS.values()),
+        ),
+    output:
+        report(
+            directory(RUN_CURVES_DIR.format(experiment="warm_start")),
+            patterns=["{run}.png"],
+            caption="../report/warm_start_run_curves.rst",
+            category="Per-run curves",
+            subcategory=EXPERIMENT_TITLES["warm_start"],
+            labels=run_labels(WARM_START_RUNS),
+        ),
+    log:
+        "results/logs/warm_start_run_curves/warm_start_run_curves.log",
+    priority: RUN_CURVES_PRIORITY
+    localrule: True
+    conda:
+        ANALYSIS_ENV
+    threads: 1
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    params:
+        runs=list(WARM_START_RUNS),
+    script:
+        "../scripts/warm_start_run_curves.py"
+
+
+WARM_START_TARGETS = (
+    []
+    if "warm_start" not in config["experiments"]
+    else [
+        *warm_start_outputs.TABLES,
+        *expand(
+            f"{warm_start_outputs.FIGURE_DIR}/{{figure}}.{{ext}}",
+            figure=list(warm_start_outputs.FIGURE_NAMES),
+            ext=["pdf", "png"],
+        ),
+    ]
+)

@@ -1,15 +1,11 @@
-from ncplasticity.continual.tables import correlations, sweep_correlations, variant_summary
+from ncplasticity.continual.tables import write_analysis
 from ncplasticity.runlog import log_to_file
 
 log_to_file(snakemake.log[0])
-params = snakemake.params
-if params.analysis == "correlations":
-    correlations(snakemake.input, snakemake.output[0], params.analysis_tasks)
-elif params.analysis == "variant_summary":
-    variant_summary(
-        snakemake.input, snakemake.output[0], snakemake.output[1], params.analysis_tasks
-    )
-else:
-    sweep_correlations(
-        snakemake.input, snakemake.output[0], params.analysis_tasks, params.sweep_groups
-    )
+write_analysis(
+    snakemake.params.analysis,
+    snakemake.input,
+    snakemake.output,
+    snakemake.params.analysis_tasks,
+    snakemake.params.sweep_groups,
+)

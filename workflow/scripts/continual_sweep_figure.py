@@ -1,4 +1,4 @@
-from ncplasticity.continual.tables import sweep_figure
+from ncplasticity.continual.figures import sweep_figure
 from ncplasticity.runlog import log_to_file
 
 log_to_file(snakemake.log[0])

@@ -1,4 +1,4 @@
-from ncplasticity.continual.run_table import plasticity_table
+from ncplasticity.continual.tables import plasticity_table
 from ncplasticity.runlog import log_to_file
 
 log_to_file(snakemake.log[0])

@@ -20,14 +20,15 @@ Protocol, as in the paper's code (which follows Dohare et al.'s loss-of-plastici
   classes present in the task, stored as snapshot ``task{t:04d}`` with the classifier rows of
   those classes (labels renumbered 0..k−1 when fewer than all are present), so the NC metrics
   of the snapshot are over the task's classes; the registered plasticity measures, the churn
-  (:func:`~ncplasticity.continual.snapshots.churn`) and the interventions' ``task_log`` columns
+  (:func:`~ncplasticity.continual.measures.churn`) and the interventions' ``task_log`` columns
   are logged.
 
 What a task is (its examples, epochs, epoch order, probe and classes) is defined in
-:mod:`ncplasticity.continual.tasks`; this module runs the job. The optimiser lives for the
-whole run (its state crosses task boundaries) and, with the interventions' state, is saved
-after every epoch through :class:`ResumableJob`; all randomness is derived from (seed, task,
-epoch), so a resumed run is bitwise identical to an uninterrupted one.
+:mod:`ncplasticity.continual.scenarios`, what is measured after it in
+:mod:`ncplasticity.continual.measures`; this module runs the job. The optimiser lives for
+the whole run (its state crosses task boundaries) and, with the interventions' state, is
+saved after every epoch through :class:`ResumableJob`; all randomness is derived from (seed,
+task, epoch), so a resumed run is bitwise identical to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -43,13 +44,13 @@ from threadpoolctl import threadpool_limits
 
 from ncplasticity import metrics
 from ncplasticity.continual import EXPERIMENT
+from ncplasticity.continual.compiled import task_inputs
 from ncplasticity.continual.interventions import REGISTRY
-from ncplasticity.continual.kernel_forward import task_inputs
-from ncplasticity.continual.loop import train_epoch
-from ncplasticity.continual.scenarios import SCENARIOS
-from ncplasticity.continual.snapshots import RunParts, classifier_arrays, probe_features, task_row
-from ncplasticity.continual.tasks import (
+from ncplasticity.continual.loop import fallback_reason, train_epoch
+from ncplasticity.continual.measures import RunParts, classifier_arrays, probe_features, task_row
+from ncplasticity.continual.scenarios import (
     INIT_STREAM,
+    SCENARIOS,
     epoch_order,
     present_classes,
     probe_indices,
@@ -170,9 +171,13 @@ def train_run(
 
     # ctx.step counts optimiser steps (train_epoch advances it): the log's total_steps.
     ctx = HookContext(
-        model, optimizer, seed=seed, step=state["total_steps"], fresh_model=fresh_model
+        model,
+        optimizer,
+        seed=seed,
+        step=state["total_steps"],
+        fresh_model=fresh_model,
+        initial_parameters=initial_parameters,
     )
-    ctx.extra["initial_parameters"] = initial_parameters  # θ₀ of l2_init
 
     def save():
         job.save(model=model, optimizer=optimizer, interventions=interventions, **state)
@@ -188,6 +193,11 @@ def train_run(
     )
     parts = RunParts(settings, seed, model, optimizer, initial_parameters, writer, x_test, device)
     job_label = f"continual {run_id}"  # the progress lines' prefix
+    batch_size = settings["optimizer"].get("batch_size", 1)
+    slow = fallback_reason(model, optimizer, interventions, batch_size)
+    if slow is not None:
+        cost = ", ~50x slower" if batch_size == 1 else ""
+        log.info("%s: %s: autograd loop%s", job_label, slow, cost)
     with writer:
         writer.truncate(len(state["rows"]))
         first_task, attempt_started = state["task"], time.perf_counter()
@@ -224,7 +234,7 @@ def train_run(
                     task.y_train,
                     order,
                     settings["optimizer"]["lr"],
-                    settings["optimizer"].get("batch_size", 1),
+                    batch_size,
                     task.permutation,
                     optimizer=optimizer,
                     interventions=interventions,

@@ -1,5 +1,5 @@
-"""Continual-learning tables, correlations, the per-variant summary and figures (pandas; no
-torch).
+"""Continual-learning tables (pandas; no torch or matplotlib): each run's per-task table, and
+across runs the correlations, the first-task sweep's correlations and the per-variant summary.
 
 Per-run tables carry ``run``, ``variant`` and ``seed`` columns (from the workflow, never from
 file names); every analysis groups by ``variant``, so runs of different variants never pool
@@ -7,6 +7,9 @@ silently. Metrics come from the registry (:mod:`ncplasticity.metrics`); a regist
 plasticity measure that the continual tables lack (one only the warm-start experiment logs) is
 left out of the correlations and figures, not an error (a missing outcome or NC column is);
 the variant summary gives NaN for any quantity whose column a table lacks.
+
+Every run's table is a job of its own whose start-up is most of its time, so this module
+imports :mod:`ncplasticity.stats` (scipy) only inside the analyses that use it.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ncplasticity import metrics, stats, summary
-from ncplasticity.plots import Panel, Series, panels_figure
+from ncplasticity import metrics, summary
+from ncplasticity.nc import METRIC_KEYS
+from ncplasticity.plasticity import plasticity_loss
 from ncplasticity.tsv import read_table, write_table, write_text
 
 CORRELATION_COLUMNS = [
@@ -38,7 +42,27 @@ CORRELATION_COLUMNS = [
 SEED_MEAN = "mean"
 
 
-def _present(chosen: list[metrics.Metric], table: pd.DataFrame) -> list[metrics.Metric]:
+def plasticity_table(
+    log_path, metrics_path, out_path, *, run_id: str, variant: str, seed: int
+) -> None:
+    """Join a run's log and NC metrics per task, add PL_i = acc(task 0) − acc(task i) and the
+    derived metrics."""
+    log = read_table(log_path)
+    nc = read_table(metrics_path)
+    missing = sorted(set(log["task"]) - set(nc["task"]))
+    if missing:
+        raise ValueError(f"{metrics_path}: no metrics for tasks {missing} of {log_path}")
+    nc = nc[["task", *METRIC_KEYS]].rename(columns={"accuracy": "probe_accuracy"})
+    table = log.merge(nc, on="task", how="left", validate="one_to_one")
+    table.insert(0, "seed", seed)
+    table.insert(0, "variant", variant)
+    table.insert(0, "run", run_id)
+    table["pl"] = plasticity_loss(table["online_accuracy"])
+    table["pl_test"] = plasticity_loss(table["test_accuracy"])
+    write_table(metrics.add_derived(table), out_path)
+
+
+def present_metrics(chosen: list[metrics.Metric], table: pd.DataFrame) -> list[metrics.Metric]:
     """``chosen`` less the plasticity measures ``table`` has no column for."""
     return [m for m in chosen if m.group != "plasticity" or m.name in table.columns]
 
@@ -69,11 +93,13 @@ def correlations(
     mean z = 0, ``n_seeds`` the seeds with a finite r, and ``r_pooled`` the correlation of all
     seeds' points pooled (``n_points`` of them).
     """
+    from ncplasticity import stats
+
     rows = []
     tables = read_tables(table_paths, analysis_tasks)
     for variant, runs in tables.groupby("variant", sort=True):
         by_seed = [run for _, run in runs.groupby("seed", sort=True)]
-        for metric in _present(metrics.select(correlated=True), tables):
+        for metric in present_metrics(metrics.select(correlated=True), tables):
             for method in stats.METHODS:
                 xs = [run[x].to_numpy(float) for run in by_seed]
                 ys = [run[metric.name].to_numpy(float) for run in by_seed]
@@ -128,6 +154,8 @@ def sweep_correlations(table_paths, out_path, analysis_tasks: int, groups=None) 
 
 
 def _sweep_rows(tables: pd.DataFrame, group: str) -> list[dict]:
+    from ncplasticity import stats
+
     first = tables[tables["task"] == 0].set_index("run")
     later = tables[tables["task"] > 0].copy()
     later["first_nc1"] = later["run"].map(first["nc1"])
@@ -231,53 +259,17 @@ def _seed_summary(run: pd.DataFrame) -> tuple[dict, tuple[int, int]]:
     return values, (int(final["task"].iloc[0]), int(final["task"].iloc[-1]))
 
 
-# Figure panels: an outcome, then the plotted metrics of a registry group.
-PANEL_SETS = {"collapse": ("online_accuracy", "nc"), "plasticity": ("test_accuracy", "plasticity")}
-
-
-def panel_metrics(panels: str) -> list[metrics.Metric]:
-    if panels not in PANEL_SETS:
-        raise ValueError(f"unknown panel set {panels!r}; expected one of {list(PANEL_SETS)}")
-    outcome, group = PANEL_SETS[panels]
-    return [metrics.registry()[outcome], *metrics.select(group=group, plotted=True)]
-
-
-def over_tasks_figure(table_paths, pdf, png, analysis_tasks: int, panels: str) -> None:
-    """The panel set's metrics against task: mean ± std over seeds, one line per variant."""
-    tables = read_tables(table_paths, analysis_tasks)
-    chosen = _present(panel_metrics(panels), tables)
-    figure_panels = []
-    for metric in chosen:
-        series = {}
-        for variant, runs in tables.groupby("variant", sort=True):
-            wide = runs.pivot_table(
-                index="seed", columns="task", values=metric.name, aggfunc="first", dropna=False
-            )
-            series[variant] = Series(wide.columns.to_numpy(), wide.to_numpy(float))
-        figure_panels.append(Panel(metric.label, series, scale=metric.scale))
-    panels_figure(figure_panels, "task", pdf, png)
-
-
-SWEEP_SERIES = {
-    "r_first_nc1_pl": "NC1 after first task vs PL",
-    "r_first_epochs_pl": "first-task epochs vs PL",
-    "partial_r_first_nc1_pl_steps": "NC1 vs PL | first-task steps",
-}
-
-
-def sweep_figure(sweep_path, pdf, png) -> None:
-    """Per-task correlations of the first-task sweep, one panel per method (one line per
-    quantity, and per group of variants when there are several)."""
-    table = read_table(sweep_path)
-    several = table["variants"].nunique() > 1
-    figure_panels = []
-    for method, rows in table.groupby("method", sort=False):
-        series = {}
-        for group, members in rows.groupby("variants", sort=True):
-            for column, label in SWEEP_SERIES.items():
-                name = f"{label} ({group})" if several else label
-                series[name] = Series(members["task"].to_numpy(), members[column].to_numpy(float))
-        figure_panels.append(
-            Panel(f"{method} r across runs", series, ylim=(-1.05, 1.05), zero_line=True)
-        )
-    panels_figure(figure_panels, "task i", pdf, png)
+def write_analysis(
+    name: str, table_paths, out_paths, analysis_tasks: int, sweep_groups=None
+) -> None:
+    """Write the analysis table ``name`` (one of
+    :data:`~ncplasticity.continual.outputs.TABLE_NAMES`) to ``out_paths``: its TSV, then its
+    Markdown copy when it has one."""
+    if name == "correlations":
+        correlations(table_paths, out_paths[0], analysis_tasks)
+    elif name == "sweep_correlations":
+        sweep_correlations(table_paths, out_paths[0], analysis_tasks, sweep_groups)
+    elif name == "variant_summary":
+        variant_summary(table_paths, out_paths[0], out_paths[1], analysis_tasks)
+    else:
+        raise ValueError(f"unknown continual analysis {name!r}")

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from ncplasticity import interventions as hooks
 from ncplasticity.interventions import HookContext, Intervention, WeightDecay
+from ncplasticity.registry import Registry
 
-REGISTRY = hooks.Registry(
+REGISTRY = Registry(
     "warm_start",
+    kind="intervention",
     phases=("warmup", "finetune"),
     hooks=("optimizer_options", "loss", "on_epoch_end", "before_finetune"),
 )

@@ -40,7 +40,7 @@ from ncplasticity.data import load_prepared
 from ncplasticity.features import FeatureWriter
 from ncplasticity.interventions import HookContext, call
 from ncplasticity.jobs import ResumableJob, resolve_device, save_atomic
-from ncplasticity.networks import parameter_arrays
+from ncplasticity.networks import ResNet18, parameter_arrays
 from ncplasticity.study import run_id as make_run_id
 from ncplasticity.tsv import write_tsv
 from ncplasticity.warm_start import EXPERIMENT
@@ -50,14 +50,12 @@ from ncplasticity.warm_start.loop import (
     INIT,
     PERTURB,
     ROW_COLUMNS,
+    SPLIT,
     WARMUP,
     DeviceData,
-    build_model,
     derived_seed,
     features_and_accuracy,
     fit,
-    plasticity_measures,
-    warmup_indices,
 )
 from ncplasticity.warm_start.study import checkpoint_epochs
 
@@ -76,6 +74,28 @@ FINETUNE_COLUMNS = [
     "wall_seconds",
     "diverged",
 ]
+
+
+def warmup_indices(num_train: int, fraction: float, seed: int) -> np.ndarray:
+    """The seeded random warm-up subset (sorted indices into the training set)."""
+    count = int(round(fraction * num_train))
+    return np.sort(np.random.default_rng([seed, SPLIT]).permutation(num_train)[:count])
+
+
+def build_model(settings: dict, data: DeviceData, init_seed: int) -> ResNet18:
+    """A ResNet-18 initialised from ``init_seed`` (the global RNG is left untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)
+        model = ResNet18(data.in_channels, data.num_classes, settings["width"])
+    model = model.to(data.device)
+    return model.to(memory_format=torch.channels_last) if data.channels_last else model
+
+
+def plasticity_measures(features, model, initial_parameters) -> dict[str, float]:
+    """Every computed plasticity measure of the registry, the probe being penultimate
+    ``features`` (post-ReLU, average-pooled: also the one hidden layer shown)."""
+    probe = metrics.ProbeState(features, [features], parameter_arrays(model), initial_parameters)
+    return {m.name: float(m.compute(probe)) for m in metrics.select(computed=True, given=())}
 
 
 def _setup(device: str, threads: int, dataset_path, settings: dict) -> DeviceData:

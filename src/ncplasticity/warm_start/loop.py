@@ -30,9 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ncplasticity import metrics
 from ncplasticity.interventions import HookContext, call, optimizer_options
-from ncplasticity.networks import ResNet18, parameter_arrays
 from ncplasticity.optim import SGD
 from ncplasticity.runlog import progress_line
 
@@ -89,21 +87,6 @@ class DeviceData:
     def batch(self, x_uint8: torch.Tensor) -> torch.Tensor:
         x = (x_uint8.to(torch.float32) / 255.0 - self.mean) / self.std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
-
-def warmup_indices(num_train: int, fraction: float, seed: int) -> np.ndarray:
-    """The seeded random warm-up subset (sorted indices into the training set)."""
-    count = int(round(fraction * num_train))
-    return np.sort(np.random.default_rng([seed, SPLIT]).permutation(num_train)[:count])
-
-
-def build_model(settings: dict, data: DeviceData, init_seed: int) -> ResNet18:
-    """A ResNet-18 initialised from ``init_seed`` (the global RNG is left untouched)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(init_seed)
-        model = ResNet18(data.in_channels, data.num_classes, settings["width"])
-    model = model.to(data.device)
-    return model.to(memory_format=torch.channels_last) if data.channels_last else model
 
 
 def train_epoch(
@@ -287,13 +270,6 @@ def _collapsed(row: dict, best_train_accuracy: float) -> bool:
         best_train_accuracy >= COLLAPSE_MIN_BEST
         and row["train_accuracy"] < COLLAPSE_FRACTION * best_train_accuracy
     )
-
-
-def plasticity_measures(features, model, initial_parameters) -> dict[str, float]:
-    """Every computed plasticity measure of the registry, the probe being penultimate
-    ``features`` (post-ReLU, average-pooled: also the one hidden layer shown)."""
-    probe = metrics.ProbeState(features, [features], parameter_arrays(model), initial_parameters)
-    return {m.name: float(m.compute(probe)) for m in metrics.select(computed=True, given=())}
 
 
 def fit(

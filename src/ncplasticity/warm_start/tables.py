@@ -1,4 +1,5 @@
-"""Warm-starting tables, correlations and figures (pandas; runs in the analysis environment).
+"""Warm-starting tables: one per run, the sliding correlations and the variant summary (pandas,
+no plotting; runs in the analysis environment).
 
 Per run, one row per warm-up checkpoint epoch joins the NC metrics of the warm-up features at
 that epoch, the warm-up log (its accuracies, divergence and collapse flags and the plasticity
@@ -7,7 +8,7 @@ job's per-epoch table), plus the fresh-init reference of the same seed. A varian
 fine-tunes another's warm-up (e.g. ``shrink_perturb``, plain's) has that warm-up's NC metrics,
 plasticity measures and log: its ``warmup_variant``. Every row names its variant, seed
 and warm-up variant, so no analysis reads anything from a file name. Which metrics enter the
-tables, correlations and panels, and their labels, come from the metric registry.
+tables and correlations come from the metric registry.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from ncplasticity import metrics, summary
-from ncplasticity.plots import Panel, Series, panels_figure
 from ncplasticity.stats import pearson, sliding_window_correlation
 from ncplasticity.tsv import read_table, write_table, write_text
 
@@ -32,10 +32,6 @@ OUTCOME_COLUMNS = [
     "gap_to_fresh",
 ]
 CORRELATION_COLUMNS = ["variant", "metric", "window_end", "r_mean", "r_std", "n_seeds"]
-
-
-def _read_all(paths) -> pd.DataFrame:
-    return pd.concat([read_table(path) for path in paths], ignore_index=True)
 
 
 def _outcomes(paths, variant: str, seed: int) -> pd.DataFrame:
@@ -212,90 +208,3 @@ def variant_summary(table_paths, out_tsv, out_md) -> None:
         "last checkpoint; gap to fresh init: fresh-init − fine-tuned test accuracy."
     )
     write_text(out_md, summary.markdown(table, SUMMARY_QUANTITIES, header))
-
-
-# --- figures ------------------------------------------------------------------------------
-
-
-def _by_seed(table: pd.DataFrame, by: str, column: str, x: str = "epoch") -> dict[str, Series]:
-    """One series per value of ``by``: ``column`` against ``x``, a row per seed (NaN where a
-    run has no point, e.g. after it diverged)."""
-    series = {}
-    for name, group in table.groupby(by, sort=False):
-        values = group[column] if column in group else np.nan
-        wide = group.assign(_value=values).pivot(index="seed", columns=x, values="_value")
-        series[name] = Series(wide.columns.to_numpy(), wide.to_numpy(dtype=float))
-    return series
-
-
-def nc_metrics_figure(table_paths, pdf, png, variants=()) -> None:
-    """The plotted NC metrics of the warm-up features against warm-up epoch, one line per
-    warm-up (one shared by several variants is shown once)."""
-    table = _read_all(table_paths).drop_duplicates(["warmup_variant", "seed", "epoch"])
-    panels = [
-        Panel(m.label, _by_seed(table, "warmup_variant", m.name), scale=m.scale)
-        for m in metrics.select(group="nc", plotted=True)
-    ]
-    panels_figure(panels, "warm-up epoch", pdf, png, color_names=variants)
-
-
-def finetune_accuracy_figure(table_paths, pdf, png, variants=()) -> None:
-    """Test accuracy after fine-tuning each warm-up checkpoint, per variant, with each
-    fresh-init reference (mean ± std over seeds) as a band."""
-    table = _read_all(table_paths)
-    references = {}
-    for group, rows in table.groupby("fresh_variant", sort=True):
-        fresh = rows.drop_duplicates("seed")["fresh_test_accuracy"].to_numpy(float)
-        label = "fresh init" if table["fresh_variant"].nunique() == 1 else f"fresh init ({group})"
-        references[label] = (fresh.mean(), fresh.std())
-    panel = Panel(
-        "test accuracy after fine-tuning",
-        _by_seed(table, "variant", "finetune_test_accuracy"),
-        references=references,
-    )
-    panels_figure([panel], "warm-up epoch of the checkpoint", pdf, png, color_names=variants)
-
-
-def warmup_accuracy_figure(log_paths, pdf, png, variants=()) -> None:
-    """Warm-up training and test accuracy per epoch, one line per warm-up (shows any
-    collapse)."""
-    logs = _read_all(log_paths)
-    panels = [
-        Panel(f"warm-up {column.replace('_', ' ')}", _by_seed(logs, "variant", column))
-        for column in ("train_accuracy", "test_accuracy")
-    ]
-    panels_figure(panels, "warm-up epoch", pdf, png, sharey=True, color_names=variants)
-
-
-def sliding_correlation_figure(correlation_paths, pdf, png, variants=()) -> None:
-    """r between each plotted NC metric and fine-tuned test accuracy over sliding windows of
-    warm-up epochs (mean ± std over seeds), one panel per metric, one line per variant."""
-    rows = _read_all(correlation_paths)
-    panels = []
-    for metric in metrics.select(group="nc", plotted=True):
-        mine = rows[rows["metric"] == metric.name].sort_values("window_end")
-        series = {
-            variant: Series(
-                group["window_end"].to_numpy(),
-                group["r_mean"].to_numpy(float),
-                group["r_std"].to_numpy(float),
-            )
-            for variant, group in mine.groupby("variant", sort=False)
-        }
-        panels.append(
-            Panel(
-                f"r with fine-tuned accuracy\n{metric.label}",
-                series,
-                ylim=(-1.05, 1.05),
-                zero_line=True,
-            )
-        )
-    panels_figure(panels, "window end (warm-up epoch)", pdf, png, sharey=True, color_names=variants)
-
-
-FIGURES = {
-    "nc_metrics": nc_metrics_figure,
-    "finetune_accuracy": finetune_accuracy_figure,
-    "warmup_accuracy": warmup_accuracy_figure,
-    "sliding_correlation": sliding_correlation_figure,
-}

@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from ncplasticity import interventions as hooks
+from ncplasticity.continual.compiled import CompiledForm, draws, units
 from ncplasticity.continual.interventions._registry import NON_NEGATIVE, REGISTRY
 from ncplasticity.interventions import HookContext, Intervention, WeightDecay
 
 # The noise table's random stream: np.random.default_rng([seed, _NOISE_STREAM]).
 _NOISE_STREAM = 5
+DIAL_MOMENTUM = 0.99  # running class means of nc_dial
 
 
 def _squared_norm(arrays) -> float:
@@ -22,12 +25,9 @@ def _parameters(ctx: HookContext) -> list:
 
 
 def _initial_parameters(ctx: HookContext) -> list:
-    try:
-        return ctx.extra["initial_parameters"]
-    except KeyError:
-        raise ValueError(
-            "l2_init needs the run's initial parameters (ctx.extra['initial_parameters'])"
-        ) from None
+    if ctx.initial_parameters is None:
+        raise ValueError("l2_init needs the run's initial parameters (ctx.initial_parameters)")
+    return ctx.initial_parameters
 
 
 @REGISTRY.register
@@ -50,12 +50,8 @@ class L2Init(Intervention):
     name = "l2_init"
     parameters = {"weight_decay": {**NON_NEGATIVE, "default": 1e-4}}
 
-    def kernel_options(self, ctx):
-        from ncplasticity.continual.flat_parameters import flatten
-
-        return {"init_decay": self.params["weight_decay"]}, {
-            "init_params": flatten(ctx.model, _initial_parameters(ctx))
-        }
+    def compiled_form(self, ctx):
+        return CompiledForm(decay_to_initial=self.params["weight_decay"])
 
     def loss(self, ctx, features, logits, targets):
         import torch
@@ -85,7 +81,7 @@ class ShrinkPerturb(Intervention):
     ``shrink_perturb_noise`` (the std of the noise summed over its steps). The noise of step t
     for flat parameter p is ``table[(offset_t + p) mod T]``: a table of T = 2²² standard
     normals drawn once per run and an offset hashed from (seed, t)
-    (:mod:`ncplasticity.continual.kernel_events`), so the compiled and the reference loop add
+    (:mod:`ncplasticity.continual.compiled.draws`), so the compiled and the reference loop add
     the same numbers; each step's noise is exactly N(0, σ²) per parameter, and steps sample the
     table at independent offsets.
     """
@@ -101,11 +97,11 @@ class ShrinkPerturb(Intervention):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.every = None  # not a period in steps: the form
         self.step_form = self.params["every"] == "step"
         self.applied = 0
         self.task_start = 0
         self._table = None
+        self._noise_std = np.array([self.params["noise_std"]])
 
     def optimizer_options(self):
         return {"weight_decay": self.params["weight_decay"]} if self.step_form else {}
@@ -119,32 +115,30 @@ class ShrinkPerturb(Intervention):
             self.applied += 1
 
     def noise_table(self, seed: int) -> np.ndarray:
-        from ncplasticity.continual import kernel_events
-
         if self._table is None or self._table[0] != seed:
             rng = np.random.default_rng([seed, _NOISE_STREAM])
             self._table = (
                 seed,
-                rng.standard_normal(kernel_events.NOISE_TABLE_SIZE, dtype=np.float32),
+                rng.standard_normal(draws.NOISE_TABLE_SIZE, dtype=np.float32),
             )
         return self._table[1]
 
-    def kernel_options(self, ctx):
+    def compiled_form(self, ctx):
         if not self.step_form:
-            return {}, {}
-        return {"noise_std": self.params["noise_std"]}, {"noise_table": self.noise_table(ctx.seed)}
+            return None
+        state = (self._noise_std, self.noise_table(ctx.seed))
+        return CompiledForm(state=state, after_step=_add_step_noise)
 
     def after_step(self, ctx, hidden, targets):
         if not self.step_form:
             return
         import torch
 
-        from ncplasticity.continual import kernel_events
-        from ncplasticity.continual.flat_parameters import unflatten
+        from ncplasticity.continual.compiled.flat_parameters import unflatten
 
         table = self.noise_table(ctx.seed)
         size = sum(p.numel() for p in ctx.model.parameters())
-        offset = kernel_events.noise_offset(ctx.seed, ctx.step, len(table))
+        offset = draws.noise_offset(ctx.seed, ctx.step, len(table))
         noise = table[(offset + np.arange(size)) % len(table)]
         std = self.params["noise_std"]
         with torch.no_grad():
@@ -183,6 +177,7 @@ class NCDial(Intervention):
         self.mean = None
         self.count = None
         self.penalty = np.zeros(2)  # (sum of the term, steps)
+        self.strength = np.array([self.params["strength"]])
 
     def _ensure(self, ctx):
         if self.mean is None:
@@ -190,15 +185,15 @@ class NCDial(Intervention):
             self.mean = np.zeros((classes, width), np.float32)
             self.count = np.zeros(classes, np.int64)
 
-    def kernel_options(self, ctx):
+    def compiled_form(self, ctx):
         self._ensure(ctx)
-        arrays = {"dial_mean": self.mean, "dial_count": self.count, "dial_penalty": self.penalty}
-        return {"dial": self.params["strength"]}, arrays
+        state = (self.strength, self.mean, self.count, self.penalty)
+        return CompiledForm(
+            state=state, feature_gradient=_dial_gradient, after_step=_dial_class_mean
+        )
 
     def loss(self, ctx, features, logits, targets):
         import torch
-
-        from ncplasticity.continual.kernel_events import DIAL_MOMENTUM
 
         self._ensure(ctx)
         labels = targets.cpu().numpy()
@@ -216,8 +211,6 @@ class NCDial(Intervention):
         return term.sum() / len(labels)
 
     def after_step(self, ctx, hidden, targets):
-        from ncplasticity.continual.kernel_events import DIAL_MOMENTUM
-
         features = hidden[-1].cpu().numpy()
         for h, label in zip(features, targets.cpu().numpy(), strict=True):
             self.mean[label] = DIAL_MOMENTUM * self.mean[label] + (1 - DIAL_MOMENTUM) * h
@@ -234,3 +227,66 @@ class NCDial(Intervention):
     def load_state_dict(self, state):
         self.mean, self.count = state["mean"], state["count"]
         self.penalty[:] = state["penalty"]
+
+
+# --- compiled forms (numba; ncplasticity.continual.compiled.CompiledForm) ---
+
+
+@njit(cache=True, fastmath=units.FASTMATH, error_model="numpy")
+def _add_step_noise(state, net, acts, label, seed, step):
+    """shrink_perturb's step form: params[p] += std · table[(offset + p) mod len(table)], in
+    row views (a computed index would keep LLVM from vectorising)."""
+    settings, table = state
+    params = units.parameters(net)
+    std = np.float32(settings[0])
+    offset = draws.noise_offset(seed, step, table.shape[0])
+    n = params.shape[0]
+    first = min(n, table.shape[0] - offset)
+    head = params[:first]
+    source = table[offset : offset + first]
+    for p in range(first):
+        head[p] += std * source[p]
+    done = first
+    while done < n:  # wrap around the table
+        chunk = min(n - done, table.shape[0])
+        part = params[done : done + chunk]
+        for p in range(chunk):
+            part[p] += std * table[p]
+        done += chunk
+
+
+@njit(cache=True, fastmath=units.FASTMATH, error_model="numpy")
+def _dial_gradient(state, h, label, d_h):
+    """nc_dial: adds the gradient of strength·r/(1 + r), r = ‖h − μ_c‖² / ‖μ_c‖² (μ_c the
+    bias-corrected running mean of the sample's class, not differentiated), to ``d_h`` where
+    the ReLU is active, and the term to the task's penalty. Its gradient is bounded (it
+    vanishes as r grows), so a negative strength spreads the class without diverging."""
+    settings, mean, count, penalty = state
+    penalty[1] += 1
+    if count[label] == 0:
+        return
+    strength = np.float32(settings[0])
+    correction = 1.0 - DIAL_MOMENTUM ** count[label]
+    mu_sq = 0.0
+    dist = 0.0
+    for k in range(h.shape[0]):
+        mu = mean[label, k] / correction
+        mu_sq += mu * mu
+        dist += (h[k] - mu) ** 2
+    mu_sq += 1e-12
+    r = dist / mu_sq
+    coef = np.float32(strength * 2.0 / ((1.0 + r) ** 2 * mu_sq))
+    for k in range(h.shape[0]):
+        if h[k] != 0:
+            d_h[k] += coef * (h[k] - np.float32(mean[label, k] / correction))
+    penalty[0] += strength * r / (1.0 + r)
+
+
+@njit(cache=True, fastmath=units.FASTMATH, error_model="numpy")
+def _dial_class_mean(state, net, acts, label, seed, step):
+    """nc_dial's running mean of the sample's class takes the step's penultimate features."""
+    settings, mean, count, penalty = state
+    h = units.output(net, acts, units.hidden_layers(net) - 1)
+    for k in range(h.shape[0]):
+        mean[label, k] = DIAL_MOMENTUM * mean[label, k] + (1 - DIAL_MOMENTUM) * h[k]
+    count[label] += 1

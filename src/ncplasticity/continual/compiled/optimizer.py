@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ncplasticity.continual.kernel_constants import FASTMATH, H_ADAM
+from ncplasticity.continual.compiled.constants import FASTMATH, H_ADAM
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")

@@ -1,5 +1,5 @@
 """The continual MLP's parameters as one flat float32 vector in the compiled loop's layout
-(:func:`.kernel_forward.layout`: each layer's weight transposed to [in, out], its bias, then
+(:func:`.forward.layout`: each layer's weight transposed to [in, out], its bias, then
 its LayerNorm weight and bias) and back."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ncplasticity.continual import kernel_forward
+from ncplasticity.continual.compiled import forward
 from ncplasticity.networks import MLP
 
 
@@ -17,7 +17,7 @@ def _slots(model: MLP) -> list[tuple[torch.Tensor, int, bool]]:
     """(parameter, offset in the flat vector, stored transposed) for every parameter of the
     MLP, in ``model.parameters()`` order."""
     layers = [*model.hidden, model.classifier]
-    offs, _ = kernel_forward.layout(layer_sizes(model), model.layer_norm)
+    offs, _ = forward.layout(layer_sizes(model), model.layer_norm)
     where = {}
     for index, layer in enumerate(layers):
         where[id(layer.weight)] = (offs[0, index], True)

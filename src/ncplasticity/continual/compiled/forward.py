@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ncplasticity.continual.kernel_constants import FASTMATH
+from ncplasticity.continual.compiled.constants import FASTMATH
 
 LN_EPS = 1e-5  # torch.nn.LayerNorm's default
 

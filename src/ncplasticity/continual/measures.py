@@ -12,10 +12,9 @@ import numpy as np
 import torch
 
 from ncplasticity import metrics
-from ncplasticity.continual.kernel_forward import task_inputs
+from ncplasticity.continual.compiled import task_inputs
 from ncplasticity.continual.loop import train_epoch
-from ncplasticity.continual.scenarios import Task
-from ncplasticity.continual.tasks import epoch_order, present_classes, steps_per_epoch
+from ncplasticity.continual.scenarios import Task, epoch_order, present_classes, steps_per_epoch
 from ncplasticity.features import FeatureWriter
 from ncplasticity.metrics import ProbeState
 from ncplasticity.networks import MLP, parameter_arrays
@@ -100,7 +99,7 @@ def churn(
     the first batch (batch size 1: the first sample) of the epoch order the task would train
     next, ``epoch_order(seed, task, epochs)`` (deterministic, and no sample of the task is
     favoured). ``probe_inputs`` are the probe's inputs in the task's pixel order
-    (:func:`~ncplasticity.continual.kernel_forward.task_inputs`) and ``features`` its
+    (:func:`~ncplasticity.continual.compiled.task_inputs`) and ``features`` its
     penultimate features before the update (from :func:`probe_features`): the logits before are
     the classifier's of them, bit for bit those of a forward pass, which they save."""
     settings, device = parts.settings, parts.device
@@ -131,7 +130,7 @@ def _logits(module, inputs) -> np.ndarray:
 
 def probe_features(model, inputs, device, pre_activations: bool = False) -> tuple:
     """(penultimate features, every hidden layer's activations) of ``inputs`` (in the task's
-    pixel order: :func:`~ncplasticity.continual.kernel_forward.task_inputs`), and with
+    pixel order: :func:`~ncplasticity.continual.compiled.task_inputs`), and with
     ``pre_activations`` every hidden layer's pre-activations (before any LayerNorm and the
     ReLU) third; all numpy, from one forward pass."""
     model.eval()

@@ -1,94 +1,67 @@
-"""The compiled batch-1 training step of the continual MLP (numba, no torch).
+"""The compiled batch-1 training step of the continual MLP (numba, no torch): the template
+that :mod:`.specialise` copies once per combination of compiled forms.
 
-One call runs a stretch of online steps over preallocated float32 buffers. Everything the
-continual experiment's options and interventions do to a step happens here, in this order,
-which is also the order of the plain PyTorch reference loop (``loop.train_epoch_autograd``
+One call runs a stretch of online steps over preallocated float32 buffers, in this order, which
+is also the order of the plain PyTorch reference loop (``continual.loop.train_epoch_autograd``
 with the interventions' hooks):
 
 1. forward (LayerNorm before each hidden ReLU with ``H_LAYER_NORM``), the prediction and the
    cross-entropy of the sample (recorded before the update);
-2. backward of cross-entropy + the ``nc_dial`` term on the penultimate features, + the
-   ``l2_init`` term 2λ(θ − θ₀); the gradient's norm is recorded;
+2. backward of cross-entropy, + the compiled forms' ``feature_gradient`` terms on the
+   penultimate features, + the decay toward the initial parameters 2λ(θ − θ₀) (``l2_init``);
+   the gradient's norm is recorded;
 3. the optimiser step: SGD or Adam (as ``torch.optim``), with weight decay ``H_WEIGHT_DECAY``
-   added to the gradient (``l2``, and the step form of ``shrink_perturb``);
-4. Gaussian noise of std ``H_NOISE_STD`` on every parameter (``shrink_perturb`` step form);
-5. continual backprop's utility update and replacements (``H_CBP_RATE`` > 0);
-6. the ``nc_dial`` running class means take the step's features;
-7. ReDo's activation sums, and its resets after every ``H_REDO_EVERY``-th step;
-8. every ``H_PLASTICITY_EVERY``-th step (global count), the loss of the same sample under the
+   added to the gradient;
+4. the compiled forms' ``after_step`` functions, in the order of the run's interventions;
+5. every ``H_PLASTICITY_EVERY``-th step (global count), the loss of the same sample under the
    new parameters, for per-step plasticity.
 
 Plain SGD (no Adam, weight decay or l2_init) touches only the weight rows of nonzero inputs
-(blank pixels, inactive ReLUs): a few microseconds a step. The interventions' events (the
-``nc_dial`` gradient, the noise, continual backprop's replacements, ReDo's resets) and the
-counter-based random draws that the reference loop calls too, so that both draw the same numbers,
-live in :mod:`.kernel_events`; the parameter layout and the forward pass in :mod:`.kernel_forward`,
-the optimiser steps in :mod:`.kernel_optimizer`, the slots of ``hp``, ``counters`` and ``units``
-and the fastmath flags in :mod:`.kernel_constants`.
+(blank pixels, inactive ReLUs): a few microseconds a step. The parameter layout and the forward
+pass live in :mod:`.forward`, the optimiser steps in :mod:`.optimizer`, the slots of ``hp`` and
+``counters`` in :mod:`.constants`.
 """
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import numpy as np
 from numba import njit
 
-from ncplasticity.continual.kernel_constants import (
+from ncplasticity.continual.compiled.constants import (
     C_ADAM_STEP,
-    C_CBP_REPLACED,
-    C_REDO_RESETS,
     C_SEED,
     C_STEP,
     FASTMATH,
     H_ADAM,
     H_BETA1,
     H_BETA2,
-    H_CBP_RATE,
-    H_DIAL,
     H_EPS,
     H_INIT_DECAY,
     H_LAYER_NORM,
     H_LR,
-    H_NOISE_STD,
     H_PLASTICITY_EVERY,
-    H_REDO_EVERY,
     H_WEIGHT_DECAY,
-    U_REDO_SUM,
 )
-from ncplasticity.continual.kernel_events import (
-    DIAL_MOMENTUM,
-    add_noise,
-    continual_backprop,
-    dial_gradient,
-    noise_offset,
-    redo,
-)
-from ncplasticity.continual.kernel_forward import cross_entropy, forward
-from ncplasticity.continual.kernel_optimizer import adam_block, decay_block, update
+from ncplasticity.continual.compiled.forward import cross_entropy, forward
+from ncplasticity.continual.compiled.optimizer import adam_block, decay_block, update
+
+# <hooks> Each specialised copy replaces this block with calls of its compiled forms'
+# functions, states[i] being the i-th form's state (.specialise); this copy has none.
+HAS_FEATURE_GRADIENT = False
+HAS_AFTER_STEP = False
 
 
-def _drop_stale_cache() -> None:
-    """numba keys the cache of ``run_steps`` on this file alone, but ``run_steps`` compiles in
-    the functions of the other kernel modules: when any kernel module's source changes, this
-    file's cache entries are dropped (and rebuilt at the first call)."""
-    here = Path(__file__).parent
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(here.glob("kernel*.py"))))
-    cache = here / "__pycache__"
-    stamp = cache / "kernel.sources.sha256"
-    try:
-        if stamp.exists() and stamp.read_text() == digest.hexdigest():
-            return
-        for entry in cache.glob("kernel.*.nb[ic]"):
-            entry.unlink(missing_ok=True)
-        cache.mkdir(exist_ok=True)
-        stamp.write_text(digest.hexdigest())
-    except OSError:  # a read-only installation keeps what it has
-        pass
+@njit(cache=True, error_model="numpy")
+def feature_gradient(states, h, label, d_h):
+    pass
 
 
-_drop_stale_cache()
+@njit(cache=True, error_model="numpy")
+def after_step(states, net, acts, label, seed, step):
+    pass
+
+
+# </hooks>
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -101,12 +74,7 @@ def run_steps(
     offs,
     hp,
     counters,
-    units,
-    cbp_counter,
-    dial_mean,
-    dial_count,
-    dial_penalty,
-    noise_table,
+    states,
     x,
     y,
     order,
@@ -116,20 +84,18 @@ def run_steps(
     grad_norm,
     plasticity,
 ):
-    """Batch-1 steps over ``order`` (see the module docstring); every state array is updated
-    in place. ``plasticity[s]`` is NaN where the step was not measured."""
+    """Batch-1 steps over ``order`` (see the module docstring); every state array (the
+    compiled forms' ``states`` included) is updated in place. ``plasticity[s]`` is NaN where
+    the step was not measured."""
     n_layers = sizes.shape[0] - 1
     layer_norm = hp[H_LAYER_NORM] != 0
     a_off = np.empty(n_layers + 1, np.int64)  # acts[a_off[l]:] = input of layer l; last = logits
-    u_off = np.zeros(n_layers, np.int64)  # units[:, u_off[l]:] = hidden layer l's units
     apos = 0
     widest = 0
     for layer in range(n_layers):
         a_off[layer] = apos
         apos += sizes[layer]
         widest = max(widest, sizes[layer + 1])
-        if layer > 0:
-            u_off[layer] = u_off[layer - 1] + sizes[layer]
     a_off[n_layers] = apos
     acts = np.zeros(apos + sizes[n_layers], np.float32)
     zhat = np.zeros_like(acts)
@@ -142,9 +108,8 @@ def run_steps(
     wgrad = np.zeros(np.max(sizes[:-1] * sizes[1:]) if hp[H_ADAM] != 0 else 0, np.float32)
     active = np.zeros(apos, np.int64)
     n_active = np.zeros(n_layers, np.int64)
-    fresh = np.zeros(max(widest, sizes[0]), np.float32)
     n_classes = sizes[n_layers]
-    penult = sizes[n_layers - 1]
+    net = (params, opt_m, opt_v, sizes, offs, a_off)  # what after_step may read (.units)
     dense = hp[H_WEIGHT_DECAY] != 0 or hp[H_INIT_DECAY] != 0  # SGD with decay terms
     scalars = np.zeros(8, np.float32)
     scalars[0] = hp[H_LR]
@@ -154,9 +119,7 @@ def run_steps(
     scalars[6] = hp[H_BETA2]
     scalars[7] = hp[H_EPS]
     seed = counters[C_SEED]
-    redo_every = np.int64(hp[H_REDO_EVERY])
     plasticity_every = np.int64(hp[H_PLASTICITY_EVERY])
-    dial = np.float32(hp[H_DIAL])
 
     for s in range(order.shape[0]):
         step = counters[C_STEP]
@@ -200,11 +163,8 @@ def run_steps(
                     for o in range(n_out):
                         g += row[o] * d_out[o]
                     delta_prev[i] = g
-                if layer == n_layers - 1 and dial != 0:
-                    dial_penalty[0] += dial_gradient(
-                        a_in, label, dial, dial_mean, dial_count, delta_prev
-                    )
-                    dial_penalty[1] += 1
+                if HAS_FEATURE_GRADIENT and layer == n_layers - 1:
+                    feature_gradient(states, a_in, label, delta_prev)
             if hp[H_ADAM] != 0:
                 sq += adam_block(
                     params,
@@ -285,45 +245,8 @@ def run_steps(
             delta, delta_prev = delta_prev, delta
         grad_norm[s] = np.sqrt(sq)
 
-        if hp[H_NOISE_STD] != 0:
-            add_noise(
-                params,
-                noise_table,
-                np.float32(hp[H_NOISE_STD]),
-                noise_offset(seed, step, noise_table.shape[0]),
-            )
-        if hp[H_CBP_RATE] != 0:
-            counters[C_CBP_REPLACED] += continual_backprop(
-                params,
-                opt_m,
-                opt_v,
-                sizes,
-                offs,
-                hp,
-                units,
-                u_off,
-                cbp_counter,
-                step_acts,
-                a_off,
-                seed,
-                step,
-                fresh,
-            )
-        if dial != 0:
-            h = step_acts[a_off[n_layers - 1] : a_off[n_layers - 1] + penult]
-            for k in range(penult):
-                dial_mean[label, k] = (
-                    DIAL_MOMENTUM * dial_mean[label, k] + (1 - DIAL_MOMENTUM) * h[k]
-                )
-            dial_count[label] += 1
-        if redo_every > 0:
-            for layer in range(1, n_layers):
-                for k in range(sizes[layer]):
-                    units[U_REDO_SUM, u_off[layer - 1] + k] += step_acts[a_off[layer] + k]
-            if (step + 1) % redo_every == 0:
-                counters[C_REDO_RESETS] += redo(
-                    params, opt_m, opt_v, sizes, offs, hp, units, u_off, seed, step, fresh
-                )
+        if HAS_AFTER_STEP:
+            after_step(states, net, step_acts, label, seed, step)
         if plasticity_every > 0 and step % plasticity_every == 0:
             acts[:] = step_acts
             forward(params, sizes, offs, layer_norm, acts, a_off, zhat, rstd, active, n_active)
