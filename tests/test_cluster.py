@@ -24,8 +24,7 @@ from slurm.workflow_runs import (
     scratch_copy,
     snakemake,
 )
-
-from ncplasticity.tsv import read_tsv
+from table_rows import read_rows
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -167,4 +166,4 @@ def test_slurm_outputs_equal_local_outputs(slurm_run, tmp_path_factory):
     assert local_metrics, "the smoke run wrote no metrics tables"
     assert sorted(slurm_metrics) == sorted(local_metrics)
     for name, path in local_metrics.items():
-        assert read_tsv(slurm_metrics[name]) == read_tsv(path), f"{name} differs"
+        assert read_rows(slurm_metrics[name]) == read_rows(path), f"{name} differs"

@@ -514,3 +514,15 @@ def test_first_task_epochs_of_the_nc1_schedule_log_progress_lines(dataset, tmp_p
         f"continual nc0.01_s1: first task epoch {epoch}/≤2" for epoch in (1, 2)
     ]
     assert all(" s/epoch, eta ≤" in line and " | nc1=" in line for line in lines)
+
+
+def test_a_run_outside_the_compiled_loop_says_so_once(dataset, tmp_path, caplog):
+    """The autograd loop is ~50x slower at batch size 1: a run sent there logs one line naming
+    the run and the reason, and a compiled run logs none."""
+    caplog.set_level("INFO", logger="ncplasticity.continual.job")
+    small = {"num_tasks": 1, "examples_per_task": 200, "probe_size": 50}
+    batched = settings(**small, optimizer={"name": "sgd", "lr": 0.01, "batch_size": 4})
+    train(dataset, tmp_path / "batched", "b4_s1", batched)
+    train(dataset, tmp_path / "plain", "plain_s1", settings(**small))
+    lines = [r.getMessage() for r in caplog.records if "autograd loop" in r.getMessage()]
+    assert lines == ["continual b4_s1: batch size 4: autograd loop"]

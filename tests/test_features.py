@@ -19,6 +19,7 @@ from ncplasticity.features import (
     SnapshotInfo,
     coordinate_columns,
 )
+from ncplasticity.provenance import software_manifest
 
 CONFIG = {"lr": 0.01, "seeds": [1, 2]}
 
@@ -61,6 +62,7 @@ def test_round_trip(tmp_path, small_chunks, dtype):
         assert w.num_snapshots == 2
 
     with FeatureReader(path) as r:
+        software = json.loads(r.attrs.pop("software"))
         assert r.attrs == {
             "schema_version": 1,
             "experiment": "continual",
@@ -68,6 +70,7 @@ def test_round_trip(tmp_path, small_chunks, dtype):
             "seed": 3,
             "config": json.dumps(CONFIG, sort_keys=True),
         }
+        assert software == software_manifest()
         coords = {"epoch": 10, "phase": "warmup", "split": "train"}
         assert r.snapshots()[1] == SnapshotInfo("epoch0010", 1, coords, 300, 20, 4)
         assert [info.name for info in r.snapshots()] == ["epoch0005", "epoch0010"]

@@ -4,12 +4,15 @@ import logging
 import socket
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 import torch
 
-from ncplasticity.jobs import ResumableJob, resolve_device
+from ncplasticity.jobs import HOLD_FILE_ENV, ResumableJob, resolve_device
 from ncplasticity.networks import MLP
+from ncplasticity.provenance import manifest_json
 from ncplasticity.runlog import KEPT_LOG
 
 
@@ -73,8 +76,39 @@ def test_a_rerun_job_log_starts_with_the_lines_of_the_killed_attempt(tmp_path):
     log_path.unlink()  # what Snakemake does before the rerun
     attempt("resumed at task 2")
     lines = log_path.read_text().splitlines()
+    software = f"software {manifest_json()}"  # each attempt's first line: what it ran with
     assert [line.split(": ", 1)[1] for line in lines] == [
+        software,
         "task 1 of the first attempt",
+        software,
         "resumed at task 2",
     ]
     assert (partial / "job.log").read_text().splitlines() == lines
+
+
+def test_the_hold_hook_holds_a_job_after_its_first_finished_unit_until_released(
+    tmp_path, monkeypatch
+):
+    hold_file = tmp_path / "held"
+    model = MLP(4, [3], 2)
+    monkeypatch.delenv(HOLD_FILE_ENV, raising=False)
+    ResumableJob(tmp_path / "unset", {"seed": 1}).save(model=model, rows=[{"task": 0}])
+    assert not hold_file.exists()  # inert when unset
+
+    monkeypatch.setenv(HOLD_FILE_ENV, str(hold_file))
+    job = ResumableJob(tmp_path / "run", {"seed": 1}, unit="task")
+    job.save(model=model)  # mid-unit (no finished row yet): not held
+    assert not hold_file.exists()
+    saving = threading.Thread(target=job.save, kwargs={"model": model, "rows": [{"task": 0}]})
+    saving.start()
+    deadline = time.monotonic() + 30
+    while not hold_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert hold_file.exists() and job.resuming  # held, its checkpoint saved
+    time.sleep(0.2)
+    assert saving.is_alive()
+    hold_file.unlink()  # the release
+    saving.join(timeout=5)
+    assert not saving.is_alive()
+    job.save(model=model, rows=[{"task": 0}, {"task": 1}])  # once per attempt
+    assert not hold_file.exists()

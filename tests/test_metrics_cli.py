@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from table_rows import read_rows
 
 from ncplasticity import features as store
 from ncplasticity.features import FeatureReader, FeatureWriter
 from ncplasticity.nc import METRIC_KEYS, collapse_metrics, main, streaming_collapse_metrics
-from ncplasticity.tsv import read_tsv
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,11 +41,11 @@ def test_streaming_cli_matches_in_memory_metrics(tmp_path, monkeypatch, dtype):
     path = tmp_path / "run.h5"
     write_run(path, dtype)
     assert main([str(path), "-o", str(tmp_path / "m.tsv")]) == 0
-    rows = read_tsv(tmp_path / "m.tsv")
+    rows = read_rows(tmp_path / "m.tsv")
     header = (tmp_path / "m.tsv").read_text().splitlines()[0].split("\t")
     assert header == ["snapshot", "order", "epoch", "phase", "lam", "n", "d", "c", *METRIC_KEYS]
     assert [row["snapshot"] for row in rows] == ["epoch0000", "epoch0005", "epoch0010"]
-    assert rows[0]["lam"] is None and rows[1]["lam"] == 0.05
+    assert math.isnan(rows[0]["lam"]) and rows[1]["lam"] == 0.05
     assert (rows[2]["order"], rows[2]["epoch"], rows[2]["n"], rows[2]["d"], rows[2]["c"]) == (
         2,
         10,
@@ -75,7 +75,7 @@ def test_a_snapshot_of_one_block_is_read_once_with_the_streamed_values(tmp_path,
 
     monkeypatch.setattr(FeatureReader, "iter_chunks", counted)
     assert main([str(path), "-o", str(tmp_path / "m.tsv")]) == 0
-    rows = read_tsv(tmp_path / "m.tsv")
+    rows = read_rows(tmp_path / "m.tsv")
     assert reads == [row["snapshot"] for row in rows]  # once each
     with FeatureReader(path) as reader:
         for row in rows:
@@ -104,7 +104,7 @@ def test_non_finite_snapshot_gets_nan_metrics_and_a_warning(tmp_path, caplog):
     path = tmp_path / "run.h5"
     write_run(path, nan_in=1)
     main([str(path), "-o", str(tmp_path / "m.tsv")])
-    rows = read_tsv(tmp_path / "m.tsv")
+    rows = read_rows(tmp_path / "m.tsv")
     assert all(math.isnan(rows[1][key]) for key in METRIC_KEYS)
     assert math.isfinite(rows[0]["nc1"]) and math.isfinite(rows[2]["nc1"])
     assert "epoch0005: features contain NaN or inf (first at sample 17)" in caplog.text
@@ -133,7 +133,7 @@ def test_cli_never_imports_torch(tmp_path):
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "m.tsv")], check=True)
-    assert len(read_tsv(tmp_path / "m.tsv")) == 1
+    assert len(read_rows(tmp_path / "m.tsv")) == 1
 
 
 @pytest.mark.slow
@@ -149,7 +149,7 @@ def test_nc_metrics_rule_through_snakemake(tmp_path):
         check=True,
         capture_output=True,
     )
-    rows = read_tsv(tmp_path / target)
+    rows = read_rows(tmp_path / target)
     assert [row["order"] for row in rows] == [0, 1, 2]
     log = (tmp_path / "results/logs/nc_metrics/warm_start/plain_seed7.log").read_text()
     assert "wrote 3 snapshots" in log

@@ -17,7 +17,8 @@ from ncplasticity.open_questions import answers as answers_mod
 from ncplasticity.open_questions import conditions as cond
 from ncplasticity.open_questions import effects, mixed_models, panel, predictors, run, within
 from ncplasticity.study import deep_merge, resolve_experiment
-from ncplasticity.tsv import read_table, write_table
+from ncplasticity.tables import read_table
+from ncplasticity.tsv import write_table
 
 BASE = {
     "dataset": "mnist5k",

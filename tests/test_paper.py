@@ -10,7 +10,8 @@ from ncplasticity import stats
 from ncplasticity.continual.tables import sweep_correlations
 from ncplasticity.paper import figures, reproduction, selection
 from ncplasticity.paper.reproduction import CLAIMS, COLUMNS, Inputs, write_reproduction
-from ncplasticity.tsv import read_table, write_table
+from ncplasticity.tables import read_table
+from ncplasticity.tsv import write_table
 from ncplasticity.warm_start.tables import sliding_correlations
 
 TASKS = 12

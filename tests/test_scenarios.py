@@ -323,3 +323,35 @@ def test_progress_lines_say_run_position_rate_and_eta(dataset, tmp_path, caplog)
     assert all(" s/task, eta " in line for line in progress)
     # The job's last line: what a Snakemake benchmark file would hold, without its sampling.
     assert re.fullmatch(r"continual progress_s1: finished in \d+ s, peak memory \d+ MB", finished)
+
+
+class PermutedRows(scenarios.Scenario):
+    """A toy scenario: each task permutes the image's rows, keeping each row intact."""
+
+    name = "toy_permuted_rows"
+
+    def task(self, seed, task, num_pixels, y_train, y_test, num_classes=10):
+        side = round(num_pixels**0.5)
+        rows = scenarios.task_rng(seed, task).permutation(side)
+        return scenarios.Task((rows[:, None] * side + np.arange(side)).ravel(), y_train, y_test)
+
+
+def test_a_scenario_is_one_registered_class(dataset, tmp_path):
+    """Registering a class is all a scenario takes: the study validates it by name and a run
+    trains on its tasks, whose draws are its own."""
+    SCENARIOS.register(PermutedRows)
+    try:
+        config = yaml.safe_load((REPO / "config.yaml").read_text())
+        config["continual"]["variants"] = {"rows": {"scenario": {"name": "toy_permuted_rows"}}}
+        (run, *_) = resolve_experiment(config, SCHEMA, CONTINUAL_SPEC).values()
+        assert run.settings["scenario"] == {"name": "toy_permuted_rows"}
+        toy = settings({"name": "toy_permuted_rows"}, num_tasks=2)
+        features, log_path = train(dataset, tmp_path, "rows_s1", toy)
+        assert [row["task"] for row in read_rows(log_path)] == [0, 1]
+        permutation = PermutedRows().task(1, 1, 784, LABELS, TEST_LABELS).permutation
+        assert sorted(permutation) == list(range(784))
+        assert (np.diff(permutation.reshape(28, 28), axis=1) == 1).all()  # rows kept intact
+    finally:
+        SCENARIOS.unregister(PermutedRows.name)
+    with pytest.raises(StudyError, match="scenario.name: 'toy_permuted_rows' is not one of"):
+        resolve_experiment(config, SCHEMA, CONTINUAL_SPEC)

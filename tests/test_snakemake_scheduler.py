@@ -1,13 +1,18 @@
 """The scheduler patch: one pending wake-up of Snakemake's scheduling loop at a time, and the
 chain of wake-ups never breaks."""
 
+import importlib.util
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 from snakemake.scheduling.job_scheduler import JobScheduler
 
-from ncplasticity import snakemake_scheduler
+PATCH = Path(__file__).resolve().parents[1] / "workflow/lib/snakemake_scheduler.py"
+_spec = importlib.util.spec_from_file_location("snakemake_scheduler", PATCH)
+snakemake_scheduler = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(snakemake_scheduler)
 
 
 def _wakeups(scheduler) -> int:
@@ -36,3 +41,15 @@ def test_requests_while_one_is_pending_are_dropped_and_the_chain_goes_on():
 def test_the_snakefile_installs_it_on_snakemakes_scheduler():
     assert snakemake_scheduler.install()
     assert JobScheduler._schedule_reevalutation is snakemake_scheduler.schedule_reevaluation
+
+
+def test_the_snakefile_loads_it_from_workflow_lib_and_no_package_module_imports_snakemake():
+    snakefile = (PATCH.parents[2] / "Snakefile").read_text()
+    assert "workflow/lib/snakemake_scheduler.py" in snakefile and "install()" in snakefile
+    package = PATCH.parents[2] / "src/ncplasticity"
+    importers = [
+        path.relative_to(package)
+        for path in package.rglob("*.py")
+        if "import snakemake" in path.read_text() or "from snakemake" in path.read_text()
+    ]
+    assert importers == []

@@ -7,7 +7,6 @@ from scipy import stats as sps
 
 from ncplasticity.stats import (
     MIN_BOOTSTRAP_SEEDS,
-    bootstrap_correlation,
     correlation_test,
     fisher_z_interval,
     partial_correlation,
@@ -89,8 +88,6 @@ def test_bad_arguments_are_rejected():
         correlation_test([1, 2, 3], [1, 2, 3], "kendall")
     with pytest.raises(ValueError, match="one length"):
         pearson([1, 2, 3], [1, 2])
-    with pytest.raises(ValueError, match="groups"):
-        bootstrap_correlation([[1, 2, 3]], [[1, 2, 3], [4, 5, 6]])
 
 
 def test_partial_correlation_matches_closed_form():
@@ -129,30 +126,6 @@ def test_partial_spearman_is_invariant_to_monotone_transforms_and_drops_nan_rows
     with_nan = partial_correlation(np.append(x, np.nan), np.append(y, 0.0), np.append(z, 1.0))
     assert with_nan == pytest.approx(partial_correlation(x, y, z), abs=1e-12)
     assert math.isnan(partial_correlation(x[:3], y[:3], z[:3]))  # 3 rows, 1 covariate
-
-
-def test_bootstrap_ci_contains_r_and_is_deterministic_for_a_seed():
-    rng = np.random.default_rng(4)
-    xs = [np.arange(20.0) for _ in range(5)]
-    ys = [-0.05 * x + rng.normal(scale=0.2, size=20) + rng.normal() for x in xs]
-    first = bootstrap_correlation(xs, ys, n_boot=500, seed=7)
-    assert first == bootstrap_correlation(xs, ys, n_boot=500, seed=7)
-    assert first["r"] == pytest.approx(pearson(np.concatenate(xs), np.concatenate(ys)))
-    assert first["ci_low"] <= first["r"] <= first["ci_high"]
-    assert first["ci_low"] < first["ci_high"]
-    assert (first["n_groups"], first["n_points"]) == (5, 100)
-    other = bootstrap_correlation(xs, ys, n_boot=500, seed=8)
-    assert (other["ci_low"], other["ci_high"]) != (first["ci_low"], first["ci_high"])
-
-
-def test_bootstrap_of_perfect_groups_and_of_a_single_group():
-    xs = [np.arange(5.0), np.arange(5.0) + 10, np.arange(7.0)]
-    ys = [2 * x for x in xs]
-    result = bootstrap_correlation(xs, ys, method="spearman", n_boot=200)
-    assert result["r"] == result["ci_low"] == result["ci_high"] == 1.0
-    single = bootstrap_correlation(xs[:1], ys[:1])
-    assert single["r"] == pytest.approx(1.0)
-    assert math.isnan(single["ci_low"]) and math.isnan(single["ci_high"])
 
 
 def test_fisher_z_t_interval_matches_its_closed_form():

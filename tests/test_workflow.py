@@ -27,9 +27,10 @@ from slurm.workflow_runs import (
     scratch_copy,
     snakemake,
 )
+from table_rows import read_rows
 
 from ncplasticity.features import FeatureReader
-from ncplasticity.tsv import read_tsv
+from ncplasticity.jobs import HOLD_FILE_ENV
 
 pytestmark = pytest.mark.slow
 
@@ -49,25 +50,25 @@ def test_smoke_run_is_complete_and_consistent(smoke_run):
     for name, path in features.items():
         with FeatureReader(path) as reader:
             snapshots = reader.snapshots()
-        rows = read_tsv(metrics[name.replace("/features/", "/metrics/").replace(".h5", ".tsv")])
+        rows = read_rows(metrics[name.replace("/features/", "/metrics/").replace(".h5", ".tsv")])
         assert [row["snapshot"] for row in rows] == [s.name for s in snapshots], name
     assert not list((smoke_run / "results").glob("*/partial/*")), "partial state left behind"
     # Each analysis rule wrote its own table (not another rule's), and the paper's outputs.
     analysis = smoke_run / "results/continual/analysis"
-    assert "metric" in read_tsv(analysis / "correlations.tsv")[0]
-    assert "r_first_nc1_pl" in read_tsv(analysis / "sweep_correlations.tsv")[0]
+    assert "metric" in read_rows(analysis / "correlations.tsv")[0]
+    assert "r_first_nc1_pl" in read_rows(analysis / "sweep_correlations.tsv")[0]
     # The compiled loop's interventions and the class-pair scenario ran for real.
     for seed in (1, 2):
-        mixed = read_tsv(smoke_run / f"results/continual/logs/mixed_s{seed}.tsv")
+        mixed = read_rows(smoke_run / f"results/continual/logs/mixed_s{seed}.tsv")
         assert sum(row["redo_resets"] + row["cbp_replaced"] for row in mixed) > 0
         assert all(row["nc_dial_penalty"] > 0 and row["l2_init_penalty"] > 0 for row in mixed)
-        pairs = read_tsv(smoke_run / f"results/continual/tables/pairs_s{seed}.tsv")
+        pairs = read_rows(smoke_run / f"results/continual/tables/pairs_s{seed}.tsv")
         assert {row["epochs"] for row in pairs[1:]} <= {1, 2}
         assert all(math.isfinite(row["nc1"]) for row in pairs)
-    summary = {row["variant"]: row for row in read_tsv(analysis / "variant_summary.tsv")}
+    summary = {row["variant"]: row for row in read_rows(analysis / "variant_summary.tsv")}
     assert set(summary) == {"e1", "nc0.28", "mixed", "pairs"}
     assert all(row["n_seeds"] == 2 and math.isfinite(row["pl_mean"]) for row in summary.values())
-    reproduction = read_tsv(smoke_run / "results/paper/reproduction.tsv")
+    reproduction = read_rows(smoke_run / "results/paper/reproduction.tsv")
     assert list(reproduction[0]) == [
         "claim",
         "statistic",
@@ -82,11 +83,13 @@ def test_smoke_run_is_complete_and_consistent(smoke_run):
         assert (smoke_run / f"results/paper/figures/{figure}.png").stat().st_size > 1000
 
 
-def _kill_once_checkpointed(workdir, target, config, partial_dir, kill, timeout=300):
-    """Build `target` and send ``kill`` to the whole process group (Snakemake and the training
-    job) once the job has saved its first checkpoint. SIGTERM is what SLURM does on
-    pre-emption (Snakemake cleans up); SIGKILL leaves Snakemake's lock behind. Before the kill,
-    a second Snakemake on the same directory must stop at once and leave the first running."""
+def _kill_when_held(workdir, target, config, hold_file, kill, timeout=300):
+    """Build `target` with its training job held right after its first checkpoint (the
+    ResumableJob test hook, HOLD_FILE_ENV) and send ``kill`` to the whole process group
+    (Snakemake and the training job) while it is held: the kill lands mid-run on any machine.
+    SIGTERM is what SLURM does on pre-emption (Snakemake cleans up); SIGKILL leaves Snakemake's
+    lock behind. Before the kill, a second Snakemake on the same directory must stop at once
+    and leave the first running."""
     args = (target, "--cores", "1", "--configfile", config)
     process = subprocess.Popen(
         [sys.executable, "-m", "snakemake", *args],
@@ -95,17 +98,17 @@ def _kill_once_checkpointed(workdir, target, config, partial_dir, kill, timeout=
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        env={**os.environ, HOLD_FILE_ENV: str(hold_file)},
     )
     deadline = time.monotonic() + timeout
-    while not (partial_dir / "state.pt").exists():
+    while not hold_file.exists():
         if process.poll() is not None:
             pytest.fail(
-                f"{target} finished before its first checkpoint could be seen:\n"
-                + process.stdout.read()[-3000:]
+                f"{target} ended before its first checkpoint:\n{process.stdout.read()[-3000:]}"
             )
         if time.monotonic() > deadline:
             os.killpg(process.pid, signal.SIGKILL)
-            pytest.fail(f"no checkpoint {partial_dir / 'state.pt'} within {timeout} s")
+            pytest.fail(f"{target}: its job was not held at a checkpoint within {timeout} s")
         time.sleep(0.02)
     if kill == signal.SIGKILL:
         second = snakemake(workdir, *args)
@@ -128,29 +131,23 @@ def test_killed_training_job_resumes_to_identical_features(experiment, kill, smo
     target = next(name for name in feature_files(smoke_run) if f"/{experiment}/" in name)
     run = os.path.basename(target).removesuffix(".h5")
     workdir = scratch_copy(tmp_path / "repo")
-    # The smoke run's 4 tasks pass in a fraction of a second: more tasks after the first
-    # checkpoint, so the kill surely lands mid-run.
-    config = yaml.safe_load((workdir / SMOKE_CONFIG).read_text())
-    config["continual"]["num_tasks"] = config["continual"]["analysis_tasks"] = 40
-    kill_config = "kill.yaml"
-    (workdir / kill_config).write_text(yaml.safe_dump(config))
     # The prepared dataset comes along, so the first job is the training job itself.
     shutil.copytree(smoke_run / "results" / "data", workdir / "results" / "data")
     partial_dir = workdir / "results" / experiment / "partial" / run
 
-    _kill_once_checkpointed(workdir, target, kill_config, partial_dir, kill)
+    _kill_when_held(workdir, target, SMOKE_CONFIG, tmp_path / "held", kill)
     assert not (workdir / target).exists()
     if kill == signal.SIGKILL:
-        locked = snakemake(workdir, target, "--cores", "1", "--configfile", kill_config)
+        locked = snakemake(workdir, target, "--cores", "1", "--configfile", SMOKE_CONFIG)
         assert locked.returncode != 0 and "--unlock" in locked.stdout, locked.stdout[-3000:]
-        check_success(snakemake(workdir, "--unlock", "--configfile", kill_config))
+        check_success(snakemake(workdir, "--unlock", "--configfile", SMOKE_CONFIG))
     partial_features = list(partial_dir.glob("*.h5"))
     assert partial_features, f"no partial features in {partial_dir} after the kill"
     with FeatureReader(partial_features[0]) as reader:
         assert reader.snapshots(), "the killed job kept no snapshot"
 
     result = snakemake(
-        workdir, target, "--rerun-incomplete", "--cores", "1", "--configfile", kill_config
+        workdir, target, "--rerun-incomplete", "--cores", "1", "--configfile", SMOKE_CONFIG
     )
     check_success(result)
     job_log = re.search(r"^    log: (\S+)", result.stdout, re.MULTILINE).group(1)
@@ -164,7 +161,7 @@ def test_killed_training_job_resumes_to_identical_features(experiment, kill, smo
     resumed = tmp_path / "resumed.h5"
     shutil.copy(workdir / target, resumed)
     check_success(
-        snakemake(workdir, target, "--force", "--cores", "1", "--configfile", kill_config)
+        snakemake(workdir, target, "--force", "--cores", "1", "--configfile", SMOKE_CONFIG)
     )
     assert_same_features(workdir / target, resumed)
 

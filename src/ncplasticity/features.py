@@ -2,7 +2,8 @@
 
 Layout (DESIGN §4)::
 
-    /                          attrs: schema_version = 1, experiment, run_id, seed, config (JSON)
+    /                          attrs: schema_version = 1, experiment, run_id, seed, config (JSON),
+                               software (JSON: ncplasticity.provenance, at creation)
     /snapshots/<name>/features float16 or float32 [N, D], chunked, gzip-compressed
     /snapshots/<name>/labels   int64 [N]
     /snapshots/<name>/weight   float32 [C, D]  (last linear layer)
@@ -40,6 +41,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
+from ncplasticity.provenance import manifest_json
 
 SCHEMA_VERSION = 1
 COORDINATES = ("task", "epoch", "step", "phase", "split")
@@ -167,6 +170,8 @@ class FeatureWriter:
             self._file = h5py.File(self.path, "w", locking=_LOCKING, rdcc_nbytes=_CACHE_BYTES)
             self._file.attrs["schema_version"] = SCHEMA_VERSION
             self._file.attrs.update(identity)
+            # Not part of the identity: a run resumed with other software is still that run.
+            self._file.attrs["software"] = manifest_json()
             self._file.create_group("snapshots")
         else:
             self._file = _open(self.path, "r+")

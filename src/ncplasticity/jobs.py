@@ -15,6 +15,7 @@ import os
 import pickle
 import shutil
 import socket
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -22,6 +23,13 @@ from ncplasticity.runlog import KEPT_LOG
 from ncplasticity.study import settings_hash
 
 log = logging.getLogger(__name__)
+
+# A test hook, inert when unset: naming a file, it holds a job right after the save of its first
+# finished unit (task, epoch): the job creates the file and waits while it exists. A test then
+# acts on a job at a known point (kills it mid-run) however fast the machine is, and releases it
+# by removing the file.
+HOLD_FILE_ENV = "NCPLASTICITY_TEST_HOLD_FILE"
+_HOLD_POLL_S = 0.05
 
 
 def resolve_device(device: str):
@@ -103,6 +111,7 @@ class ResumableJob:
         self.dir.mkdir(parents=True, exist_ok=True)
         identity_path.write_text(self.identity)
         self.state_path = self.dir / "state.pt"
+        self._hold_file = os.environ.get(HOLD_FILE_ENV)
         if not self.resuming:
             log.info("started; in-progress state in %s", self.dir)
 
@@ -127,6 +136,16 @@ class ResumableJob:
             },
             self.state_path,
         )
+        if self._hold_file and rows:
+            self._hold(len(rows))
+
+    def _hold(self, done: int) -> None:
+        """Wait while the hold file exists (see :data:`HOLD_FILE_ENV`); once per attempt."""
+        hold_file, self._hold_file = Path(self._hold_file), None
+        hold_file.touch()
+        log.info("held after saving %s %d: waiting until %s is removed", self.unit, done, hold_file)
+        while hold_file.exists():
+            time.sleep(_HOLD_POLL_S)
 
     def load(self, *, model, optimizer=None, interventions=(), map_location="cpu") -> dict | None:
         """Restore model, optimiser, interventions and the torch RNG from the saved state;

@@ -42,38 +42,25 @@ from pathlib import Path
 import numpy as np
 
 from ncplasticity.features import FeatureReader, FeatureStoreError, coordinate_columns
-from ncplasticity.metrics import Metric, register
 from ncplasticity.tsv import write_tsv
 
-# The metrics (registry entries of ncplasticity.metrics: labels shared by every table and figure).
-NC_METRICS = (
-    Metric("nc1", "NC1 tr(Σ_W Σ_B⁺)/C", "nc", -1, scale="log", plotted=True),
-    Metric("nc1_trace_ratio", "NC1 tr Σ_W / tr Σ_B", "nc", -1, scale="log"),
-    Metric("cdnv", "CDNV", "nc", -1, scale="log"),
-    Metric("nc2_equinorm_means", "NC2 equinorm of means", "nc", -1),
-    Metric("nc2_equinorm_weights", "NC2 equinorm of weights", "nc", -1),
-    Metric("nc2_equiangular_means", "NC2 equiangularity of means", "nc", -1),
-    Metric("nc2_equiangular_weights", "NC2 equiangularity of weights", "nc", -1),
-    Metric("nc2_etf_means", "NC2 ETF distance of means", "nc", -1),
-    Metric("nc2_etf_weights", "NC2 ETF distance of W", "nc", -1, plotted=True),
-    Metric("nc3", "NC3 ‖W − M̃‖² (normalised)", "nc", -1),
-    Metric("nc3_wh", "NC3 ETF distance of WM̃ᵀ", "nc", -1, plotted=True),
-    Metric("nc4", "NC4 disagreement", "nc", -1, correlated=False),
-    Metric("accuracy", "accuracy of the snapshot's classifier", "nc", -1, correlated=False),
-    # Shown instead of nc4 everywhere (the paper plots agreement).
-    Metric(
-        "nc4_agreement",
-        "NC4 agreement (1 − nc4)",
-        "nc",
-        1,
-        plotted=True,
-        derive=lambda row: 1 - row["nc4"],
-    ),
+# What collapse_metrics returns and the metrics command writes, in this order (DESIGN §5); their
+# labels, directions and scales are entries of the catalogue, :mod:`ncplasticity.metrics`.
+METRIC_KEYS = (
+    "nc1",
+    "nc1_trace_ratio",
+    "cdnv",
+    "nc2_equinorm_means",
+    "nc2_equinorm_weights",
+    "nc2_equiangular_means",
+    "nc2_equiangular_weights",
+    "nc2_etf_means",
+    "nc2_etf_weights",
+    "nc3",
+    "nc3_wh",
+    "nc4",
+    "accuracy",
 )
-# What collapse_metrics returns and the metrics command writes, in this order (DESIGN §5).
-METRIC_KEYS = tuple(m.name for m in NC_METRICS if m.derive is None)
-for _metric in NC_METRICS:
-    register(_metric)
 
 EIGENVALUE_CUTOFF = 1e-10  # relative to the largest eigenvalue of Sigma_B
 # ||M~||_F / ||M||_F at or below this: the class means coincide up to float64 round-off.

@@ -1,4 +1,6 @@
-"""Plasticity measures shared by both experiments (numpy only, no torch).
+"""Plasticity measures shared by both experiments (numpy only, no torch), each a function of
+arrays; :class:`ProbeState` holds what they are computed from at a snapshot, and
+:mod:`ncplasticity.metrics` lists them with their labels.
 
 * :func:`plasticity_loss`: PL_i = acc(reference) − acc_i (the paper's definition, reference =
   the first task).
@@ -21,10 +23,31 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 
-from ncplasticity.metrics import Metric, register
+
+@dataclass(frozen=True)
+class ProbeState:
+    """What a plasticity measure sees at a snapshot: penultimate features [N, D] of the probe,
+    every hidden layer's post-activation output [N, units] (for a network with convolutions,
+    the layers the experiment exposes), the parameters and the initial parameters (numpy
+    arrays, same order; None when unknown), and every hidden layer's pre-activations [N, units]
+    (the linear layer's output, before any LayerNorm and the ReLU; None when unknown)."""
+
+    features: Any
+    hidden: list
+    parameters: list
+    initial_parameters: list | None = None
+    pre_activations: list | None = None
+
+    @cached_property
+    def feature_singular_values(self):
+        """Singular values of ``features``, ascending: computed once for every rank measure."""
+        return singular_values(self.features)
 
 
 def plasticity_loss(accuracy, reference: float | None = None) -> np.ndarray:
@@ -178,79 +201,3 @@ def preactivation_std(pre_activations) -> float:
     if pre_activations is None:
         return float("nan")
     return float(np.mean([z.std() for z in _layers(pre_activations, "preactivation_std")]))
-
-
-# Registry entries (ncplasticity.metrics): the continual loop computes each from the probe.
-for _name, _label, _direction, _compute in (
-    ("dead_fraction", "dead ReLU fraction", 1, lambda probe: dead_fraction(probe.hidden)),
-    (
-        "effective_rank",
-        "effective rank of features",
-        -1,
-        lambda p: effective_rank(p.features, p.feature_singular_values),
-    ),
-    ("weight_norm", "weight norm", 1, lambda probe: weight_norm(probe.parameters)),
-    ("dormant_fraction", "τ-dormant unit fraction", 1, lambda p: dormant_fraction(p.hidden)),
-    (
-        "feature_rank",
-        "feature rank srank",
-        -1,
-        lambda p: feature_rank(p.features, sigma=p.feature_singular_values),
-    ),
-    (
-        "stable_rank",
-        "stable rank of features",
-        -1,
-        lambda p: stable_rank(p.features, p.feature_singular_values),
-    ),
-    (
-        "distance_from_init",
-        "distance from initial weights",
-        1,
-        lambda p: distance_from_init(p.parameters, p.initial_parameters),
-    ),
-    (
-        "duplicated_fraction",
-        "duplicated unit fraction (cosine > 0.95)",
-        1,
-        lambda p: duplicated_fraction(p.hidden),
-    ),
-    # Units stuck always on or always off (dead) have zero entropy.
-    ("sign_entropy", "unit sign entropy (bits)", -1, lambda p: sign_entropy(p.hidden)),
-    # Pre-activations (before LayerNorm and ReLU), averaged over layers; NaN where unknown.
-    # The mean: -1, units drift below zero as they go dormant or die under ReLU (the drift
-    # Lyle et al. 2024 track); the std: +1, the pre-activations' scale grows with the weight
-    # norm, as weight_norm (+1) does.
-    (
-        "preactivation_mean",
-        "pre-activation mean (over layers)",
-        -1,
-        lambda p: preactivation_mean(p.pre_activations),
-    ),
-    (
-        "preactivation_std",
-        "pre-activation std (over layers)",
-        1,
-        lambda p: preactivation_std(p.pre_activations),
-    ),
-):
-    requires = ("pre_activations",) if _name.startswith("preactivation") else ()
-    register(
-        Metric(
-            _name,
-            _label,
-            "plasticity",
-            _direction,
-            plotted=True,
-            compute=_compute,
-            requires=requires,
-        )
-    )
-
-# Logged by the training loop itself (no probe function): registered for their labels.
-for _name, _label, _direction in (
-    ("gradient_norm", "gradient norm (mean over task)", -1),
-    ("step_plasticity", "per-step plasticity", -1),
-    ("churn", "churn of probe logits", 1),
-):
-    register(Metric(_name, _label, "plasticity", _direction, plotted=True))

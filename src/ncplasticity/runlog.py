@@ -1,5 +1,6 @@
-"""A job's log: its Python logging, stdout and stderr sent to its log file, and the format of
-its progress lines (position, rate and remaining time)."""
+"""A job's log: its Python logging, stdout and stderr sent to its log file, opened by the line
+naming the software it runs with (:mod:`ncplasticity.provenance`), and the format of its
+progress lines (position, rate and remaining time)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import os
 import resource
 import sys
 from pathlib import Path
+
+from ncplasticity.provenance import manifest_json
 
 # A training job's copy of its log lines, in its in-progress directory.
 KEPT_LOG = "job.log"
@@ -49,6 +52,7 @@ def log_to_file(path: str | os.PathLike, partial_dir: str | os.PathLike | None =
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    logging.getLogger(__name__).info("software %s", manifest_json())
 
 
 def finished_line(job: str, seconds: float) -> str:

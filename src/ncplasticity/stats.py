@@ -12,8 +12,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import special
 
-from ncplasticity.tsv import column
-
 METHODS = ("pearson", "spearman")
 MIN_POINTS = 3
 # With fewer seeds than this, an interval over seeds comes from the per-seed estimates (Fisher z,
@@ -56,54 +54,6 @@ def _p_value(r: float, n: int) -> float:
     if abs(r) >= 1:
         return 0.0
     return float(2 * special.stdtr(n - 2, -abs(r) * np.sqrt((n - 2) / (1 - r * r))))
-
-
-def bootstrap_correlation(
-    xs: Sequence,
-    ys: Sequence,
-    method: str = "pearson",
-    n_boot: int = 2000,
-    seed: int = 0,
-    confidence: float = 0.95,
-) -> dict:
-    """Correlation pooled over groups (seeds) with a percentile bootstrap CI over groups.
-
-    ``xs`` and ``ys`` are lists of per-group arrays (one per seed). ``r`` is the correlation of
-    all groups' points pooled; each bootstrap replicate draws ``len(xs)`` groups with
-    replacement, pools their points and recomputes r; the CI is the ``confidence`` percentile
-    interval of the finite replicates. With fewer than 2 groups there is nothing to resample
-    and the CI is NaN. The same ``seed`` gives the same CI. Few groups give few distinct
-    resamples (3 give 10): below :data:`MIN_BOOTSTRAP_SEEDS` use :func:`seed_interval`.
-    """
-    _check_method(method)
-    if len(xs) != len(ys):
-        raise ValueError(f"bootstrap_correlation: {len(xs)} x groups but {len(ys)} y groups")
-    _check_confidence(confidence)
-    groups = [_finite_pairs(x, y) for x, y in zip(xs, ys, strict=True)]
-    pooled_x, pooled_y = _pool(groups, range(len(groups)))
-    result = {
-        "r": _r(pooled_x, pooled_y, method),
-        "ci_low": float("nan"),
-        "ci_high": float("nan"),
-        "n_groups": len(groups),
-        "n_points": len(pooled_x),
-    }
-    if len(groups) < 2 or np.isnan(result["r"]):
-        return result
-    rng = np.random.default_rng(seed)
-    replicates = np.array(
-        [
-            _r(*_pool(groups, rng.integers(0, len(groups), len(groups))), method)
-            for _ in range(n_boot)
-        ]
-    )
-    replicates = replicates[np.isfinite(replicates)]
-    if len(replicates):
-        tail = 100 * (1 - confidence) / 2
-        result["ci_low"], result["ci_high"] = (
-            float(v) for v in np.percentile(replicates, [tail, 100 - tail])
-        )
-    return result
 
 
 def fisher_z_interval(rs, confidence: float = 0.95) -> dict:
@@ -246,9 +196,14 @@ def per_group_correlation(
             members.setdefault(row[group], []).append(row)
     table = []
     for value in sorted(members):
-        r, p, n = correlation_test(column(members[value], x), column(members[value], y), method)
+        r, p, n = correlation_test(_column(members[value], x), _column(members[value], y), method)
         table.append({group: value, "r": r, "p": p, "n": n})
     return table
+
+
+def _column(rows: Sequence[Mapping], name: str) -> np.ndarray:
+    """One column of a table given as rows (dicts), as floats (a missing value is NaN)."""
+    return np.array([np.nan if r.get(name) is None else r[name] for r in rows], dtype=float)
 
 
 def _check_method(method: str) -> str:
@@ -276,11 +231,6 @@ def _finite_pairs(x, y) -> tuple[np.ndarray, np.ndarray]:
     return x[keep], y[keep]
 
 
-def _pool(groups, indices) -> tuple[np.ndarray, np.ndarray]:
-    chosen = [groups[i] for i in indices]
-    return np.concatenate([g[0] for g in chosen]), np.concatenate([g[1] for g in chosen])
-
-
 def _r(x: np.ndarray, y: np.ndarray, method: str) -> float:
     """Correlation of already-finite pairs; NaN for fewer than 3 points or a constant."""
     if len(x) < MIN_POINTS or np.ptp(x) == 0 or np.ptp(y) == 0:
@@ -293,8 +243,7 @@ def _r(x: np.ndarray, y: np.ndarray, method: str) -> float:
 
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks, ties sharing their average rank (scipy's rankdata, ~6x faster, which
-    matters inside the bootstrap)."""
+    """1-based ranks, ties sharing their average rank (scipy's rankdata, ~6x faster)."""
     order = np.argsort(values, kind="stable")
     ordered = values[order]
     starts_block = np.empty(len(values), dtype=bool)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from ncplasticity.interventions import Registry
+from ncplasticity.registry import Registry
 
 
 class StudyError(ValueError):

@@ -1,7 +1,7 @@
-"""Tab-separated tables: one format for every stage. Training jobs write rows with
-:func:`write_tsv` (no pandas needed); analyses read and write pandas tables with
-:func:`read_table` and :func:`write_table`, in the same format. Generated Markdown copies of
-tables are built with :func:`markdown_row` and written with :func:`write_text`."""
+"""Writing tab-separated tables: one format for every stage. Training jobs write rows with
+:func:`write_tsv` (no pandas needed); analyses write pandas tables with :func:`write_table`
+and read them with :func:`ncplasticity.tables.read_table`. Generated Markdown copies of tables
+are built with :func:`markdown_row` and written with :func:`write_text`."""
 
 from __future__ import annotations
 
@@ -58,54 +58,6 @@ def write_tsv_stream(
         stream.write("\t".join(_format(row.get(col)) for col in columns) + "\n")
 
 
-_BOOLEANS = {"True": True, "False": False}
-
-
-def _parse(text: str):
-    if text == "":
-        return None
-    if text in _BOOLEANS:
-        return _BOOLEANS[text]
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def read_tsv(path: str | os.PathLike) -> list[dict]:
-    """Read a TSV written by :func:`write_tsv` into a list of dicts (ints, floats, booleans,
-    strings, None for empty cells)."""
-    rows = []
-    with open(path) as fh:
-        header = fh.readline().rstrip("\n").split("\t")
-        for number, line in enumerate(fh, start=2):
-            if not line.strip():
-                continue
-            cells = line.rstrip("\n").split("\t")
-            if len(cells) != len(header):
-                raise ValueError(
-                    f"{path}: line {number} has {len(cells)} cells, the header {len(header)}"
-                )
-            rows.append(dict(zip(header, map(_parse, cells), strict=True)))
-    return rows
-
-
-def column(rows: Sequence[Mapping], name: str, dtype=float) -> np.ndarray:
-    """One column of a table as an array (None -> nan for float columns)."""
-    if dtype is float:
-        return np.array([np.nan if r.get(name) is None else r[name] for r in rows], dtype=float)
-    return np.array([r[name] for r in rows], dtype=dtype)
-
-
-def read_table(path: str | os.PathLike):
-    """A TSV as a pandas DataFrame (empty cells are NaN)."""
-    import pandas as pd
-
-    return pd.read_csv(path, sep="\t")
-
-
 def write_table(table, path: str | os.PathLike) -> None:
     """Write a pandas DataFrame in :func:`write_tsv`'s format (atomically)."""
     write_tsv(path, table.to_dict("records"), list(table.columns))
@@ -123,3 +75,13 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+def __getattr__(name: str):
+    # Readers import read_table from ncplasticity.tables; the name stays reachable here, and
+    # pandas unimported, until every reader does.
+    if name == "read_table":
+        from ncplasticity.tables import read_table
+
+        return read_table
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

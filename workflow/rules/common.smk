@@ -119,12 +119,6 @@ WARM_START_PARTIAL = "results/warm_start/partial"
 WARM_START_DEVICE = (
     "cuda" if DEVICE == "auto" and WARM_START.get("gpus", 0) > 0 else DEVICE
 )
-WARM_START_FIGURE_NAMES = [
-    "nc_metrics",
-    "finetune_accuracy",
-    "warmup_accuracy",
-    "sliding_correlation",
-]
 
 
 def warm_start_epochs(variant):
@@ -165,14 +159,6 @@ def warm_start_warmup_logs():
     return expand(
         "results/warm_start/logs/{run}.tsv", run=warm_start_runs(WARM_START_WARMUPS)
     )
-
-
-def warm_start_figure_inputs(figure):
-    if figure == "warmup_accuracy":
-        return warm_start_warmup_logs()
-    if figure == "sliding_correlation":
-        return ["results/warm_start/analysis/correlations.tsv"]
-    return warm_start_tables()
 
 
 def check_config():

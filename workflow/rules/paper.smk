@@ -32,8 +32,8 @@ PAPER_CHOICE = {
 }
 PAPER_SWEEP = (PAPER_CHOICE["continual"] or {}).get("sweep", [])
 PAPER_WARM_START_TABLES = warm_start_tables()
-PAPER_WARM_START_CORRELATIONS = "results/warm_start/analysis/correlations.tsv"
-PAPER_SWEEP_CORRELATIONS = "results/continual/analysis/sweep_correlations.tsv"
+PAPER_WARM_START_CORRELATIONS = warm_start_outputs.CORRELATIONS
+PAPER_SWEEP_CORRELATIONS = continual_outputs.TABLES["sweep_correlations"][0]
 PAPER_REPRODUCTION_INPUTS = {}
 if "continual" in PAPER_EXPERIMENTS:
     PAPER_REPRODUCTION_INPUTS["continual_tables"] = continual_tables()

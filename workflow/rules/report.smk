@@ -17,7 +17,7 @@ CONFIG_PAGE = "results/config_used.html"
 REPORT_TABLES = {
     "continual_correlations": (
         "continual" in config["experiments"],
-        "results/continual/analysis/correlations.tsv",
+        continual_outputs.TABLES["correlations"][0],
         "Continual learning",
         "Collapse and plasticity over tasks",
         "continual_correlations_table.rst",
@@ -25,7 +25,7 @@ REPORT_TABLES = {
     ),
     "continual_sweep_correlations": (
         "continual" in config["experiments"],
-        "results/continual/analysis/sweep_correlations.tsv",
+        continual_outputs.TABLES["sweep_correlations"][0],
         "Continual learning",
         "First-task sweep",
         "continual_sweep_correlations_table.rst",
@@ -33,7 +33,7 @@ REPORT_TABLES = {
     ),
     "continual_variant_summary": (
         "continual" in config["experiments"],
-        "results/continual/analysis/variant_summary.tsv",
+        continual_outputs.TABLES["variant_summary"][0],
         "Continual learning",
         "Collapse and plasticity over tasks",
         "continual_variant_summary_table.rst",

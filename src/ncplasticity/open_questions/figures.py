@@ -10,7 +10,7 @@ import pandas as pd
 from ncplasticity.open_questions import within
 from ncplasticity.open_questions.outputs import FIGURE_INPUTS
 from ncplasticity.plots import Panel, Series, panels_figure, save_figure, series_colors
-from ncplasticity.tsv import read_table
+from ncplasticity.tables import read_table
 
 STAT_COLORS = {
     "r": "0.55",

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ncplasticity import metrics
-from ncplasticity.continual.tables import read_tables
+from ncplasticity.tables import read_tables
 
 OUTCOME = "pl"
 # Duration baselines ranked beside the measures: what the measures must beat.

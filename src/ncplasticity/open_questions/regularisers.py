@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from ncplasticity.open_questions.effects import mean_interval
-from ncplasticity.tsv import read_table
+from ncplasticity.tables import read_table
 from ncplasticity.warm_start.interventions import REGISTRY
 
 COLUMNS = [

@@ -16,7 +16,8 @@ from ncplasticity.open_questions.outputs import (  # noqa: F401  (re-exported)
     MODEL_TABLES,
     TABLE_NAMES,
 )
-from ncplasticity.tsv import read_table, write_table, write_text
+from ncplasticity.tables import read_table
+from ncplasticity.tsv import write_table, write_text
 
 # The subsets of variants (question families) the NC1 mixed model is also fitted on.
 MIXED_SUBSETS = ("duration",)

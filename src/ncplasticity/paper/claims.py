@@ -10,8 +10,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ncplasticity.continual.tables import read_tables
-from ncplasticity.tsv import read_table
+from ncplasticity.tables import read_table, read_tables
 
 SPREAD = "spread: sample std (ddof 1) over seeds"
 

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 from ncplasticity import metrics
-from ncplasticity.continual.tables import read_tables
 from ncplasticity.paper.reproduction import SWEEP_SIGMA, sweep_curves
 from ncplasticity.plots import (
     REFERENCE_COLOR,
@@ -23,7 +22,7 @@ from ncplasticity.plots import (
     save_figure,
     series_colors,
 )
-from ncplasticity.tsv import read_table
+from ncplasticity.tables import read_table, read_tables
 
 FINETUNED = "finetune_test_accuracy"
 FINETUNED_LABEL = "fine-tuned test accuracy (full set)"

@@ -18,7 +18,8 @@ from scipy.ndimage import gaussian_filter1d
 from ncplasticity import stats
 from ncplasticity.paper.claims import SPREAD, Claim, Inputs, Missing, claim_result
 from ncplasticity.paper.warm_start_claims import warm_start_claims
-from ncplasticity.tsv import read_table, write_table
+from ncplasticity.tables import read_table
+from ncplasticity.tsv import write_table
 
 COLUMNS = ["claim", "statistic", "paper", "ours", "spread", "n_seeds", "config"]
 # The paper smooths the sweep's per-task |r| with a Gaussian of this σ (in tasks).

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ncplasticity.paper.claims import SPREAD, Claim, Inputs, Missing, claim_result
 from ncplasticity.paper.selection import WARM_START_ROLES
-from ncplasticity.tsv import read_table
+from ncplasticity.tables import read_table
 
 # Without a `collapsed` column, an epoch collapses when its training accuracy is below this
 # fraction of the best of the epochs before it.

@@ -7,14 +7,18 @@ pass woken by a timer arms the next one, and a pass woken by a finished job arms
 job that finishes while others wait starts a chain of its own. Over the open-questions study
 (462 jobs on 2 cores) 228 chains were alive after 229 finished jobs, waking the loop 46 times a
 second, and Snakemake itself took a third of a core from the jobs, rising as jobs finished
-(upstream: snakemake/snakemake#3744). The timers are also non-daemon threads, so Snakemake waits
-for the last one before it exits.
+(the extra passes are snakemake/snakemake pull request #3744, "Do not release lock when job
+finished"; the code is ``JobScheduler.schedule`` and ``_schedule_reevalutation`` in
+``snakemake/scheduling/job_scheduler.py``). The timers are also non-daemon threads, so
+Snakemake waits for the last one before it exits.
 
 :func:`install` replaces that method so that at most one wake-up is pending: a request while
 one is armed is dropped, since the armed one wakes the loop and that pass asks again if jobs
 still wait. The flag is cleared before the wake-up is delivered, so the pass it causes can
 always arm the next one and the chain never breaks. The timer is a daemon thread. The Snakefile
-calls :func:`install`; where Snakemake has no such method (another version), nothing changes.
+loads this file by its path and calls :func:`install`; where Snakemake has no such method
+(another version), nothing changes. It lives under ``workflow/`` because it is Snakemake glue:
+no module of the ``ncplasticity`` package imports snakemake.
 """
 
 from __future__ import annotations
