@@ -16,7 +16,8 @@ from collections.abc import Mapping
 
 import yaml
 
-from ncplasticity.tsv import read_table, write_text
+from ncplasticity.tables import read_table
+from ncplasticity.tsv import write_text
 
 # The experiments' names in the report: its categories and the introduction.
 EXPERIMENT_TITLES = {"continual": "Continual learning", "warm_start": "Warm starting"}

@@ -75,13 +75,3 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
-
-
-def __getattr__(name: str):
-    # Readers import read_table from ncplasticity.tables; the name stays reachable here, and
-    # pandas unimported, until every reader does.
-    if name == "read_table":
-        from ncplasticity.tables import read_table
-
-        return read_table
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

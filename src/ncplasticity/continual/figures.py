@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from ncplasticity import metrics
 from ncplasticity.continual.outputs import PANEL_SETS
-from ncplasticity.continual.tables import present_metrics, read_tables
+from ncplasticity.continual.tables import present_metrics
 from ncplasticity.plots import Panel, Series, panels_figure
-from ncplasticity.tsv import read_table
+from ncplasticity.tables import read_table, read_tables
 
 
 def panel_metrics(panels: str) -> list[metrics.Metric]:

@@ -20,7 +20,8 @@ import pandas as pd
 from ncplasticity import metrics, summary
 from ncplasticity.nc import METRIC_KEYS
 from ncplasticity.plasticity import plasticity_loss
-from ncplasticity.tsv import read_table, write_table, write_text
+from ncplasticity.tables import read_table, read_tables
+from ncplasticity.tsv import write_table, write_text
 
 CORRELATION_COLUMNS = [
     "variant",
@@ -65,18 +66,6 @@ def plasticity_table(
 def present_metrics(chosen: list[metrics.Metric], table: pd.DataFrame) -> list[metrics.Metric]:
     """``chosen`` less the plasticity measures ``table`` has no column for."""
     return [m for m in chosen if m.group != "plasticity" or m.name in table.columns]
-
-
-def read_tables(paths, analysis_tasks: int) -> pd.DataFrame:
-    """All per-run tables, each cut to its first ``analysis_tasks`` tasks."""
-    tables = []
-    for path in paths:
-        table = read_table(path)
-        table = table[table["task"] < analysis_tasks]
-        if table.empty:
-            raise ValueError(f"{path}: no tasks below analysis_tasks={analysis_tasks}")
-        tables.append(table)
-    return pd.concat(tables, ignore_index=True)
 
 
 def correlations(

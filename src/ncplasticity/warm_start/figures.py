@@ -9,7 +9,7 @@ import pandas as pd
 
 from ncplasticity import metrics
 from ncplasticity.plots import Panel, Series, panels_figure
-from ncplasticity.tsv import read_table
+from ncplasticity.tables import read_table
 from ncplasticity.warm_start.outputs import FIGURE_NAMES
 
 

@@ -18,7 +18,8 @@ import pandas as pd
 
 from ncplasticity import metrics, summary
 from ncplasticity.stats import pearson, sliding_window_correlation
-from ncplasticity.tsv import read_table, write_table, write_text
+from ncplasticity.tables import read_table
+from ncplasticity.tsv import write_table, write_text
 
 OUTCOME_COLUMNS = [
     "warmup_train_accuracy",

@@ -24,6 +24,10 @@ class CompiledForm:
       plain PyTorch form can repeat.
     * ``decay_to_initial``: λ of a loss term λ‖θ − θ₀‖² (θ₀ the run's initial parameters),
       folded into the optimiser's pass over the weights.
+
+    The step loop is compiled with the functions built in and cached by the sources of this
+    wing and of the functions' modules (:mod:`.specialise`): a numba function they call must
+    live in one of those, or a change to it would not reach the cached loop.
     """
 
     state: tuple = ()

@@ -24,13 +24,20 @@ from ncplasticity.continual.compiled.form import CompiledForm
 
 _HERE = Path(__file__).parent
 _BLOCK_START, _BLOCK_END = "# <hooks>", "# </hooks>"
-_LOADED: dict[str, Callable] = {}
+_BY_FUNCTIONS: dict[tuple, Callable] = {}
 
 
 def run_steps_for(forms: Sequence[CompiledForm]) -> Callable:
     """The step loop that calls the functions of ``forms`` (the forms with functions, in
     order: ``states[i]`` is the i-th one's state)."""
     with_functions = [form for form in forms if form.has_functions]
+    functions = tuple((form.feature_gradient, form.after_step) for form in with_functions)
+    if functions not in _BY_FUNCTIONS:  # sources read and hashed once per process
+        _BY_FUNCTIONS[functions] = _specialised(with_functions)
+    return _BY_FUNCTIONS[functions]
+
+
+def _specialised(with_functions: Sequence[CompiledForm]) -> Callable:
     block = _hook_block(with_functions)
     sources = [(_HERE / "kernel.py").read_text(), block]
     sources += [path.read_text() for path in sorted(_HERE.glob("*.py"))]
@@ -39,9 +46,7 @@ def run_steps_for(forms: Sequence[CompiledForm]) -> Callable:
             if function is not None:
                 sources.append(Path(sys.modules[_origin(function)[0]].__file__).read_text())
     digest = hashlib.sha256("\0".join(sources).encode()).hexdigest()[:20]
-    if digest not in _LOADED:
-        _LOADED[digest] = _load(digest, _specialised_source(block)).run_steps
-    return _LOADED[digest]
+    return _load(digest, _specialised_source(block)).run_steps
 
 
 def _origin(function: Callable) -> tuple[str, str]:

@@ -16,6 +16,7 @@ inside the hooks: the workflow reads this registry while planning.
 """
 
 # Importing the submodules registers their classes.
+from ncplasticity.continual.interventions import nc_target as nc_target
 from ncplasticity.continual.interventions import regularizers, unit_resets
 from ncplasticity.continual.interventions._registry import REGISTRY
 
