@@ -14,8 +14,11 @@ beyond the outer knots, so a held-out seed's steps do not explode it.
 
 **Lead–lag** (:func:`lead_lag`): per run, OLS of y_i on [1, spline(steps_i), y_{i−1}, x_{i−1}]
 (x_i is *not* controlled: with persistent noise correlated across the series it manufactures a
-lag coefficient under no lead); the placebo per run is OLS of y_i on [1, spline, y_{i−1}, x_i,
-x_{i+1}] (x_i *is* controlled: without it a persistent x makes the future fire). Each estimate is
+lag coefficient under no lead); the placebo per run is OLS of y_i on [1, spline, y_{i−1},
+x_{i−1}, x_i, x_{i+1}]: x_i *is* controlled (without it a persistent x makes the future fire),
+and so is x_{i−1}, the lead model's own regressor (without it a true lead, omitted from the
+placebo's model, leaks into x_{i+1} through the per-run fit and the placebo fired in 13–16 %
+of simulated white-noise studies with a true lead, against ~5 % with it). Each estimate is
 the mean of the per-run coefficients with a t-interval over the runs (df = runs − 1), which is
 robust to any autocorrelation within a run. A run whose design is rank-deficient (e.g. a
 constant x) or has fewer than 5 residual degrees of freedom is left out; ``n_runs`` counts the
@@ -32,11 +35,10 @@ import pandas as pd
 
 from ncplasticity import metrics, stats
 
-__all__ = ["BASELINE_ROWS", "TOURNAMENT_COLUMNS", "lead_lag", "simulate_panel", "tournament"]
+__all__ = ["TOURNAMENT_COLUMNS", "lead_lag", "simulate_panel", "tournament"]
 
 KEYS = ("run", "variant", "seed", "task", "steps")
 TOURNAMENT_COLUMNS = ["measure", "kind", "improvement", "low", "high", "n_groups", "rank"]
-BASELINE_ROWS = ("task", "steps", "{y}_prev")
 CONFIDENCE = 0.95
 MIN_RESIDUAL_DF = 5
 # Harrell's knot quantiles for 3, 4 and 5 knots of a restricted cubic spline.
@@ -72,6 +74,9 @@ def spline_basis(values, reference, n_knots: int) -> np.ndarray:
 
 
 def _check(panel: pd.DataFrame, columns) -> None:
+    keys = [c for c in columns if c in KEYS]
+    if keys:
+        raise ValueError(f"inference: {keys} are panel keys, not measures or outcomes")
     missing = [c for c in dict.fromkeys([*KEYS, *columns]) if c not in panel.columns]
     if missing:
         raise ValueError(f"inference: the panel lacks column(s) {missing}")
@@ -126,22 +131,21 @@ def lead_lag(panel: pd.DataFrame, x: str, y: str = "pl") -> dict:
     over runs of the per-run coefficient of x_{i−1} on y_i given y_{i−1} and the run's spline
     trend in steps, in y units per x unit, with its 95 % t-interval over runs ``low``,
     ``high``; ``placebo`` (``placebo_low``, ``placebo_high``) the same for x_{i+1} given x_i,
-    y_{i−1} and the trend; ``n_runs`` the runs the estimate rests on. A lead is read only
-    where its interval excludes 0 and the placebo's does not."""
+    y_{i−1}, the trend and x_{i−1} (the lead model plus x_i); ``n_runs`` the runs the estimate
+    rests on. A lead is read only where its interval excludes 0 and the placebo's does not."""
     _check(panel, [x, y])
     if x == y:
         raise ValueError("lead_lag: x and y must be different columns")
     data = _lagged(panel, [x, y], lead_columns=[x])
+    columns = ["steps", y, f"{y}_prev", x, f"{x}_prev", f"{x}_next"]
+    steps, target, y_prev, x_now, x_prev, x_next = data[columns].to_numpy().T
     lead, placebo = [], []
     for idx in data.groupby("run", sort=False).indices.values():
-        run = data.iloc[idx]
-        steps = run["steps"].to_numpy()
-        trend = spline_basis(steps, steps, _n_knots(len(run)))
-        base = np.column_stack([np.ones(len(run)), trend, run[f"{y}_prev"].to_numpy()])
-        target = run[y].to_numpy()
-        lead.append(_last_coefficient(np.column_stack([base, run[f"{x}_prev"]]), target))
-        design = np.column_stack([base, run[x], run[f"{x}_next"]])
-        placebo.append(_last_coefficient(design, target))
+        trend = spline_basis(steps[idx], steps[idx], _n_knots(len(idx)))
+        base = np.column_stack([np.ones(len(idx)), trend, y_prev[idx]])
+        lead.append(_last_coefficient(np.column_stack([base, x_prev[idx]]), target[idx]))
+        design = np.column_stack([base, x_prev[idx], x_now[idx], x_next[idx]])
+        placebo.append(_last_coefficient(design, target[idx]))
     estimate, low, high, n_runs = _summary(lead)
     p_estimate, p_low, p_high, _ = _summary(placebo)
     return {
@@ -209,9 +213,9 @@ def tournament(panel: pd.DataFrame, measures, y: str = "pl") -> pd.DataFrame:
         work[m], scales[m] = log_scaled(work[m].astype(float), m)
     data = _lagged(work, [y, *measures])
     target, y_prev = data[y].to_numpy(), data[f"{y}_prev"].to_numpy()
-    variant, seed = data["variant"].to_numpy(), data["seed"].to_numpy()
+    variant, seed = pd.factorize(data["variant"])[0], pd.factorize(data["seed"])[0]
     blocks, intercepts = [], []
-    for v in pd.unique(variant):
+    for v in np.unique(variant):
         own = variant == v
         per_run = own.sum() / max(data.loc[own, "run"].nunique(), 1)
         steps = data["steps"].to_numpy()
@@ -222,7 +226,7 @@ def tournament(panel: pd.DataFrame, measures, y: str = "pl") -> pd.DataFrame:
     trend = np.column_stack([intercept, *blocks])
     base = np.column_stack([trend, y_prev])
     known = np.isfinite(target) & np.isfinite(y_prev)
-    groups = pd.unique(seed)
+    groups = np.unique(seed)
     candidates = {m: ("measure", data[f"{m}_prev"].to_numpy()) for m in measures}
     candidates["task"] = ("baseline", data["task"].to_numpy(dtype=float))
     rows = []
@@ -232,18 +236,22 @@ def tournament(panel: pd.DataFrame, measures, y: str = "pl") -> pd.DataFrame:
     no_trend = np.column_stack([intercept, y_prev])
     rows.append(("steps", "baseline", no_trend, base, known))
     rows.append((f"{y}_prev", "baseline", trend, base, known))
-    table = []
+    table, cache = [], {}
+
+    def held_out(design, train, test) -> float:
+        key = (id(design), train.tobytes(), test.tobytes())
+        if key not in cache:
+            cache[key] = _held_out_mse(design, target, train, test)
+        return cache[key]
+
     for name, kind, smaller, larger, ok in rows:
         gains = []
         for g in groups:
             train, test = ok & (seed != g), ok & (seed == g)
-            test &= np.isin(variant, variant[train])
+            test &= np.bincount(variant[train], minlength=variant.max() + 1)[variant] > 0
             if test.sum() == 0 or train.sum() <= larger.shape[1]:
                 continue
-            gains.append(
-                _held_out_mse(smaller, target, train, test)
-                - _held_out_mse(larger, target, train, test)
-            )
+            gains.append(held_out(smaller, train, test) - held_out(larger, train, test))
         improvement, low, high, n_groups = _summary(gains)
         table.append([name, kind, improvement, low, high, n_groups])
     result = pd.DataFrame(table, columns=TOURNAMENT_COLUMNS[:-1])
