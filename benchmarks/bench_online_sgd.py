@@ -113,6 +113,7 @@ VARIANTS = [
     ("redo", [{"name": "redo"}], "sgd", False),
     ("cbp", [{"name": "cbp"}], "sgd", False),
     ("nc_dial", [{"name": "nc_dial"}], "sgd", False),
+    ("nc_target", [{"name": "nc_target", "target": 0.5}], "sgd", False),
     ("adam", [], "adam", False),
     ("layer_norm", [], "sgd", True),
 ]
