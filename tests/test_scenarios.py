@@ -355,3 +355,96 @@ def test_a_scenario_is_one_registered_class(dataset, tmp_path):
         SCENARIOS.unregister(PermutedRows.name)
     with pytest.raises(StudyError, match="scenario.name: 'toy_permuted_rows' is not one of"):
         resolve_experiment(config, SCHEMA, CONTINUAL_SPEC)
+
+
+# --- class-incremental and recurring tasks -------------------------------------------------
+
+
+def test_class_incremental_sees_k_more_classes_each_task_until_all():
+    scenario = SCENARIOS.build([{"name": "class_incremental", "classes_per_task": 2}])[0]
+    seen = [scenario.task(4, t, 784, LABELS, TEST_LABELS) for t in range(6)]
+    classes = [set(task.classes) for task in seen]
+    assert [len(c) for c in classes] == [2, 4, 6, 8, 10, 10]
+    assert all(a < b for a, b in zip(classes[:4], classes[1:5], strict=True))  # nested, growing
+    for task in seen:
+        np.testing.assert_array_equal(task.permutation, np.arange(784))
+        np.testing.assert_array_equal(task.y_train, LABELS[task.train_index])
+        assert set(task.y_test) == set(task.y_train)
+    # The order of arrival is drawn per run.
+    other = scenario.task(5, 0, 784, LABELS, TEST_LABELS)
+    assert any(
+        set(other.classes) != set(scenario.task(s, 0, 784, LABELS, TEST_LABELS).classes)
+        for s in (4, 6, 7)
+    )
+
+
+def test_recurring_tasks_repeat_the_task_one_period_before():
+    inner = {"name": "permuted_pixels", "fraction": 1.0}
+    scenario = SCENARIOS.build([{"name": "recurring", "period": 3, "scenario": inner}])[0]
+    plain = _build("permuted_pixels")
+    for t in range(3, 9):
+        assert _same(
+            scenario.task(1, t, 784, LABELS, TEST_LABELS),
+            scenario.task(1, t - 3, 784, LABELS, TEST_LABELS),
+        )
+        assert _same(
+            scenario.task(1, t, 784, LABELS, TEST_LABELS),
+            plain.task(1, t % 3, 784, LABELS, TEST_LABELS),
+        )
+    assert not _same(
+        scenario.task(1, 1, 784, LABELS, TEST_LABELS), scenario.task(1, 2, 784, LABELS, TEST_LABELS)
+    )
+    # A task's examples recur with it.
+    subset = settings(examples_per_task=100)
+    examples = [scenarios.task_examples(subset, 1, scenario.data_task(t), 4000) for t in (1, 4)]
+    np.testing.assert_array_equal(*examples)
+    # The wrapped scenario's head and outputs.
+    pairs = {"name": "class_pairs"}
+    wrapped = SCENARIOS.build([{"name": "recurring", "period": 2, "scenario": pairs}])[0]
+    assert wrapped.new_head and wrapped.num_outputs(10) == 2
+
+
+@pytest.mark.parametrize(
+    ("scenario", "message"),
+    [
+        (
+            {"name": "class_incremental", "classes_per_task": 3},
+            r"scenario\.classes_per_task: 3 does not divide the 10",
+        ),
+        (
+            {"name": "class_incremental", "classes_per_task": 20},
+            r"scenario\.classes_per_task: 20 exceeds the 10 classes",
+        ),
+        (
+            {
+                "name": "recurring",
+                "period": 2,
+                "scenario": {"name": "class_incremental", "classes_per_task": 4},
+            },
+            r"scenario\.scenario\.classes_per_task: 4 does not divide",
+        ),
+        (
+            {"name": "recurring", "period": 2, "scenario": {"name": "permuted_pixels", "f": 1}},
+            r"scenario\.scenario: Additional properties are not allowed",
+        ),
+    ],
+)
+def test_invalid_scenarios_stop_before_any_job_naming_variant_and_key(scenario, message):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["continual"]["variants"] = {"odd": {"scenario": scenario}}
+    with pytest.raises(StudyError, match=rf"continual\.variants\.odd\.{message}"):
+        resolve_experiment(config, SCHEMA, CONTINUAL_SPEC)
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        {"name": "class_incremental", "classes_per_task": 5},
+        {"name": "recurring", "period": 2, "scenario": {"name": "permuted_pixels"}},
+    ],
+)
+def test_new_scenarios_run_end_to_end(dataset, tmp_path, scenario):
+    _, log_path = train(dataset, tmp_path, "new_s1", settings(scenario, num_tasks=3))
+    rows = read_rows(log_path)
+    assert [row["task"] for row in rows] == [0, 1, 2]
+    assert all(0.2 < row["online_accuracy"] <= 1 for row in rows)

@@ -202,7 +202,7 @@ def train_run(
         writer.truncate(len(state["rows"]))
         first_task, attempt_started = state["task"], time.perf_counter()
         for task_index in range(first_task, settings["num_tasks"]):
-            examples = task_examples(settings, seed, task_index, len(x_train))
+            examples = task_examples(settings, seed, scenario.data_task(task_index), len(x_train))
             x_task = x_train if examples is None else x_train[examples]
             y_task = data.y_train if examples is None else data.y_train[examples]
             task = scenario.task(

@@ -8,7 +8,8 @@ and whether the output layer is zeroed at every task start (``new_head``). Addin
 is one registered class plus its test.
 
 Scenarios: ``permuted_pixels`` (the paper's Permuted MNIST, or a fraction of it),
-``permuted_labels``, ``random_labels`` and ``class_pairs``.
+``permuted_labels``, ``random_labels``, ``class_pairs``, ``class_incremental`` and
+``recurring`` (any scenario with tasks, met again every ``period`` tasks).
 
 Every draw is seeded by (seed, stream, task, ...), each kind of draw a stream of its own
 (``np.random.default_rng([seed, stream, ...])``), so a task is the same whenever it is rebuilt
@@ -60,11 +61,22 @@ class Scenario:
     new_head: ClassVar[bool] = False
 
     def __init__(self, **params):
-        self.params = params
+        # Schema defaults fill what the caller left out (a validated config has them all).
+        defaults = {k: v["default"] for k, v in self.parameters.items() if "default" in v}
+        self.params = {**defaults, **params}
 
     def num_outputs(self, num_classes: int) -> int:
         """Output units of the network for a dataset of ``num_classes`` classes."""
         return num_classes
+
+    def problems(self, num_classes: int) -> list[str]:
+        """What is wrong with the parameters for a dataset of ``num_classes`` classes (the
+        study stops before any job, naming the variant and the key)."""
+        return []
+
+    def data_task(self, task: int) -> int:
+        """The task whose examples and draws task ``task`` uses (itself, unless tasks recur)."""
+        return task
 
     def task(
         self, seed: int, task: int, num_pixels: int, y_train, y_test, num_classes=NUM_CLASSES
@@ -168,6 +180,79 @@ class ClassPairs(Scenario):
     def pair(seed: int, task: int, num_classes: int = NUM_CLASSES) -> np.ndarray:
         """The task's two digits (label 0, label 1)."""
         return task_rng(seed, task).choice(num_classes, 2, replace=False)
+
+
+@SCENARIOS.register
+class ClassIncremental(Scenario):
+    """The classes arrive ``classes_per_task`` at a time, in an order drawn once per run: task
+    t trains on the examples of every class seen so far (the first (t + 1)·k of the order, all
+    of them once every class has arrived), with one output layer over all classes; its test
+    examples are those of the same classes. Inputs unchanged. The paper's next check 1 (Dohare
+    et al.'s incremental CIFAR-100, on digits); the NC metrics of a task are over its classes."""
+
+    name = "class_incremental"
+    parameters = {"classes_per_task": {"type": "integer", "minimum": 1, "default": 2}}
+
+    def problems(self, num_classes: int) -> list[str]:
+        k = self.params["classes_per_task"]
+        if k > num_classes:
+            return [f"scenario.classes_per_task: {k} exceeds the {num_classes} classes"]
+        if num_classes % k:
+            return [f"scenario.classes_per_task: {k} does not divide the {num_classes} classes"]
+        return []
+
+    def classes_seen(self, seed: int, task: int, num_classes: int = NUM_CLASSES) -> np.ndarray:
+        """The classes task ``task`` trains on, in their order of arrival."""
+        order = np.random.default_rng([seed, TASK_STREAM]).permutation(num_classes)
+        return order[: min(num_classes, (task + 1) * self.params["classes_per_task"])]
+
+    def task(self, seed, task, num_pixels, y_train, y_test, num_classes=NUM_CLASSES) -> Task:
+        seen = self.classes_seen(seed, task, num_classes)
+        y_train, y_test = _labels(y_train), _labels(y_test)
+        train_index = np.flatnonzero(np.isin(y_train, seen))
+        test_index = np.flatnonzero(np.isin(y_test, seen))
+        return Task(
+            np.arange(num_pixels), y_train[train_index], y_test[test_index], train_index, test_index
+        )
+
+
+@SCENARIOS.register
+class Recurring(Scenario):
+    """Any scenario with tasks, met again: task t is task t mod ``period`` of the wrapped
+    ``scenario`` (its examples, permutation and labels), so a network meets each task again
+    every ``period`` tasks and forgetting separates from plasticity."""
+
+    name = "recurring"
+    parameters = {
+        "period": {"type": "integer", "minimum": 1},
+        "scenario": {"type": "object", "required": ["name"]},
+    }
+    required = ("period", "scenario")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        inner = self.params["scenario"]
+        if inner.get("name") == self.name:
+            raise ValueError("recurring: the wrapped scenario cannot be recurring itself")
+        self.inner = SCENARIOS.build([inner])[0]
+        self.new_head = self.inner.new_head
+
+    def num_outputs(self, num_classes: int) -> int:
+        return self.inner.num_outputs(num_classes)
+
+    def problems(self, num_classes: int) -> list[str]:
+        import jsonschema
+
+        inner = self.params["scenario"]
+        invalid = jsonschema.Draft7Validator(SCENARIOS.item_schema()).iter_errors(inner)
+        found = [f"scenario.scenario: {error.message}" for error in invalid]
+        return found or [f"scenario.{p}" for p in self.inner.problems(num_classes)]
+
+    def data_task(self, task: int) -> int:
+        return task % self.params["period"]
+
+    def task(self, seed, task, num_pixels, y_train, y_test, num_classes=NUM_CLASSES) -> Task:
+        return self.inner.task(seed, self.data_task(task), num_pixels, y_train, y_test, num_classes)
 
 
 # The rest of a task, whatever its scenario: its examples, epochs, epoch order, probe and the

@@ -29,7 +29,8 @@ def normalise(settings: dict) -> dict:
 
 
 def check(settings: dict) -> list[str]:
-    """What the schema cannot say: sizes that depend on the dataset."""
+    """What the schema cannot say: sizes that depend on the dataset, and the scenario's own
+    checks."""
     problems = []
     available = TRAINING_EXAMPLES[settings["dataset"]]
     examples = settings.get("examples_per_task")
@@ -41,7 +42,11 @@ def check(settings: dict) -> list[str]:
     probe = settings.get("probe_size")
     if probe is not None and probe < NUM_CLASSES:
         problems.append(f"probe_size: {probe} is smaller than the {NUM_CLASSES} classes")
-    return problems
+    try:
+        scenario = SCENARIOS.build([settings["scenario"]])[0]
+    except ValueError as error:  # e.g. a wrapped scenario that is unknown
+        return [*problems, f"scenario: {error}"]
+    return [*problems, *scenario.problems(NUM_CLASSES)]
 
 
 SPEC = ExperimentSpec(
