@@ -403,6 +403,9 @@ def test_sweep_correlations_and_figures(tables, tmp_path):
     assert rows[1]["r_first_nc1_pl"] == pytest.approx(stats.pearson(nc1, pl2))
     assert all(row["n_runs"] == 4 and row["variants"] == "e1,e3" for row in rows)
     assert all(-1 <= row["r_first_epochs_pl"] <= 1 for row in rows)
+    assert all(row["expected_abs_r_null"] == pytest.approx(stats.expected_abs_r(4)) for row in rows)
+    assert rows[1]["p_perm_first_nc1_pl"] == stats.permutation_p_value(nc1, pl2)
+    assert all(0 < row["p_perm_first_epochs_pl"] <= 1 for row in rows)
     for panels in continual_figures.PANEL_SETS:
         pdf, png = tmp_path / f"{panels}.pdf", tmp_path / f"{panels}.png"
         continual_figures.over_tasks_figure(tables, pdf, png, 4, panels)

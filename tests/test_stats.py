@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from ncplasticity import stats
 from ncplasticity.stats import (
     MIN_BOOTSTRAP_SEEDS,
     correlation_test,
@@ -215,3 +216,27 @@ def test_per_group_correlation_over_table_rows():
     assert spearman_table[1]["r"] == 1.0
     with pytest.raises(ValueError, match="no column 'nc1'"):
         per_group_correlation(rows, "task", "nc1", "pl")
+
+
+def test_expected_abs_r_under_no_correlation_is_what_simulation_gives():
+    rng = np.random.default_rng(0)
+    for n in (5, 9, 30):
+        x, y = rng.normal(size=(2, 20000, n))
+        x = x - x.mean(1, keepdims=True)
+        y = y - y.mean(1, keepdims=True)
+        r = (x * y).sum(1) / np.sqrt((x * x).sum(1) * (y * y).sum(1))
+        assert stats.expected_abs_r(n) == pytest.approx(np.abs(r).mean(), abs=0.005)
+    assert stats.expected_abs_r(9) == pytest.approx(0.291, abs=0.001)
+    assert math.isnan(stats.expected_abs_r(2))
+
+
+@pytest.mark.parametrize("method", stats.METHODS)
+def test_permutation_p_value_is_calibrated_under_no_correlation_and_small_with_one(method):
+    rng = np.random.default_rng(1)
+    null = [stats.permutation_p_value(*rng.normal(size=(2, 9)), method, 199) for _ in range(400)]
+    assert 0.02 <= np.mean(np.array(null) <= 0.05) <= 0.09
+    x = rng.normal(size=12)
+    assert stats.permutation_p_value(x, x + 0.2 * rng.normal(size=12), method) <= 0.002
+    # Seeded: the same p-value every call; NaN where r is.
+    assert stats.permutation_p_value(x, -x, method) == stats.permutation_p_value(x, -x, method)
+    assert math.isnan(stats.permutation_p_value(x, np.ones(12), method))

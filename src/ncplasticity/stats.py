@@ -56,6 +56,36 @@ def _p_value(r: float, n: int) -> float:
     return float(2 * special.stdtr(n - 2, -abs(r) * np.sqrt((n - 2) / (1 - r * r))))
 
 
+def expected_abs_r(n: int) -> float:
+    """E|r| of the Pearson correlation of n independent bivariate-normal pairs with no
+    correlation: Γ((n − 1)/2) / (√π · Γ(n/2)) (r's null density ∝ (1 − r²)^((n − 4)/2)); 0.29 for
+    n = 9. What an |r| must exceed before it says anything; NaN below 3 pairs."""
+    if n < MIN_POINTS:
+        return float("nan")
+    return float(np.exp(special.gammaln((n - 1) / 2) - special.gammaln(n / 2)) / np.sqrt(np.pi))
+
+
+def permutation_p_value(
+    x, y, method: str = "pearson", permutations: int = 999, seed: int = 0
+) -> float:
+    """Two-sided permutation p-value of the correlation of ``x`` and ``y``: ``x`` shuffled
+    across the pairs ``permutations`` times (seeded), p = (1 + #{|r*| ≥ |r|}) / (1 +
+    permutations). Exact in small samples, where the t-test's normality is a guess."""
+    x, y = _finite_pairs(x, y)
+    r = _r(x, y, _check_method(method))
+    if np.isnan(r):
+        return float("nan")
+    if method == "spearman":
+        x, y = _average_ranks(x), _average_ranks(y)
+    dx = (x - x.mean()) / np.sqrt(((x - x.mean()) ** 2).sum())
+    dy = (y - y.mean()) / np.sqrt(((y - y.mean()) ** 2).sum())
+    rng = np.random.default_rng(seed)
+    shuffled = dx[rng.permuted(np.tile(np.arange(len(dx)), (permutations, 1)), axis=1)]
+    null = shuffled @ dy
+    # A rounding margin, so a permutation equal to the data counts as at least as extreme.
+    return float((1 + np.sum(np.abs(null) >= abs(r) - 1e-12)) / (1 + permutations))
+
+
 def fisher_z_interval(rs, confidence: float = 0.95) -> dict:
     """Mean of per-seed correlations on Fisher's z scale with a t-interval over the seeds.
 

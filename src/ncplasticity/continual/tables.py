@@ -131,8 +131,9 @@ def sweep_correlations(table_paths, out_path, analysis_tasks: int, groups=None) 
     """Per task i ≥ 1, across the runs of a first-task sweep (every seed of a group of
     variants that differ only in the first task's schedule; all variants when ``groups`` is
     None): correlation of PL_i with the NC1 after the first task and with the first task's
-    epochs, and of PL_i with that NC1 controlling for the first task's training steps. The
-    ``variants`` column names the group."""
+    epochs, and of PL_i with that NC1 controlling for the first task's training steps; beside
+    them the expected |r| without any correlation for that many runs and permutation p-values
+    (the first-task variable shuffled across runs). The ``variants`` column names the group."""
     tables = read_tables(table_paths, analysis_tasks)
     if groups is None:
         groups = [sorted(tables["variant"].unique())]
@@ -175,6 +176,15 @@ def _sweep_rows(tables: pd.DataFrame, group: str) -> list[dict]:
                     "p_first_epochs_pl": epochs_row["p"],
                     "partial_r_first_nc1_pl_steps": partial,
                     "n_runs": nc1_row["n"],
+                    # With few runs an |r| means little by itself: the |r| no correlation
+                    # gives, and the p-value of the first-task variable shuffled across runs.
+                    "expected_abs_r_null": stats.expected_abs_r(nc1_row["n"]),
+                    "p_perm_first_nc1_pl": stats.permutation_p_value(
+                        members["first_nc1"], members["pl"], method
+                    ),
+                    "p_perm_first_epochs_pl": stats.permutation_p_value(
+                        members["first_epochs"], members["pl"], method
+                    ),
                 }
             )
     return rows
