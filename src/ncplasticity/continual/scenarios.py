@@ -92,6 +92,11 @@ def _labels(y) -> np.ndarray:
     return np.asarray(y, dtype=np.int64)
 
 
+def _of_classes(y_train, y_test, classes) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the training and of the test examples whose label is one of ``classes``."""
+    return np.flatnonzero(np.isin(y_train, classes)), np.flatnonzero(np.isin(y_test, classes))
+
+
 @SCENARIOS.register
 class PermutedPixels(Scenario):
     """round(fraction·D) pixel positions, chosen at random per task, are permuted among
@@ -166,8 +171,7 @@ class ClassPairs(Scenario):
     def task(self, seed, task, num_pixels, y_train, y_test, num_classes=NUM_CLASSES) -> Task:
         pair = self.pair(seed, task, num_classes)
         y_train, y_test = _labels(y_train), _labels(y_test)
-        train_index = np.flatnonzero(np.isin(y_train, pair))
-        test_index = np.flatnonzero(np.isin(y_test, pair))
+        train_index, test_index = _of_classes(y_train, y_test, pair)
         return Task(
             np.arange(num_pixels),
             (y_train[train_index] == pair[1]).astype(np.int64),
@@ -207,10 +211,9 @@ class ClassIncremental(Scenario):
         return order[: min(num_classes, (task + 1) * self.params["classes_per_task"])]
 
     def task(self, seed, task, num_pixels, y_train, y_test, num_classes=NUM_CLASSES) -> Task:
-        seen = self.classes_seen(seed, task, num_classes)
         y_train, y_test = _labels(y_train), _labels(y_test)
-        train_index = np.flatnonzero(np.isin(y_train, seen))
-        test_index = np.flatnonzero(np.isin(y_test, seen))
+        seen = self.classes_seen(seed, task, num_classes)
+        train_index, test_index = _of_classes(y_train, y_test, seen)
         return Task(
             np.arange(num_pixels), y_train[train_index], y_test[test_index], train_index, test_index
         )
