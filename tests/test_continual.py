@@ -104,6 +104,11 @@ def test_run_outputs_and_determinism(dataset, tmp_path):
         assert 0 <= row["dead_fraction"] < 1 and 1 < row["effective_rank"] <= 32
     # The second epoch of task 0 sees the same data again: it is predicted better.
     assert log[0]["online_accuracy_last_epoch"] > log[0]["online_accuracy"]
+    # The paper's accuracy of a task: the mean over all its epochs (two of 4,000 steps here).
+    both = (log[0]["online_accuracy"] + log[0]["online_accuracy_last_epoch"]) / 2
+    assert log[0]["online_accuracy_all_epochs"] == pytest.approx(both, abs=1e-12)
+    assert all(row["online_accuracy_all_epochs"] == row["online_accuracy"] for row in log[1:])
+    assert all(row["degenerate"] is False and row["feature_norm"] > 0 for row in log)
 
 
 def test_nc1_threshold_stops_first_task(dataset, tmp_path):
@@ -160,6 +165,51 @@ def _interrupt_at_epoch(monkeypatch, fail_at):
         return real_epoch(*args, **kwargs)
 
     monkeypatch.setattr(ct, "train_epoch", interrupted)
+
+
+def _first_task_at(monkeypatch, every):
+    """Make the run's first training epoch right on every ``every``-th prediction only."""
+    real_epoch = ct.train_epoch
+    calls = []
+
+    def at_chance(*args, **kwargs):
+        result = real_epoch(*args, **kwargs)
+        calls.append(kwargs.get("ctx") is not None)
+        if sum(calls) == 1 and calls[-1]:
+            result.correct = np.arange(len(result.correct)) % every == 0
+        return result
+
+    monkeypatch.setattr(ct, "train_epoch", at_chance)
+
+
+def test_a_run_is_degenerate_from_a_task_at_chance_on_and_stays_so_when_resumed(
+    dataset, tmp_path, monkeypatch
+):
+    _first_task_at(monkeypatch, 10)  # chance of 10 classes
+    log = read_rows(train(dataset, tmp_path / "a", "e1_s1", settings())[1])
+    assert log[0]["online_accuracy"] == pytest.approx(0.1)
+    assert all(row["online_accuracy"] > 0.3 for row in log[1:])  # it learns again ...
+    assert [row["degenerate"] for row in log] == [True, True, True]  # ... and stays flagged
+    # Killed in task 2 and resumed: the flag comes back with the saved rows.
+    monkeypatch.undo()
+    _first_task_at(monkeypatch, 10)
+    _interrupt_at_epoch(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        train(dataset, tmp_path / "b", "e1_s1", settings())
+    monkeypatch.undo()
+    resumed = read_rows(train(dataset, tmp_path / "b", "e1_s1", settings())[1])
+    assert [row["degenerate"] for row in resumed] == [True, True, True]
+
+
+def test_chance_is_over_the_classes_the_task_trains_on(dataset, tmp_path, monkeypatch):
+    # Accuracy 0.5: chance for a pair of digits (class_pairs), far above it for ten digits.
+    pairs = settings(scenario={"name": "class_pairs"}, num_tasks=2, probe_size=20)
+    for run_id, run in (("pairs_s1", pairs), ("e1_s1", settings(num_tasks=2))):
+        _first_task_at(monkeypatch, 2)
+        log = read_rows(train(dataset, tmp_path, run_id, run)[1])
+        monkeypatch.undo()
+        assert log[0]["online_accuracy"] == 0.5 and log[1]["online_accuracy"] > 0.6
+        assert [row["degenerate"] for row in log] == [run is pairs] * 2
 
 
 def test_autograd_path_keeps_and_resumes_its_optimizer_state(dataset, tmp_path, monkeypatch):

@@ -14,10 +14,12 @@ from ncplasticity.networks import MLP
 from ncplasticity.plasticity import (
     ProbeState,
     dead_fraction,
+    degenerate,
     distance_from_init,
     dormant_fraction,
     duplicated_fraction,
     effective_rank,
+    feature_norm,
     feature_rank,
     plasticity_loss,
     preactivation_mean,
@@ -146,6 +148,29 @@ def test_duplicated_fraction_against_pairwise_cosines():
     )
 
 
+def test_feature_norm_is_the_mean_euclidean_norm_of_the_rows():
+    assert feature_norm(np.array([[3.0, 4.0], [0.0, 0.0], [0.0, 1.0]])) == pytest.approx(2.0)
+    features = np.random.default_rng(4).random((50, 7)).astype(np.float32)
+    want = np.mean([np.linalg.norm(row.astype(np.float64)) for row in features])
+    assert feature_norm(features) == pytest.approx(want, rel=1e-12)
+    with pytest.raises(ValueError, match="non-empty"):
+        feature_norm(np.zeros((0, 3)))
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "classes", "already", "flag"),
+    [
+        (0.14, 10, False, True),  # within 0.05 of 1/10
+        (0.16, 10, False, False),
+        (0.06, 10, False, True),  # below chance counts too
+        (0.54, 2, False, True),  # a pair of classes: chance 0.5
+        (0.9, 10, True, True),  # once degenerate, for ever after
+    ],
+)
+def test_degenerate_rule(accuracy, classes, already, flag):
+    assert degenerate(accuracy, classes, already) is flag
+
+
 def test_sign_entropy_of_always_on_dead_and_half_on_units():
     on = np.ones((4, 2))
     half = np.array([[1.0], [0.0], [2.0], [0.0]])
@@ -245,6 +270,7 @@ NEW_ENTRIES = {
     "sign_entropy": ("unit sign entropy (bits)", -1, True),
     "preactivation_mean": ("pre-activation mean (over layers)", -1, True),
     "preactivation_std": ("pre-activation std (over layers)", 1, True),
+    "feature_norm": ("feature norm (mean ‖h‖)", 1, True),
     "gradient_norm": ("gradient norm (mean over task)", -1, False),
     "step_plasticity": ("per-step plasticity", -1, False),
     "churn": ("churn of probe logits", 1, False),
@@ -273,6 +299,7 @@ def test_registered_measures_compute_from_a_probe_state():
     assert registry["sign_entropy"].compute(state) == pytest.approx(sign_entropy(hidden))
     assert registry["preactivation_mean"].compute(state) == pytest.approx(preactivation_mean(pre))
     assert registry["preactivation_std"].compute(state) == pytest.approx(preactivation_std(pre))
+    assert registry["feature_norm"].compute(state) == pytest.approx(feature_norm(hidden[-1]))
     # The warm start passes no pre-activations: those two are NaN, the others finite.
     warm = ProbeState(hidden[-1], [hidden[-1]], params)
     values = {m.name: m.compute(warm) for m in metrics.select(computed=True)}

@@ -230,6 +230,13 @@ def test_the_jobs_run_on_cuda_with_the_step_replayed_as_a_graph(tiny_dataset, tm
     assert 0.0 <= rows[-1]["test_accuracy"] <= 1.0
 
 
+def test_a_warmup_is_degenerate_from_an_epoch_at_chance_on(tiny_dataset, tmp_path, monkeypatch):
+    accuracy = {1: 0.9, 2: 0.28, 3: 0.6, 4: 0.9}  # 4 classes: chance 0.25, within 0.05 at 2
+    wrap_train_epoch(monkeypatch, lambda n, train: {**train(), "train_accuracy": accuracy[n]})
+    log = read_rows(warmup(tmp_path, "run") / "log.tsv")
+    assert [r["degenerate"] for r in log] == [False, True, True, True]  # once, for ever after
+
+
 def test_a_collapse_is_flagged_and_training_goes_on(tiny_dataset, tmp_path, monkeypatch):
     def collapse(n, train):  # the paper's regulariser: accuracy falls to chance and stays
         return {**train(), "train_accuracy": 0.9 if n <= 2 else 0.1}

@@ -50,6 +50,35 @@ def resolve_device(device: str):
     return torch.device(device)
 
 
+# glibc's mallopt parameter M_MMAP_THRESHOLD (malloc.h), and the value set: its default.
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 128 << 10
+
+
+def return_freed_arrays(threshold: int = MMAP_THRESHOLD) -> bool:
+    """Have glibc's malloc serve every block of ``threshold`` bytes or more by ``mmap``, so
+    that a freed array goes back to the system at once; True where set (glibc), else False.
+
+    glibc starts at this threshold but raises it (up to 32 MiB) whenever a mapped block is
+    freed, and from then on serves blocks below it from its heaps, which keep freed memory. A
+    continual job allocates and frees the same large arrays every task (probe inputs,
+    activations and their float64 copies), and the heaps kept growing: at 60,000 digits a task
+    (probe of all) the job's resident memory rose by ~137 MB a task, with no live object
+    growing (tracemalloc) and all of it released by ``malloc_trim``. Setting the threshold also
+    turns the raising off, and the job's peak stays flat (1.66 GB from task 1 to 8 there).
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        # glibc only (elsewhere mallopt may be absent, or take other parameters).
+        if not hasattr(libc, "gnu_get_libc_version"):
+            return False
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, int(threshold)))
+    except (OSError, AttributeError):
+        return False
+
+
 def save_atomic(obj, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary name, then rename: a kill leaves the old file or the new."""
     import torch

@@ -150,6 +150,14 @@ CATALOGUE: tuple[Metric, ...] = (
         lambda p: plasticity.preactivation_std(p.pre_activations),
         requires=("pre_activations",),
     ),
+    # Features that grow with the weights (+1, as weight_norm); nc_target's side-effect
+    # check, since shrinking features is how a collapse penalty can be met without learning.
+    _probe_measure(
+        "feature_norm",
+        "feature norm (mean ‖h‖)",
+        1,
+        lambda p: plasticity.feature_norm(p.features),
+    ),
     # Plasticity measures logged by the training loop itself.
     _logged_measure("gradient_norm", "gradient norm (mean over task)", -1),
     _logged_measure("step_plasticity", "per-step plasticity", -1),

@@ -18,6 +18,9 @@ arrays; :class:`ProbeState` holds what they are computed from at a snapshot, and
 * :func:`sign_entropy`: mean binary entropy of each unit's firing, P(h_i > 0).
 * :func:`preactivation_mean`, :func:`preactivation_std`: moments of the hidden layers'
   pre-activations, averaged over layers (Lyle et al. 2024 track their drift).
+* :func:`feature_norm`: mean Euclidean norm ‖h‖ of the penultimate features over the probe.
+* :func:`degenerate`: the manipulation check of DESIGN §3b, not a measure: accuracy within
+  :data:`DEGENERATE_MARGIN` of chance, once and for ever after.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+
+# A run is degenerate from the first task (epoch) whose accuracy is within this of chance.
+DEGENERATE_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -201,3 +207,20 @@ def preactivation_std(pre_activations) -> float:
     if pre_activations is None:
         return float("nan")
     return float(np.mean([z.std() for z in _layers(pre_activations, "preactivation_std")]))
+
+
+def feature_norm(features) -> float:
+    """Mean over the N rows of [N, D] features of their Euclidean norm ‖h‖ (float64)."""
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 2 or len(features) == 0:
+        raise ValueError(f"feature_norm: need a non-empty [N, D] array, got {features.shape}")
+    return float(np.sqrt(np.einsum("ij,ij->i", features, features)).mean())
+
+
+def degenerate(accuracy: float, num_classes: int, already: bool = False) -> bool:
+    """The `degenerate` flag (DESIGN §3b): true when ``already`` (an earlier task or epoch was
+    degenerate: the flag never clears) or when ``accuracy`` is within
+    :data:`DEGENERATE_MARGIN` of chance, 1 / ``num_classes``."""
+    if num_classes < 1:
+        raise ValueError(f"degenerate: need at least one class, got {num_classes}")
+    return bool(already) or abs(float(accuracy) - 1.0 / num_classes) <= DEGENERATE_MARGIN

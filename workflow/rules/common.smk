@@ -19,6 +19,7 @@ from snakemake.exceptions import WorkflowError
 
 import yaml
 
+from ncplasticity.continual import study as continual_study
 from ncplasticity.continual.study import SPEC as CONTINUAL_SPEC
 from ncplasticity.continual.study import sweep_groups
 from ncplasticity.report import EXPERIMENT_TITLES, run_labels
@@ -98,6 +99,11 @@ def continual_runtime(wildcards):
     epochs = (settings["num_tasks"] - 1) * per_task
     epochs += first.get("epochs") or first["max_epochs"]
     return 10 + int(epochs * (samples * 300e-6 + 1) / 60)
+
+
+def continual_mem_mb(wildcards):
+    """MB for a training job, from its measured peak (continual.study.memory_mb)."""
+    return continual_study.memory_mb(CONTINUAL_RUNS[wildcards.run].settings)
 
 
 def continual_tables():

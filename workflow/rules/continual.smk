@@ -23,7 +23,7 @@ rule continual_train:
     threads: CONTINUAL.get("threads", 1)
     resources:
         runtime=continual_runtime,
-        mem_mb=4000,
+        mem_mb=continual_mem_mb,
     params:
         settings=continual_run_settings,
         seed=lambda wildcards: CONTINUAL_RUNS[wildcards.run].seed,

@@ -14,7 +14,12 @@ Protocol, as in the paper's code (which follows Dohare et al.'s loss-of-plastici
   task (``default_rng([seed, 5, t])``, a stream of its own: duration varies independently of
   the task index and of the task's data).
 * Online accuracy of a task is the accuracy of the predictions made before each update over
-  its *first* epoch, so every task is measured the same way (the last epoch's is logged too).
+  its *first* epoch, so every task is measured the same way (the last epoch's is logged too,
+  and the mean over all its epochs, ``online_accuracy_all_epochs``: the paper's code logs that
+  for a task, so its task-0 reference averages every epoch of the first task). A run is
+  ``degenerate`` from the first task whose online accuracy is within 0.05 of chance for the
+  task's classes (1 / the number of classes in its training labels) onwards
+  (:func:`ncplasticity.plasticity.degenerate`).
 * After each task: accuracy on the task's test split, and the features (last hidden ReLU) of
   a fixed seeded probe of the task's training examples (``probe_size``), stratified over the
   classes present in the task, stored as snapshot ``task{t:04d}`` with the classifier rows of
@@ -60,7 +65,7 @@ from ncplasticity.continual.scenarios import (
 from ncplasticity.data import load_prepared
 from ncplasticity.features import FeatureWriter
 from ncplasticity.interventions import HookContext, call, optimizer_options
-from ncplasticity.jobs import ResumableJob, resolve_device
+from ncplasticity.jobs import ResumableJob, resolve_device, return_freed_arrays
 from ncplasticity.nc import collapse_metrics
 from ncplasticity.networks import MLP, parameter_arrays
 from ncplasticity.optim import SGD
@@ -76,9 +81,11 @@ LOG_COLUMNS = (
     "total_steps",
     "online_accuracy",
     "online_accuracy_last_epoch",
+    "online_accuracy_all_epochs",
     "online_loss",
     "first_task_nc1",
     "test_accuracy",
+    "degenerate",
     *(m.name for m in metrics.select(computed=True)),
     "churn",
     "gradient_norm",
@@ -114,8 +121,9 @@ def build_optimizer(settings: dict, model, interventions):
 
 def _fresh_progress() -> dict:
     keys = ("first_accuracy", "first_loss", "last_accuracy", "nc1")
-    sums = ("seconds", "grad_norm", "steps", "plasticity", "plasticity_steps")
-    return {"epochs": 0, **dict.fromkeys(sums, 0.0), **dict.fromkeys(keys)}
+    sums = ("seconds", "grad_norm", "steps", "plasticity", "plasticity_steps", "correct")
+    # "correct" and "predictions": over every epoch of the task (online_accuracy_all_epochs).
+    return {"epochs": 0, "predictions": 0, **dict.fromkeys(sums, 0.0), **dict.fromkeys(keys)}
 
 
 def train_run(
@@ -135,6 +143,7 @@ def train_run(
     from ncplasticity.tsv import write_tsv
 
     job_started = time.perf_counter()
+    return_freed_arrays()  # or freed per-task arrays pile up: memory grew with the tasks
     torch.set_num_threads(threads)
     # numpy's BLAS (the per-task measures) would otherwise start a thread per core beside
     # the other jobs.
@@ -161,6 +170,8 @@ def train_run(
     )
     if state is None:
         state = {"task": 0, "total_steps": 0, "rows": [], "progress": _fresh_progress()}
+    # State saved by an earlier version lacks the newer progress sums: they start at 0.
+    state["progress"] = _fresh_progress() | state["progress"]
     partial_features = job.dir / "features.h5"
 
     def fresh_model(salt: int) -> MLP:
@@ -244,6 +255,8 @@ def train_run(
                     progress["first_accuracy"] = result.accuracy
                     progress["first_loss"] = float(result.loss.mean())
                 progress["last_accuracy"] = result.accuracy
+                progress["correct"] += float(result.correct.sum())
+                progress["predictions"] += len(result.correct)
                 progress["grad_norm"] += float(result.grad_norm.sum())
                 progress["steps"] += len(result.grad_norm)
                 measured = result.plasticity[~np.isnan(result.plasticity)]

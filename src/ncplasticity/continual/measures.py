@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ncplasticity import metrics
+from ncplasticity import metrics, plasticity
 from ncplasticity.continual.compiled import task_inputs
 from ncplasticity.continual.loop import train_epoch
 from ncplasticity.continual.scenarios import Task, epoch_order, present_classes, steps_per_epoch
@@ -72,9 +72,16 @@ def task_row(parts: RunParts, task_index: int, task: Task, x_task, probe, state)
         "total_steps": state["total_steps"],
         "online_accuracy": progress["first_accuracy"],
         "online_accuracy_last_epoch": progress["last_accuracy"],
+        "online_accuracy_all_epochs": progress["correct"] / max(progress["predictions"], 1),
         "online_loss": progress["first_loss"],
         "first_task_nc1": progress["nc1"],
         "test_accuracy": accuracy_on(model, x_test, task.y_test, task, device),
+        # Chance for the classes the task trains on; once degenerate, a run stays so.
+        "degenerate": plasticity.degenerate(
+            progress["first_accuracy"],
+            len(np.unique(task.y_train)),
+            bool(state["rows"]) and bool(state["rows"][-1].get("degenerate", False)),
+        ),
         **{m.name: m.compute(probe_state) for m in metrics.select(computed=True)},
         "churn": churn(parts, task_index, task, x_task, probe_inputs, progress["epochs"], features),
         # Per-step measures of the task's training (every epoch; steps of every

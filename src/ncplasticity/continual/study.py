@@ -49,6 +49,30 @@ def check(settings: dict) -> list[str]:
     return [*problems, *scenario.problems(NUM_CLASSES)]
 
 
+# Input pixels per example of each dataset (flattened), for the memory estimate.
+PIXELS = {"mnist5k": 784, "mnist": 784, "cifar10": 3072}
+
+
+def memory_mb(settings: dict) -> int:
+    """A training job's memory (MB, the rule's ``mem_mb``): its peak is flat over the tasks
+    (:func:`ncplasticity.jobs.return_freed_arrays`) and is ~1.1 GB of libraries and numba's
+    compiling of the step loop (0.72 GB where the loop is cached already, up to 1.09 GB
+    measured where it is not), the training set (uint8, flattened to float32, and a permuted
+    float32 copy in the autograd loop: ~10 bytes a pixel) and the probe's per-task arrays (its
+    inputs in float32, every hidden layer's activations and pre-activations in float32 and
+    float64: 4 bytes a pixel and ~28 a hidden unit per probe example); with a quarter of
+    headroom, in hundreds of MB. Measured peaks with a cached loop (issue 27; 100-100-100
+    network): 1.70 GB at all 60,000 MNIST digits a task with a probe of all of them (declared:
+    2,800), 1.10 GB with a probe of 10,000 (2,100), 0.73 GB on mnist5k with a probe of all
+    4,000 (1,500)."""
+    pixels = PIXELS[settings["dataset"]]
+    training = TRAINING_EXAMPLES[settings["dataset"]]
+    probe = settings.get("probe_size") or settings.get("examples_per_task") or training
+    per_example = 4 * pixels + 28 * sum(settings["network"]["hidden_sizes"])
+    estimate = 1100 + (10 * training * pixels + probe * per_example) / 2**20
+    return 100 * -(-int(1.25 * estimate) // 100)
+
+
 SPEC = ExperimentSpec(
     EXPERIMENT,
     REGISTRY,

@@ -14,7 +14,9 @@ Interventions act through their hooks: ``optimizer_options`` (e.g. ``weight_deca
 
 A run diverges when its epoch loss or penalty is not finite or a parameter is; it then stops. A
 collapse of training accuracy (below half the best so far, once that best reached 0.5, as the
-paper's NC regulariser does) is logged as ``collapsed`` and training goes on.
+paper's NC regulariser does) is logged as ``collapsed`` and training goes on; so is
+``degenerate`` (DESIGN §3b): from the first epoch whose training accuracy is within 0.05 of
+chance (1 / the number of classes) onwards (:func:`ncplasticity.plasticity.degenerate`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import torch.nn.functional as F
 
 from ncplasticity.interventions import HookContext, call, optimizer_options
 from ncplasticity.optim import SGD
+from ncplasticity.plasticity import degenerate
 from ncplasticity.runlog import progress_line
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,7 @@ ROW_COLUMNS = [
     "wall_seconds",
     "diverged",
     "collapsed",
+    "degenerate",
 ]
 # Phase codes in the seeds of the per-epoch generators and of initialisations.
 WARMUP, FINETUNE, INIT, PERTURB, SPLIT = range(5)
@@ -354,6 +358,9 @@ def fit(
         best = max((r["train_accuracy"] for r in rows), default=0.0)
         row["diverged"] = _diverged(row, model)
         row["collapsed"] = _collapsed(row, best)
+        # Sticky: a resumed job's saved rows carry the flag on.
+        before = bool(rows) and bool(rows[-1].get("degenerate", False))
+        row["degenerate"] = degenerate(row["train_accuracy"], data.num_classes, before)
         tested = test_every_epoch or epoch == max_epochs or finished(row)
         evaluated = None
         if tested or at_epoch_end is not None:

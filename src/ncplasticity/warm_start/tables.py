@@ -2,9 +2,9 @@
 no plotting; runs in the analysis environment).
 
 Per run, one row per warm-up checkpoint epoch joins the NC metrics of the warm-up features at
-that epoch, the warm-up log (its accuracies, divergence and collapse flags and the plasticity
-measures taken at the checkpoint) and the fine-tuned outcome (the last row of the fine-tune
-job's per-epoch table), plus the fresh-init reference of the same seed. A variant that
+that epoch, the warm-up log (its accuracies, divergence, collapse and degeneracy flags and
+the plasticity measures taken at the checkpoint) and the fine-tuned outcome (the last row of
+the fine-tune job's per-epoch table), plus the fresh-init reference of the same seed. A variant that
 fine-tunes another's warm-up (e.g. ``shrink_perturb``, plain's) has that warm-up's NC metrics,
 plasticity measures and log: its ``warmup_variant``. Every row names its variant, seed
 and warm-up variant, so no analysis reads anything from a file name. Which metrics enter the
@@ -29,6 +29,7 @@ OUTCOME_COLUMNS = [
     "finetune_epochs",
     "diverged",
     "collapsed",
+    "degenerate",
     "fresh_test_accuracy",
     "gap_to_fresh",
 ]
@@ -81,7 +82,7 @@ def run_table(
     logged = read_table(warmup_log_path)
     plasticity_columns = [m.name for m in metrics.select(group="plasticity") if m.name in logged]
     logged = logged.reindex(
-        columns=["epoch", "train_accuracy", "test_accuracy", "diverged", "collapsed"]
+        columns=["epoch", "train_accuracy", "test_accuracy", "diverged", "collapsed", "degenerate"]
         + plasticity_columns
     ).rename(
         columns={
@@ -107,7 +108,9 @@ def run_table(
     table = table.merge(_snapshot_metrics(metrics_path), on="epoch", how="left")
     table = table.merge(logged, on="epoch", how="left")
     table["diverged"] = table.pop("finetune_diverged") | table.pop("warmup_diverged").eq(True)
-    table["collapsed"] = table["collapsed"].eq(True)  # NaN: no log row (after a divergence)
+    # NaN: no log row (after a divergence), or a log written before the flag existed.
+    table["collapsed"] = table["collapsed"].eq(True)
+    table["degenerate"] = table["degenerate"].eq(True)
     table["fresh_test_accuracy"] = float(fresh["test_accuracy"].iloc[0])
     table["gap_to_fresh"] = table["fresh_test_accuracy"] - table["finetune_test_accuracy"]
     table = metrics.add_derived(table)
