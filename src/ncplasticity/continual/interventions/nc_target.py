@@ -24,7 +24,7 @@ from numba import njit
 
 from ncplasticity.continual.compiled import CompiledForm, units
 from ncplasticity.continual.interventions._registry import NON_NEGATIVE, REGISTRY
-from ncplasticity.interventions import Intervention
+from ncplasticity.continual.interventions.regularizers import RunningClassMeans
 
 EPSILON = 1e-6  # added to ρ (a floor on ‖h − μ_c‖² of ε·s_B)
 # The default strength λ, measured on 30 Permuted-MNIST tasks of 2,000 digits (MLP 784-100×3-10,
@@ -40,7 +40,7 @@ DEFAULT_STRENGTH = 0.3
 
 
 @REGISTRY.register
-class NCTarget(Intervention):
+class NCTarget(RunningClassMeans):
     """loss + λ·log cosh(log ρ − log τ), ρ = ‖h − μ_c‖² / s_B the sample's estimate of the
     trace-ratio NC1 of the penultimate features h (see the module docstring), at any batch
     size; holds ``nc1_trace_ratio`` near ``target`` τ while the network keeps learning. Logs
@@ -59,21 +59,21 @@ class NCTarget(Intervention):
         },
     }
     required = ("target",)
+    penalty_column = "nc_target_penalty"
+    mean_dtype = np.float64
 
     def __init__(self, **params):
         super().__init__(**params)
         p = self.params
         self.settings = np.array([p["target"], p["strength"], p["momentum"]], np.float64)
-        self.mean = None  # running class means, uncorrected (float64)
-        self.count = None
-        self.penalty = np.zeros(2)  # (sum of the term, samples)
         self._scratch = None
 
+    @property
+    def momentum(self) -> float:
+        return self.params["momentum"]
+
     def _ensure(self, ctx):
-        if self.mean is None:
-            classes, width = ctx.model.classifier.weight.shape
-            self.mean = np.zeros((classes, width), np.float64)
-            self.count = np.zeros(classes, np.int64)
+        super()._ensure(ctx)
         if self._scratch is None or self._scratch.shape[0] != self.mean.shape[1]:
             self._scratch = np.zeros(self.mean.shape[1], np.float64)
 
@@ -116,25 +116,8 @@ class NCTarget(Intervention):
         self.penalty[0] += float(term.detach().sum())
         return (term.sum() / len(labels)).float()
 
-    def after_step(self, ctx, hidden, targets):
-        momentum = self.params["momentum"]
-        features = hidden[-1].cpu().numpy()
-        for h, label in zip(features, targets.cpu().numpy(), strict=True):
-            self.mean[label] = momentum * self.mean[label] + (1 - momentum) * h.astype(np.float64)
-            self.count[label] += 1
-
-    def task_log(self, ctx):
-        total, samples = self.penalty
-        self.penalty[:] = 0
-        return {"nc_target_penalty": total / samples if samples else float("nan")}
-
-    def state_dict(self):
-        return {"mean": self.mean, "count": self.count, "penalty": self.penalty.copy()}
-
     def load_state_dict(self, state):
-        self.mean = np.asarray(state["mean"], np.float64)
-        self.count = np.asarray(state["count"], np.int64)
-        self.penalty[:] = state["penalty"]
+        super().load_state_dict(state)
         self._scratch = None
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from numba import njit
 
@@ -159,8 +161,54 @@ class ShrinkPerturb(Intervention):
         self.applied, self.task_start = state["applied"], state["task_start"]
 
 
+class RunningClassMeans(Intervention):
+    """The base of penalties on the penultimate features against the running mean of each class
+    (not differentiated): the means' plain PyTorch update, the task's mean term in the log
+    column ``penalty_column``, and the state a resume needs. A subclass sets the means'
+    ``mean_dtype`` and ``momentum``; ``penalty`` is (sum of the term, steps or samples)."""
+
+    penalty_column: ClassVar[str]
+    mean_dtype: ClassVar[type] = np.float32
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.mean = None  # uncorrected running means [classes, width]
+        self.count = None
+        self.penalty = np.zeros(2)
+
+    @property
+    def momentum(self) -> float:
+        raise NotImplementedError
+
+    def _ensure(self, ctx):
+        if self.mean is None:
+            classes, width = ctx.model.classifier.weight.shape
+            self.mean = np.zeros((classes, width), self.mean_dtype)
+            self.count = np.zeros(classes, np.int64)
+
+    def after_step(self, ctx, hidden, targets):
+        momentum = self.momentum
+        features = hidden[-1].cpu().numpy().astype(self.mean_dtype, copy=False)
+        for h, label in zip(features, targets.cpu().numpy(), strict=True):
+            self.mean[label] = momentum * self.mean[label] + (1 - momentum) * h
+            self.count[label] += 1
+
+    def task_log(self, ctx):
+        total, steps = self.penalty
+        self.penalty[:] = 0
+        return {self.penalty_column: total / steps if steps else float("nan")}
+
+    def state_dict(self):
+        return {"mean": self.mean, "count": self.count, "penalty": self.penalty.copy()}
+
+    def load_state_dict(self, state):
+        self.mean = np.asarray(state["mean"], self.mean_dtype)
+        self.count = np.asarray(state["count"], np.int64)
+        self.penalty[:] = state["penalty"]
+
+
 @REGISTRY.register
-class NCDial(Intervention):
+class NCDial(RunningClassMeans):
     """A signed dial on within-class variability of the penultimate features h at any batch
     size (ours): loss + strength·r/(1 + r), r = ‖h − μ_c‖² / ‖μ_c‖², μ_c the bias-corrected
     running mean (momentum 0.99, not differentiated) of the sample's class. strength > 0 pulls
@@ -171,19 +219,12 @@ class NCDial(Intervention):
     name = "nc_dial"
     nc_metric = "nc1"
     parameters = {"strength": {"type": "number", "default": 1.0}}
+    penalty_column = "nc_dial_penalty"
+    momentum = DIAL_MOMENTUM
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.mean = None
-        self.count = None
-        self.penalty = np.zeros(2)  # (sum of the term, steps)
         self.strength = np.array([self.params["strength"]])
-
-    def _ensure(self, ctx):
-        if self.mean is None:
-            classes, width = ctx.model.classifier.weight.shape
-            self.mean = np.zeros((classes, width), np.float32)
-            self.count = np.zeros(classes, np.int64)
 
     def compiled_form(self, ctx):
         self._ensure(ctx)
@@ -209,24 +250,6 @@ class NCDial(Intervention):
         term = self.params["strength"] * r / (1 + r)
         self.penalty[0] += float(term.detach().sum())
         return term.sum() / len(labels)
-
-    def after_step(self, ctx, hidden, targets):
-        features = hidden[-1].cpu().numpy()
-        for h, label in zip(features, targets.cpu().numpy(), strict=True):
-            self.mean[label] = DIAL_MOMENTUM * self.mean[label] + (1 - DIAL_MOMENTUM) * h
-            self.count[label] += 1
-
-    def task_log(self, ctx):
-        total, steps = self.penalty
-        self.penalty[:] = 0
-        return {"nc_dial_penalty": total / steps if steps else float("nan")}
-
-    def state_dict(self):
-        return {"mean": self.mean, "count": self.count, "penalty": self.penalty.copy()}
-
-    def load_state_dict(self, state):
-        self.mean, self.count = state["mean"], state["count"]
-        self.penalty[:] = state["penalty"]
 
 
 # --- compiled forms (numba; ncplasticity.continual.compiled.CompiledForm) ---
