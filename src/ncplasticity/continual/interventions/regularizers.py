@@ -214,7 +214,11 @@ class NCDial(RunningClassMeans):
     running mean (momentum 0.99, not differentiated) of the sample's class. strength > 0 pulls
     each sample toward its class mean (collapse), < 0 pushes it away; the term is bounded and
     its gradient vanishes as r grows, so spreading cannot diverge. Logs ``nc_dial_penalty``,
-    the task's mean term."""
+    the task's mean term.
+
+    Kept for reproducibility, not a manipulation of NC1: ‖μ_c‖ is the class mean's distance
+    from the origin, not class separation, so a class-agnostic collapse (every feature shrunk)
+    satisfies it and positive strengths kill the features. ``nc_target`` is the manipulation."""
 
     name = "nc_dial"
     nc_metric = "nc1"
