@@ -217,6 +217,12 @@ def feature_norm(features) -> float:
     return float(np.sqrt(np.einsum("ij,ij->i", features, features)).mean())
 
 
+def degenerate_so_far(rows) -> bool:
+    """Whether the last of a run's earlier log rows (dicts) was flagged degenerate: the flag
+    never clears, and a resumed job reads it from its saved rows."""
+    return bool(rows) and bool(rows[-1].get("degenerate", False))
+
+
 def degenerate(accuracy: float, num_classes: int, already: bool = False) -> bool:
     """The `degenerate` flag (DESIGN §3b): true when ``already`` (an earlier task or epoch was
     degenerate: the flag never clears) or when ``accuracy`` is within

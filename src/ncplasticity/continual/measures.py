@@ -79,8 +79,8 @@ def task_row(parts: RunParts, task_index: int, task: Task, x_task, probe, state)
         # Chance for the classes the task trains on; once degenerate, a run stays so.
         "degenerate": plasticity.degenerate(
             progress["first_accuracy"],
-            len(np.unique(task.y_train)),
-            bool(state["rows"]) and bool(state["rows"][-1].get("degenerate", False)),
+            len(task.classes),
+            plasticity.degenerate_so_far(state["rows"]),
         ),
         **{m.name: m.compute(probe_state) for m in metrics.select(computed=True)},
         "churn": churn(parts, task_index, task, x_task, probe_inputs, progress["epochs"], features),

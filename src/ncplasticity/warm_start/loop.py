@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from ncplasticity.interventions import HookContext, call, optimizer_options
 from ncplasticity.optim import SGD
-from ncplasticity.plasticity import degenerate
+from ncplasticity.plasticity import degenerate, degenerate_so_far
 from ncplasticity.runlog import progress_line
 
 log = logging.getLogger(__name__)
@@ -358,9 +358,9 @@ def fit(
         best = max((r["train_accuracy"] for r in rows), default=0.0)
         row["diverged"] = _diverged(row, model)
         row["collapsed"] = _collapsed(row, best)
-        # Sticky: a resumed job's saved rows carry the flag on.
-        before = bool(rows) and bool(rows[-1].get("degenerate", False))
-        row["degenerate"] = degenerate(row["train_accuracy"], data.num_classes, before)
+        row["degenerate"] = degenerate(
+            row["train_accuracy"], data.num_classes, degenerate_so_far(rows)
+        )
         tested = test_every_epoch or epoch == max_epochs or finished(row)
         evaluated = None
         if tested or at_epoch_end is not None:
