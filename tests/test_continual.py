@@ -12,6 +12,7 @@ from continual_runs import snapshots, train
 from table_rows import read_rows
 
 import ncplasticity.continual.job as ct
+import ncplasticity.continual.learner as continual_learner
 from ncplasticity import metrics, stats
 from ncplasticity.continual import figures as continual_figures
 from ncplasticity.continual import scenarios
@@ -155,7 +156,7 @@ def test_interrupted_run_resumes_bitwise(dataset, tmp_path, monkeypatch, run_id,
 def _interrupt_at_epoch(monkeypatch, fail_at):
     """Raise inside the ``fail_at``-th training epoch (counting the run's epochs, which pass
     its HookContext; the churn's one update on a copy at each task end passes none)."""
-    real_epoch = ct.train_epoch
+    real_epoch = continual_learner.train_epoch
     calls = []
 
     def interrupted(*args, **kwargs):
@@ -164,12 +165,12 @@ def _interrupt_at_epoch(monkeypatch, fail_at):
             raise KeyboardInterrupt("killed")
         return real_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(ct, "train_epoch", interrupted)
+    monkeypatch.setattr(continual_learner, "train_epoch", interrupted)
 
 
 def _first_task_at(monkeypatch, every):
     """Make the run's first training epoch right on every ``every``-th prediction only."""
-    real_epoch = ct.train_epoch
+    real_epoch = continual_learner.train_epoch
     calls = []
 
     def at_chance(*args, **kwargs):
@@ -179,7 +180,7 @@ def _first_task_at(monkeypatch, every):
             result.correct = np.arange(len(result.correct)) % every == 0
         return result
 
-    monkeypatch.setattr(ct, "train_epoch", at_chance)
+    monkeypatch.setattr(continual_learner, "train_epoch", at_chance)
 
 
 def test_a_run_is_degenerate_from_a_task_at_chance_on_and_stays_so_when_resumed(

@@ -254,6 +254,44 @@ def test_similarity_slope_of_pl_on_fraction(tmp_path):
     assert list(effects.similarity_members(conditions)["fraction"]) == [0.25, 0.5, 1.0]
 
 
+def test_shift_conditions_are_read_against_a_fresh_network():
+    """Q3 by kind of shift: each scenario condition's pl_fresh level and its paired difference
+    from the reference's, per seed, with a t-interval over seeds."""
+    overrides = {
+        "plain": {},
+        "incremental": {"scenario": {"name": "class_incremental", "fraction": None}},
+        "drift": {"scenario": {"name": "drifting_pixels", "fraction": None}},
+    }
+    # Two more one-change variants make plain the reference (the centre of the design).
+    conditions = cond.describe(settings_of(overrides | {k: OVERRIDES[k] for k in ("l2", "f0.5")}))
+    conditions = conditions[conditions["variant"].isin(list(overrides))]
+    shifts = conditions.set_index("variant")["shift"]
+    assert shifts["drift"] == "gradual input shift (pixels drift)"
+    assert conditions.set_index("variant")["reference"]["plain"]
+    assert set(cond.family(conditions, "similarity")["variant"]) == set(overrides)
+    rng = np.random.default_rng(0)
+    gap = {"plain": 0.02, "incremental": 0.10, "drift": 0.02}
+    means = pd.DataFrame(
+        [
+            {"variant": v, "seed": seed, "pl_fresh_final": gap[v] + 0.01 * rng.standard_normal()}
+            for seed in SEEDS
+            for v in overrides
+        ]
+    )
+    rows = pd.DataFrame(effects.fresh_gaps(conditions, means)).set_index(["statistic", "subject"])
+    level = rows.loc[("pl_fresh", "incremental (growing label space (classes added))")]
+    assert level["ci_low"] < 0.10 < level["ci_high"] and level["n"] == len(SEEDS)
+    difference = rows.loc[
+        ("pl_fresh_difference", "incremental (growing label space (classes added))")
+    ]
+    assert difference["ci_low"] > 0  # 0.08 more than the reference
+    drift = rows.loc[("pl_fresh_difference", "drift (gradual input shift (pixels drift))")]
+    assert drift["ci_low"] < 0 < drift["ci_high"]  # no difference
+    assert ("pl_fresh_difference", "plain (abrupt input shift (pixels permuted))") not in rows.index
+    # Runs without the fresh reference give no rows.
+    assert effects.fresh_gaps(conditions, means.assign(pl_fresh_final=np.nan)) == []
+
+
 # --- the predictor ranking ---
 
 
@@ -391,6 +429,9 @@ def test_configs_hold_every_question():
     assert fractions == {0.1, 0.25, 0.5, 1.0}
     scenarios = set(cond.family(table, "similarity")["scenario"])
     assert {"permuted_labels", "random_labels", "class_pairs"} <= scenarios
+    shifts = {"class_incremental", "task_incremental", "drifting_pixels", "recurring"}
+    assert shifts <= scenarios
+    assert all(s["schedule"]["fresh_every"] > 0 for s in settings.values())
     warm = {v for v, o in config["warm_start"]["variants"].items() if o is not None}
     assert {"nc2_reg", "nc3_reg"} <= warm
 

@@ -13,10 +13,12 @@ from continual_runs import snapshots, train
 from table_rows import read_rows
 
 import ncplasticity.continual.job as ct
+import ncplasticity.continual.learner as continual_learner
 import ncplasticity.continual.measures as continual_measures
 from ncplasticity.continual import scenarios
 from ncplasticity.continual.interventions import REGISTRY
-from ncplasticity.continual.scenarios import SCENARIOS, ClassPairs
+from ncplasticity.continual.scenarios import SCENARIOS
+from ncplasticity.continual.scenarios.class_pairs import ClassPairs
 from ncplasticity.continual.study import SPEC as CONTINUAL_SPEC
 from ncplasticity.interventions import Intervention
 from ncplasticity.nc import collapse_metrics, file_metrics
@@ -165,7 +167,7 @@ def test_permuted_labels_run_learns_each_relabelling(dataset, tmp_path):
 def test_class_pairs_run_is_binary_with_a_new_head_per_task(dataset, tmp_path, monkeypatch):
     """Each task trains, probes, tests and snapshots only its pair's examples, with a 2-unit
     head zeroed at its start; the stored snapshot's NC is over the 2 classes."""
-    real_epoch = ct.train_epoch
+    real_epoch = continual_learner.train_epoch
     head_at_start = []
 
     def recording(model, *args, **kwargs):
@@ -178,7 +180,7 @@ def test_class_pairs_run_is_binary_with_a_new_head_per_task(dataset, tmp_path, m
             )
         return real_epoch(model, *args, **kwargs)
 
-    monkeypatch.setattr(ct, "train_epoch", recording)
+    monkeypatch.setattr(continual_learner, "train_epoch", recording)
     pairs = settings({"name": "class_pairs"}, examples_per_task=None, num_tasks=3)
     features_path, log_path = train(dataset, tmp_path, "cp_s1", pairs)
     assert head_at_start == [0.0, 0.0, 0.0]  # one epoch per task, each starting from zero

@@ -87,7 +87,7 @@ def test_run_table_and_sliding_correlations(tmp_path):
     rows = read_rows(tables[0])
     assert [r["epoch"] for r in rows] == EPOCHS
     assert {(r["variant"], r["seed"], r["warmup_variant"]) for r in rows} == {("plain", 1, "plain")}
-    assert rows[0]["gap_to_fresh"] == pytest.approx(0.95 - 0.88)
+    assert rows[0]["pl_fresh"] == pytest.approx(0.95 - 0.88)
     assert rows[1]["warmup_test_accuracy"] == pytest.approx(0.84)
     assert rows[0]["nc1"] == 8.0 and math.isnan(rows[3]["nc1"])  # no snapshot after divergence
     assert [r["nc4_agreement"] for r in rows[:3]] == pytest.approx([1.0, 0.9, 0.8])  # derived
@@ -141,7 +141,7 @@ def test_variant_summary_over_seeds(tmp_path):
     assert plain["n_seeds"] == 2 and summary.loc["sp", "n_seeds"] == 1
     # Per seed first (mean over the 4 checkpoints, or the first/last one), then over seeds.
     assert plain["finetune_test_accuracy_mean"] == pytest.approx(0.85)
-    assert plain["gap_to_fresh_mean"] == pytest.approx(0.10)
+    assert plain["pl_fresh_mean"] == pytest.approx(0.10)
     assert plain["nc1_first_mean"] == pytest.approx(7.0)  # 8 and 6
     assert plain["nc1_first_sd"] == pytest.approx(2**0.5)
     assert math.isnan(plain["nc1_last_mean"])  # no snapshot after the divergence

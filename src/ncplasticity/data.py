@@ -21,6 +21,8 @@ DATASETS = ("mnist5k", "mnist", "cifar10")
 # Training examples and classes of each dataset, known before it is prepared (for validation).
 TRAINING_EXAMPLES = {"mnist5k": 4000, "mnist": 60000, "cifar10": 50000}
 NUM_CLASSES = 10
+# Input pixels per example of each dataset, flattened (channels included).
+PIXELS = {"mnist5k": 784, "mnist": 784, "cifar10": 3072}
 
 # The mnist5k train/test split is part of the dataset's definition: a fixed seed, so every
 # configuration, seed and machine trains and tests on the same digits.

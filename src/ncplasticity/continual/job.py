@@ -50,13 +50,17 @@ from threadpoolctl import threadpool_limits
 from ncplasticity import metrics
 from ncplasticity.continual import EXPERIMENT
 from ncplasticity.continual.compiled import task_inputs
-from ncplasticity.continual.interventions import REGISTRY
-from ncplasticity.continual.loop import fallback_reason, train_epoch
+from ncplasticity.continual.heads import switch_head, zero_classifier
+from ncplasticity.continual.learner import (
+    build_model,
+    fresh_online_accuracy,
+    new_learner,
+    train_task_epoch,
+)
+from ncplasticity.continual.loop import fallback_reason
 from ncplasticity.continual.measures import RunParts, classifier_arrays, probe_features, task_row
 from ncplasticity.continual.scenarios import (
-    INIT_STREAM,
     SCENARIOS,
-    epoch_order,
     present_classes,
     probe_indices,
     task_done,
@@ -64,11 +68,9 @@ from ncplasticity.continual.scenarios import (
 )
 from ncplasticity.data import load_prepared
 from ncplasticity.features import FeatureWriter
-from ncplasticity.interventions import HookContext, call, optimizer_options
+from ncplasticity.interventions import HookContext, call
 from ncplasticity.jobs import ResumableJob, resolve_device, return_freed_arrays
 from ncplasticity.nc import collapse_metrics
-from ncplasticity.networks import MLP, parameter_arrays
-from ncplasticity.optim import SGD
 from ncplasticity.runlog import finished_line, progress_line
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,8 @@ LOG_COLUMNS = (
     "first_task_nc1",
     "test_accuracy",
     "degenerate",
+    "fresh_online_accuracy",
+    "pl_fresh",
     *(m.name for m in metrics.select(computed=True)),
     "churn",
     "gradient_norm",
@@ -99,24 +103,6 @@ def log_columns(rows) -> list[str]:
     columns) in the order they first appear."""
     extra = dict.fromkeys(key for row in rows for key in row if key not in LOG_COLUMNS)
     return [*LOG_COLUMNS, *extra]
-
-
-def build_model(settings: dict, in_features: int, num_classes: int) -> MLP:
-    network = settings["network"]
-    return MLP(in_features, network["hidden_sizes"], num_classes, network.get("layer_norm", False))
-
-
-def build_optimizer(settings: dict, model, interventions):
-    """``torch.optim.Adam``, or plain SGD as :class:`ncplasticity.optim.SGD` (torch's update
-    without the 2.5–3 s import of ``torch._dynamo`` that any ``torch.optim`` optimiser costs)."""
-    spec = settings["optimizer"]
-    options = optimizer_options(interventions)
-    if spec.get("name", "sgd") == "adam":
-        betas = tuple(spec.get("betas", (0.9, 0.999)))
-        return torch.optim.Adam(
-            model.parameters(), lr=spec["lr"], betas=betas, eps=spec.get("eps", 1e-8), **options
-        )
-    return SGD(model.parameters(), lr=spec["lr"], **options)
 
 
 def _fresh_progress() -> dict:
@@ -153,15 +139,17 @@ def train_run(
     x_train = _flat_pixels(data.x_train)
     x_test = _flat_pixels(data.x_test)
     scenario = SCENARIOS.build([settings["scenario"]])[0]
-    interventions = REGISTRY.build(settings["interventions"])
     num_outputs = scenario.num_outputs(data.num_classes)
-
     torch.manual_seed(seed)
-    model = build_model(settings, x_train.shape[1], num_outputs).to(device)
-    if scenario.new_head:
-        _zero_classifier(model)  # so that θ₀ is where training starts
-    initial_parameters = parameter_arrays(model)  # θ₀, before any resumed state is loaded
-    optimizer = build_optimizer(settings, model, interventions)
+    learner = new_learner(
+        settings, seed, build_model(settings, x_train.shape[1], num_outputs).to(device), scenario
+    )
+    model, optimizer, interventions, ctx = (
+        learner.model,
+        learner.optimizer,
+        learner.interventions,
+        learner.ctx,
+    )
     job = ResumableJob(
         partial_dir, {"settings": settings, "seed": seed, "run_id": run_id}, unit="task"
     )
@@ -172,23 +160,10 @@ def train_run(
         state = {"task": 0, "total_steps": 0, "rows": [], "progress": _fresh_progress()}
     # State saved by an earlier version lacks the newer progress sums: they start at 0.
     state["progress"] = _fresh_progress() | state["progress"]
+    state.setdefault("heads", {})  # a multi-head scenario's heads (heads.switch_head)
+    ctx.step = state["total_steps"]  # optimiser steps (train_epoch advances it)
     partial_features = job.dir / "features.h5"
-
-    def fresh_model(salt: int) -> MLP:
-        entropy = np.random.SeedSequence([seed, INIT_STREAM, ctx.task, salt])
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(entropy.generate_state(1)[0]))
-            return build_model(settings, x_train.shape[1], num_outputs).to(device)
-
-    # ctx.step counts optimiser steps (train_epoch advances it): the log's total_steps.
-    ctx = HookContext(
-        model,
-        optimizer,
-        seed=seed,
-        step=state["total_steps"],
-        fresh_model=fresh_model,
-        initial_parameters=initial_parameters,
-    )
+    fresh_every = settings["schedule"].get("fresh_every", 0)
 
     def save():
         job.save(model=model, optimizer=optimizer, interventions=interventions, **state)
@@ -202,7 +177,9 @@ def train_run(
         feature_dtype=settings.get("feature_dtype", "float16"),
         mode="a" if job.resuming else "w",
     )
-    parts = RunParts(settings, seed, model, optimizer, initial_parameters, writer, x_test, device)
+    parts = RunParts(
+        settings, seed, model, optimizer, ctx.initial_parameters, writer, x_test, device
+    )
     job_label = f"continual {run_id}"  # the progress lines' prefix
     batch_size = settings["optimizer"].get("batch_size", 1)
     slow = fallback_reason(model, optimizer, interventions, batch_size)
@@ -231,26 +208,17 @@ def train_run(
             progress = state["progress"]
             ctx.task, ctx.epoch = task_index, progress["epochs"]
             if progress["epochs"] == 0:
+                head = scenario.head(seed, task_index)
+                if head is not None:
+                    switch_head(model, optimizer, state["heads"], head)
                 if scenario.new_head:
-                    _zero_classifier(model)
+                    zero_classifier(model)
                 call(interventions, "on_task_start", ctx)
             # The NC1-threshold first task: NC1 of the probe after every epoch decides its end.
             nc1_schedule = task_index == 0 and "nc1_threshold" in settings["schedule"]["first_task"]
             while not task_done(settings, seed, task_index, progress):
                 started = time.perf_counter()
-                order = epoch_order(seed, task_index, progress["epochs"], len(x_task))
-                result = train_epoch(
-                    model,
-                    x_task,
-                    task.y_train,
-                    order,
-                    settings["optimizer"]["lr"],
-                    batch_size,
-                    task.permutation,
-                    optimizer=optimizer,
-                    interventions=interventions,
-                    ctx=ctx,
-                )
+                result = train_task_epoch(learner, settings, scenario, task_index, task, x_task)
                 if progress["epochs"] == 0:
                     progress["first_accuracy"] = result.accuracy
                     progress["first_loss"] = float(result.loss.mean())
@@ -290,6 +258,12 @@ def train_run(
                 if not task_done(settings, seed, task_index, progress):
                     save()
             row = task_row(parts, task_index, task, x_task, probe, state)
+            if fresh_every and task_index and task_index % fresh_every == 0:
+                fresh = fresh_online_accuracy(
+                    settings, seed, scenario, task_index, task, x_task, model
+                )
+                row["fresh_online_accuracy"] = fresh
+                row["pl_fresh"] = fresh - row["online_accuracy"]
             row.update(_task_log(interventions, ctx))
             state["rows"].append(row)
             state["task"] = task_index + 1
@@ -323,13 +297,6 @@ def _task_log(interventions, ctx: HookContext) -> dict:
             raise ValueError(f"task_log columns {clash} are logged twice")
         columns.update(part)
     return columns
-
-
-def _zero_classifier(model) -> None:
-    """A new head: the output layer's weight and bias set to zero (Dohare et al.)."""
-    with torch.no_grad():
-        model.classifier.weight.zero_()
-        model.classifier.bias.zero_()
 
 
 def _flat_pixels(images: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from ncplasticity.continual import EXPERIMENT
 from ncplasticity.continual.interventions import REGISTRY
 from ncplasticity.continual.scenarios import SCENARIOS
-from ncplasticity.data import NUM_CLASSES, TRAINING_EXAMPLES
+from ncplasticity.data import NUM_CLASSES, PIXELS, TRAINING_EXAMPLES
 from ncplasticity.study import ExperimentSpec
 
 # Section keys that choose runs, analyses or resources, never a run's settings.
@@ -46,11 +46,7 @@ def check(settings: dict) -> list[str]:
         scenario = SCENARIOS.build([settings["scenario"]])[0]
     except ValueError as error:  # e.g. a wrapped scenario that is unknown
         return [*problems, f"scenario: {error}"]
-    return [*problems, *scenario.problems(NUM_CLASSES)]
-
-
-# Input pixels per example of each dataset (flattened), for the memory estimate.
-PIXELS = {"mnist5k": 784, "mnist": 784, "cifar10": 3072}
+    return [*problems, *scenario.problems(settings)]
 
 
 def memory_mb(settings: dict) -> int:

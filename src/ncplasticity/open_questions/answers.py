@@ -159,10 +159,27 @@ EFFECT_TEXT = {
     "r_nc1_pl_conditions": "r(NC1, PL) across conditions' means",
     "pl_per_fraction": "PL per unit of permuted-pixel fraction",
     "r_diff_per_fraction": "first-differenced r(NC1, PL) per unit of permuted-pixel fraction",
+    "pl_fresh": "PL against a fresh network (fresh − ours, online accuracy)",
+    "pl_fresh_difference": "PL against a fresh network, minus the reference's at the same seed",
 }
 
 
 def _effect_reading(row, s, statistic, conditions) -> str:
+    if statistic in ("pl_fresh", "pl_fresh_difference"):
+        text = f"{EFFECT_TEXT[statistic]} in {row['subject']}: {_span(row)} over {row['n']} seeds"
+        if statistic == "pl_fresh":
+            verdict = {
+                1: "it learns new tasks worse than a fresh network",
+                -1: "it learns new tasks better than a fresh network",
+                0: "no gap to a fresh network can be told from zero",
+            }[s]
+        else:
+            verdict = {
+                1: "it loses more plasticity than the reference",
+                -1: "it loses less plasticity than the reference",
+                0: "no difference from the reference can be told from zero",
+            }[s]
+        return f"{text}: {verdict}."
     text = f"{EFFECT_TEXT[statistic]}: {_span(row)} ({row['n']} {row['n_unit']}"
     text += f", {conditions} conditions)" if row["n_unit"] != "conditions" else ")"
     moves = {1: "rises", -1: "falls", 0: "shows no change that can be told from zero"}[s]
@@ -238,7 +255,7 @@ def build(conditions, within_table, mixed, effects, ranking, regularisers=None) 
             _row(
                 questions[effect["question"]],
                 statistic,
-                f"{effect['conditions']} conditions",
+                effect["subject"],
                 effect["estimate"],
                 effect["ci_low"],
                 effect["ci_high"],

@@ -10,7 +10,8 @@ reference, and belongs to the question families those differences allow:
 - ``duration``: only ``schedule.epochs_per_task`` differs;
 - ``intervention``: only interventions (not the dial) and/or LayerNorm differ;
 - ``architecture``: only width, depth, the optimiser and/or LayerNorm differ;
-- ``similarity``: only the scenario differs.
+- ``similarity``: only the scenario differs (task similarity and the kind of shift: each
+  scenario's ``shift`` from the scenario registry).
 
 The reference belongs to every family (it is each family's baseline point). Each variant's
 held-out *group* (for leave-one-group-out) names what it changes without the parameter values
@@ -25,12 +26,15 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from ncplasticity.continual.scenarios import SCENARIOS
+
 FAMILIES = ("dose", "duration", "intervention", "architecture", "similarity")
 DIAL = "nc_dial"
 REFERENCE = "reference"
 
 _ARCHITECTURE = {"network.width", "network.depth", "network.layer_norm"}
 _INTERVENTION = {"interventions", "network.layer_norm"}
+_SCENARIO = {"scenario.name", "scenario.fraction", "scenario.parameters"}
 CONDITION_COLUMNS = [
     "variant",
     "reference",
@@ -44,6 +48,7 @@ CONDITION_COLUMNS = [
     "optimizer",
     "scenario",
     "fraction",
+    "shift",
     "epochs_per_task",
     "interventions",
 ]
@@ -60,6 +65,9 @@ def facts(settings: Mapping) -> dict:
         "interventions": json.dumps(settings.get("interventions", []), sort_keys=True),
         "scenario.name": scenario["name"],
         "scenario.fraction": scenario.get("fraction"),
+        "scenario.parameters": json.dumps(
+            {k: v for k, v in scenario.items() if k not in ("name", "fraction")}, sort_keys=True
+        ),
         "schedule.epochs_per_task": json.dumps(settings["schedule"].get("epochs_per_task", 1)),
         "schedule.first_task": json.dumps(settings["schedule"]["first_task"], sort_keys=True),
     }
@@ -68,6 +76,12 @@ def facts(settings: Mapping) -> dict:
     for key in ("dataset", "examples_per_task", "num_tasks", "probe_size"):
         flat[key] = settings.get(key)
     return flat
+
+
+def shift(scenario: Mapping) -> str:
+    """The kind of shift between tasks of a scenario entry (its registered class's
+    ``shift``)."""
+    return SCENARIOS.build([scenario])[0].shift
 
 
 def _differences(a: Mapping, b: Mapping) -> set[str]:
@@ -117,6 +131,7 @@ def describe(variant_settings: Mapping[str, Mapping]) -> pd.DataFrame:
                 "optimizer": settings.get("optimizer", {}).get("name", "sgd"),
                 "scenario": settings["scenario"]["name"],
                 "fraction": settings["scenario"].get("fraction"),
+                "shift": shift(settings["scenario"]),
                 "epochs_per_task": flat[variant]["schedule.epochs_per_task"],
                 "interventions": "+".join(_names(settings)) or "none",
             }
@@ -137,7 +152,7 @@ def _families(changed: set[str], settings: Mapping, reference: Mapping) -> list[
         families.append("intervention")
     if changed and changed <= _ARCHITECTURE | optimizer:
         families.append("architecture")
-    if changed and changed <= {"scenario.name", "scenario.fraction"}:
+    if changed and changed <= _SCENARIO:
         families.append("similarity")
     return families
 
@@ -149,7 +164,7 @@ def _group(changed: set[str], settings: Mapping) -> str:
             parts.append("interventions=" + ("+".join(sorted(set(_names(settings)))) or "none"))
         elif key == "scenario.name":
             parts.append(f"scenario={settings['scenario']['name']}")
-        elif key == "scenario.fraction" and "scenario.name" in changed:
+        elif key in ("scenario.fraction", "scenario.parameters") and "scenario.name" in changed:
             continue
         elif key.startswith("optimizer."):
             if "optimizer" not in parts:

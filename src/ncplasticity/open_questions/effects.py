@@ -30,6 +30,7 @@ EFFECT_COLUMNS = [
     "unit",
     "method",
     "conditions",
+    "subject",
 ]
 
 
@@ -47,12 +48,13 @@ def mean_interval(values, confidence: float = 0.95) -> dict:
 
 def condition_means(conditions: pd.DataFrame, run_means: pd.DataFrame) -> pd.DataFrame:
     """``conditions`` with, per variant, ``<q>_mean``, ``<q>_ci_low``, ``<q>_ci_high`` of
-    q = nc1_final, pl_final over seeds, ``n_seeds`` and the final window's tasks."""
+    q = nc1_final, pl_final, pl_fresh_final over seeds, ``n_seeds`` and the final window's
+    tasks."""
     rows = []
     for row in conditions.to_dict("records"):
         runs = run_means[run_means["variant"] == row["variant"]]
         out = dict(row)
-        for quantity in ("nc1_final", "pl_final"):
+        for quantity in ("nc1_final", "pl_final", "pl_fresh_final"):
             summary = mean_interval(runs[quantity])
             out |= {
                 f"{quantity}_mean": summary["mean"],
@@ -157,8 +159,11 @@ def effects(
     rows = []
 
     def add(question, statistic, members, result):
+        subject = f"{len(members)} conditions"
         rows.append(
-            {"question": question, "statistic": statistic, "conditions": len(members)} | result
+            {"question": question, "statistic": statistic, "conditions": len(members)}
+            | result
+            | {"subject": subject}
         )
 
     dose = dose_members(conditions)
@@ -189,7 +194,47 @@ def effects(
         ][["variant", "seed", "r"]].rename(columns={"r": "r_diff"})
         diffs = diffs.assign(seed=diffs["seed"].astype(int))
         add("Q3", "r_diff_per_fraction", similar, seed_slope(diffs, similar, "fraction", "r_diff"))
+    rows += fresh_gaps(conditions, run_means)
     return pd.DataFrame(rows, columns=EFFECT_COLUMNS)
+
+
+def fresh_gaps(conditions: pd.DataFrame, run_means: pd.DataFrame) -> list[dict]:
+    """Q3 by kind of shift, against a fresh network (DESIGN §3d: where tasks differ in
+    difficulty only the fresh gap means plasticity loss): for every condition of the
+    similarity family whose runs measured ``pl_fresh``, its level (``pl_fresh``: the mean over
+    seeds of each run's final-window mean) and, beside the reference, its difference from the
+    reference's at the same seed (``pl_fresh_difference``), each with a t-interval over seeds."""
+    members = cond.family(conditions, "similarity")
+    reference = conditions.loc[conditions["reference"], "variant"].iloc[0]
+    by_seed = run_means.pivot_table(index="seed", columns="variant", values="pl_fresh_final")
+    rows = []
+    for row in members.to_dict("records"):
+        variant = row["variant"]
+        if variant not in by_seed or not by_seed[variant].notna().any():
+            continue
+        subject = f"{variant} ({row['shift']})"
+        level = mean_interval(by_seed[variant])
+        rows.append(_seed_effect("pl_fresh", subject, level, "per seed, final-window mean"))
+        if variant != reference and reference in by_seed:
+            gap = mean_interval(by_seed[variant] - by_seed[reference])
+            method = f"per seed, final-window mean minus {reference}'s"
+            rows.append(_seed_effect("pl_fresh_difference", subject, gap, method))
+    return rows
+
+
+def _seed_effect(statistic: str, subject: str, summary: dict, method: str) -> dict:
+    return {
+        "question": "Q3",
+        "statistic": statistic,
+        "estimate": summary["mean"],
+        "ci_low": summary["ci_low"],
+        "ci_high": summary["ci_high"],
+        "n": summary["n"],
+        "unit": "seeds",
+        "method": f"{method}; t-interval over seeds",
+        "conditions": 1,
+        "subject": subject,
+    }
 
 
 def with_within(table: pd.DataFrame, within_table: pd.DataFrame) -> pd.DataFrame:

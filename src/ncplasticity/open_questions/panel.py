@@ -17,6 +17,9 @@ from ncplasticity import metrics
 from ncplasticity.tables import read_tables
 
 OUTCOME = "pl"
+# Plasticity loss against a fresh network, measured every ``schedule.fresh_every``-th task
+# only: the outcome where tasks differ in difficulty (DESIGN §3d).
+FRESH_OUTCOME = "pl_fresh"
 # Duration baselines ranked beside the measures: what the measures must beat.
 BASELINES = {"steps_before": "cumulative steps", "task": "task index"}
 
@@ -57,9 +60,13 @@ def load(paths, analysis_tasks: int) -> pd.DataFrame:
     return build(read_tables(paths, analysis_tasks))
 
 
-def run_means(panel: pd.DataFrame, final_tasks: int, columns=("nc1", OUTCOME)) -> pd.DataFrame:
+def run_means(
+    panel: pd.DataFrame, final_tasks: int, columns=("nc1", OUTCOME, FRESH_OUTCOME)
+) -> pd.DataFrame:
     """Per run (``run``, ``variant``, ``seed``): the mean of each column over its last
-    ``final_tasks`` analysed tasks (``<column>_final``) and the tasks they span."""
+    ``final_tasks`` analysed tasks (``<column>_final``) and the tasks they span. ``pl_fresh``
+    is the mean over the tasks of that window that measured it (``pl_fresh_tasks`` of them;
+    NaN where none did or the run has no such column); any other column's NaN stays NaN."""
     rows = []
     for run, rows_of_run in panel.groupby("run", sort=False):
         final = rows_of_run.sort_values("task").tail(final_tasks)
@@ -71,6 +78,11 @@ def run_means(panel: pd.DataFrame, final_tasks: int, columns=("nc1", OUTCOME)) -
             "last_task": int(final["task"].iloc[-1]),
         }
         for column in columns:
-            row[f"{column}_final"] = float(final[column].mean(skipna=False))
+            if column == FRESH_OUTCOME:
+                measured = final[column].dropna() if column in final else final["task"][:0]
+                row[f"{column}_final"] = float(measured.mean()) if len(measured) else np.nan
+                row[f"{column}_tasks"] = len(measured)
+            else:
+                row[f"{column}_final"] = float(final[column].mean(skipna=False))
         rows.append(row)
     return pd.DataFrame(rows)

@@ -31,7 +31,7 @@ OUTCOME_COLUMNS = [
     "collapsed",
     "degenerate",
     "fresh_test_accuracy",
-    "gap_to_fresh",
+    "pl_fresh",
 ]
 CORRELATION_COLUMNS = ["variant", "metric", "window_end", "r_mean", "r_std", "n_seeds"]
 
@@ -112,7 +112,7 @@ def run_table(
     table["collapsed"] = table["collapsed"].eq(True)
     table["degenerate"] = table["degenerate"].eq(True)
     table["fresh_test_accuracy"] = float(fresh["test_accuracy"].iloc[0])
-    table["gap_to_fresh"] = table["fresh_test_accuracy"] - table["finetune_test_accuracy"]
+    table["pl_fresh"] = table["fresh_test_accuracy"] - table["finetune_test_accuracy"]
     table = metrics.add_derived(table)
     nc_columns = [m.name for m in metrics.select(group="nc") if m.name in table]
     columns = [
@@ -160,7 +160,7 @@ def sliding_correlations(table_paths, window: int, out_path) -> None:
 SUMMARY_QUANTITIES = {
     "finetune_test_accuracy": "fine-tuned test accuracy",
     "fresh_test_accuracy": "fresh-init test accuracy",
-    "gap_to_fresh": "gap to fresh init",
+    "pl_fresh": "pl_fresh (gap to fresh init)",
     "finetune_epochs": "fine-tune epochs",
     "warmup_train_accuracy_last": "warm-up training accuracy, last checkpoint",
     "nc1_first": "NC1, first checkpoint",
@@ -193,7 +193,7 @@ def variant_summary(table_paths, out_tsv, out_md) -> None:
                 "seed": first["seed"],
                 "finetune_test_accuracy": accuracy.mean(),
                 "fresh_test_accuracy": first["fresh_test_accuracy"],
-                "gap_to_fresh": run["gap_to_fresh"].mean(),
+                "pl_fresh": run["pl_fresh"].mean(),
                 "finetune_epochs": run["finetune_epochs"].mean(),
                 "warmup_train_accuracy_last": last["warmup_train_accuracy"],
                 "nc1_first": nc1[0],
@@ -209,6 +209,7 @@ def variant_summary(table_paths, out_tsv, out_md) -> None:
         "results/warm_start/tables); do not edit. Mean ± standard deviation over seeds; "
         f"{summary.rests_on(table)}. Per seed: the mean over the fine-tuned checkpoints "
         f"(warm-up epochs {', '.join(map(str, sorted(epochs)))}), or the value at the first or "
-        "last checkpoint; gap to fresh init: fresh-init − fine-tuned test accuracy."
+        "last checkpoint; pl_fresh: fresh-init − fine-tuned test accuracy (the gap to fresh "
+        "init, as the continual runs name it; positive = plasticity lost)."
     )
     write_text(out_md, summary.markdown(table, SUMMARY_QUANTITIES, header))
