@@ -477,7 +477,11 @@ def test_variant_summary_of_run_tables(tables, tmp_path):
     final = [np.mean([r["nc1"] for r in run]) for run in runs]  # 4 tasks: all are final
     assert rows[1]["first_accuracy_mean"] == pytest.approx(np.mean(first))
     assert rows[1]["nc1_final_sd"] == pytest.approx(np.std(final, ddof=1))
-    assert all(math.isfinite(row[key]) for row in rows for key in row if key != "variant")
+    # These runs had no fresh reference (fresh_every unset): their PL against it is NaN.
+    fresh = [key for key in rows[0] if key.startswith("pl_fresh")]
+    assert fresh and all(math.isnan(row[key]) for row in rows for key in fresh)
+    finite = [key for key in rows[0] if key != "variant" and key not in fresh]
+    assert all(math.isfinite(row[key]) for row in rows for key in finite)
     assert "each row rests on 2 seeds" in out_md.read_text(encoding="utf-8")
 
 
@@ -510,6 +514,8 @@ def test_variant_summary_means_and_sds_over_seeds(tmp_path):
             "test_accuracy": lambda t: 0.7,
             "dormant_fraction": lambda t: seed / 10,
             "distance_from_init": lambda t: float(seed),
+            # A fresh reference every 5th task: tasks 5 and 10, both in the final window.
+            "pl_fresh": lambda t: seed / 10 + t / 100 if t and t % 5 == 0 else float("nan"),
         }
 
     alpha = {
@@ -527,7 +533,7 @@ def test_variant_summary_means_and_sds_over_seeds(tmp_path):
     continual_tables.variant_summary(tables, out_tsv, out_md, analysis_tasks=12)
     rows = read_rows(out_tsv)
     assert list(rows[0])[:4] == ["variant", "n_seeds", "first_accuracy_mean", "first_accuracy_sd"]
-    assert len(rows[0]) == 2 + 2 * 8
+    assert len(rows[0]) == 2 + 2 * 9
     z, a = rows
     assert (z["variant"], z["n_seeds"], a["variant"], a["n_seeds"]) == ("zeta", 2, "alpha", 1)
     sd2 = 2**-0.5  # the sd (ddof 1) of two values 1 apart
@@ -535,6 +541,7 @@ def test_variant_summary_means_and_sds_over_seeds(tmp_path):
         "first_accuracy": (0.85, 0.1 * sd2),
         "final_accuracy": (0.5, 0.2 * sd2),
         "pl": (0.35, 0.1 * sd2),  # 0.9 - 0.6 and 0.8 - 0.4
+        "pl_fresh_final": (0.225, 0.1 * sd2),  # tasks 5 and 10: 0.175 and 0.275
         "nc1_first": (0.0, 0.0),
         "nc1_final": (9.75, 6.5 * sd2),  # mean of tasks 2..11: 6.5 and 13
         "dormant_fraction_final": (0.15, 0.1 * sd2),
@@ -554,8 +561,10 @@ def test_variant_summary_means_and_sds_over_seeds(tmp_path):
     assert "standard deviation over seeds" in text[0] and "column *seeds*" in text[0]
     assert "(tasks zeta: 2–11; alpha: 0–4)" in text[0]
     assert text[2].startswith("| variant | seeds | online accuracy of task 0 |")
-    assert text[4].startswith("| zeta | 2 | 0.85 ± 0.071 | 0.5 ± 0.14 | 0.35 ± 0.071 | 0 ± 0 |")
-    assert text[5].startswith("| alpha | 1 | 1 | 0.6 | 0.4 | 2 | 2 | n/a | 3 | 0.9 |")
+    assert text[4].startswith(
+        "| zeta | 2 | 0.85 ± 0.071 | 0.5 ± 0.14 | 0.35 ± 0.071 | 0.225 ± 0.071 | 0 ± 0 |"
+    )
+    assert text[5].startswith("| alpha | 1 | 1 | 0.6 | 0.4 | n/a | 2 | 2 | n/a | 3 | 0.9 |")
     assert len(text) == 6
 
 

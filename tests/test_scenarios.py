@@ -450,3 +450,47 @@ def test_new_scenarios_run_end_to_end(dataset, tmp_path, scenario):
     rows = read_rows(log_path)
     assert [row["task"] for row in rows] == [0, 1, 2]
     assert all(0.2 < row["online_accuracy"] <= 1 for row in rows)
+
+
+# --- every scenario on both paths, with every intervention ---------------------------------
+
+# Parameters a scenario or intervention has no default for, and nc_dial's sign: its default
+# positive strength kills the features of a network this small (DESIGN §3b), leaving no NC1.
+REQUIRED = {
+    "recurring": {"period": 2, "scenario": {"name": "permuted_pixels"}},
+    "nc_target": {"target": 1.0},
+    "nc_dial": {"strength": -0.5},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS.names()))
+def test_every_scenario_runs_compiled_and_with_every_intervention(dataset, tmp_path, name):
+    """The compiled loop (plain; each compiled form is checked step by step against PyTorch
+    on its own, whatever the data) and the autograd loop (batch 2) with every registered
+    intervention at once, with every measure, on every registered scenario."""
+    scenario = {"name": name, **REQUIRED.get(name, {})}
+    small = {"examples_per_task": 500, "num_tasks": 3, "probe_size": 50}
+    small["network"] = {"hidden_sizes": [16, 16], "layer_norm": False}
+    compiled = settings(scenario, **small)
+    compiled["schedule"] = {**compiled["schedule"], "fresh_every": 2}
+    everything = copy.deepcopy(compiled)
+    everything["optimizer"] = {**everything["optimizer"], "batch_size": 2}
+    everything["interventions"] = [
+        {"name": n, **REQUIRED.get(n, {})} for n in sorted(REGISTRY.names())
+    ]
+    for run_id, run in (("compiled_s1", compiled), ("everything_s1", everything)):
+        features, log_path = train(dataset, tmp_path, run_id, run)
+        rows = read_rows(log_path)
+        assert [row["task"] for row in rows] == [0, 1, 2]
+        for row in rows:
+            assert 0 <= row["online_accuracy"] <= 1 and 0 <= row["test_accuracy"] <= 1
+            assert math.isfinite(row["feature_norm"]) and math.isfinite(row["churn"])
+        assert math.isfinite(rows[2]["pl_fresh"])
+        assert all(math.isfinite(nc["nc1"]) for nc in file_metrics(features)[1])
+
+
+def test_the_interventions_study_holds_every_scenario():
+    study = yaml.safe_load((REPO / "configs/interventions.yaml").read_text())
+    variants = study["continual"]["variants"].values()
+    named = {v["scenario"]["name"] for v in variants if v and "scenario" in v}
+    assert named | {"permuted_pixels"} == set(SCENARIOS.names())

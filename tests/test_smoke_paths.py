@@ -69,6 +69,14 @@ def test_every_variant_trains_its_own_way_and_every_table_has_numbers(smoke_run)
         rows = read_rows(path)
         assert rows and all(math.isfinite(row["nc1"]) for row in rows), path
 
+    # The fresh reference of task 3 (fresh_every: 3) reaches every run's table and the summary.
+    for path in continual.glob("tables/*.tsv"):
+        rows = read_rows(path)
+        assert math.isfinite(rows[3]["pl_fresh"]), path
+        assert all(math.isnan(row["pl_fresh"]) for row in rows[:3]), path
+    summary = read_rows(continual / "analysis/variant_summary.tsv")
+    assert all(math.isfinite(row["pl_fresh_final_mean"]) for row in summary), summary
+
     # The sliding-window correlation of NC1 and fine-tuned accuracy: a number for every variant.
     correlations = read_rows(warm / "analysis/correlations.tsv")
     nc1 = {row["variant"]: row["r_mean"] for row in correlations if row["metric"] == "nc1"}

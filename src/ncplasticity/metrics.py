@@ -64,6 +64,8 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("online_accuracy", "online accuracy", "outcome", -1, plotted=True, correlated=False),
     Metric("test_accuracy", "test accuracy", "outcome", -1, plotted=True, correlated=False),
     Metric("pl", "plasticity loss PL", "outcome", 1, correlated=False),
+    # Logged every schedule.fresh_every-th task only: fresh − ours online accuracy.
+    Metric("pl_fresh", "PL against a fresh network", "outcome", 1, correlated=False),
     # NC metrics, the columns nc.METRIC_KEYS of the metrics tables.
     Metric("nc1", "NC1 tr(Σ_W Σ_B⁺)/C", "nc", -1, scale="log", plotted=True),
     Metric("nc1_trace_ratio", "NC1 tr Σ_W / tr Σ_B", "nc", -1, scale="log"),

@@ -14,12 +14,14 @@ from ncplasticity.tables import read_table, read_tables
 def panel_metrics(panels: str) -> list[metrics.Metric]:
     if panels not in PANEL_SETS:
         raise ValueError(f"unknown panel set {panels!r}; expected one of {list(PANEL_SETS)}")
-    outcome, group = PANEL_SETS[panels]
-    return [metrics.registry()[outcome], *metrics.select(group=group, plotted=True)]
+    outcomes, group = PANEL_SETS[panels]
+    outcome_metrics = [metrics.registry()[name] for name in outcomes]
+    return [*outcome_metrics, *metrics.select(group=group, plotted=True)]
 
 
 def over_tasks_figure(table_paths, pdf, png, analysis_tasks: int, panels: str) -> None:
-    """The panel set's metrics against task: mean ± std over seeds, one line per variant."""
+    """The panel set's metrics against task: mean ± std over seeds, one line per variant,
+    through the tasks that measured it (``pl_fresh``: every ``fresh_every``-th task)."""
     tables = read_tables(table_paths, analysis_tasks)
     chosen = present_metrics(panel_metrics(panels), tables)
     figure_panels = []
@@ -28,9 +30,12 @@ def over_tasks_figure(table_paths, pdf, png, analysis_tasks: int, panels: str) -
         for variant, runs in tables.groupby("variant", sort=True):
             wide = runs.pivot_table(
                 index="seed", columns="task", values=metric.name, aggfunc="first", dropna=False
-            )
+            ).dropna(axis=1, how="all")
+            if wide.empty:
+                continue
             series[variant] = Series(wide.columns.to_numpy(), wide.to_numpy(float))
-        figure_panels.append(Panel(metric.label, series, scale=metric.scale))
+        if series:
+            figure_panels.append(Panel(metric.label, series, scale=metric.scale))
     panels_figure(figure_panels, "task", pdf, png)
 
 

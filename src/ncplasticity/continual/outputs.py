@@ -15,8 +15,11 @@ TABLE_NAMES = tuple(TABLES)
 
 FIGURE_DIR = "results/continual/figures"
 # Figures against task, one per panel set (rule continual_{panels}_figure, figure
-# {panels}_over_tasks): an outcome, then the plotted metrics of a metric group.
-PANEL_SETS = {"collapse": ("online_accuracy", "nc"), "plasticity": ("test_accuracy", "plasticity")}
+# {panels}_over_tasks): outcomes, then the plotted metrics of a metric group.
+PANEL_SETS = {
+    "collapse": (("online_accuracy",), "nc"),
+    "plasticity": (("test_accuracy", "pl_fresh"), "plasticity"),
+}
 # The first-task sweep's correlations per task, drawn from the table of the same name.
 SWEEP_FIGURE = "sweep_correlations"
 FIGURE_NAMES = (*(f"{panels}_over_tasks" for panels in PANEL_SETS), SWEEP_FIGURE)
