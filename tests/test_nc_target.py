@@ -109,3 +109,40 @@ def test_a_low_target_lowers_nc1_and_a_high_one_raises_it(digits):  # noqa: F811
     assert low.mean() < 0.85 * plain.mean() and high.mean() > 1.1 * plain.mean()
     assert (low < plain).all() and (high > plain).all()
     assert (low_accuracy > 0.5).all() and (high_accuracy > 0.5).all()  # chance: 0.1
+
+
+def _clusters(spread, rng, classes=4, per_class=200, width=8):
+    """Features in well separated clusters whose trace ratio is about ``spread``²."""
+    centres = rng.normal(0, 1, (classes, width)) * 3
+    labels = np.repeat(np.arange(classes), per_class)
+    scale = spread * np.sqrt(np.square(centres - centres.mean(0)).sum(1).mean() / width)
+    features = centres[labels] + rng.normal(0, scale, (len(labels), width))
+    return features.astype(np.float32), labels
+
+
+def test_the_set_point_follows_the_probes_nc1_toward_the_target():
+    """After each task the set point moves by the gain times the log error between the target
+    and the probe's measured nc1_trace_ratio, within its range, and is logged and resumed."""
+    from ncplasticity.continual.interventions import nc_target as module
+
+    rng = np.random.default_rng(0)
+    dial = REGISTRY.build([{"name": "nc_target", "target": 0.5}])[0]
+    ctx = HookContext(MLP(8, (8,), 4), None)
+    weight, bias = np.eye(4, 8, dtype=np.float32), np.zeros(4, np.float32)
+    features, labels = _clusters(0.5, rng)  # NC1 ≈ 0.25: below the target
+    achieved = collapse_metrics(features, labels, weight, bias)["nc1_trace_ratio"]
+    dial.on_probe(ctx, features, labels, weight, bias)
+    expected = 0.5 * (0.5 / achieved) ** module.SETPOINT_GAIN
+    assert dial.settings[0] == pytest.approx(expected) and expected > 0.5  # asks for more
+    assert dial.task_log(ctx)["nc_target_setpoint"] == 0.5  # the set point the task had
+    dial.on_probe(ctx, features, labels, weight, bias)
+    assert dial.task_log(ctx)["nc_target_setpoint"] == pytest.approx(expected)
+    for _ in range(30):  # a target it never reaches: the set point stops at its range
+        dial.on_probe(ctx, features, labels, weight, bias)
+    assert dial.settings[0] == pytest.approx(0.5 * module.SETPOINT_RANGE)
+    resumed = REGISTRY.build([{"name": "nc_target", "target": 0.5}])[0]
+    resumed.load_state_dict(dial.state_dict())
+    assert resumed.settings[0] == dial.settings[0]
+    features, labels = _clusters(2.0, rng)  # NC1 ≈ 4: above the target, the set point falls
+    resumed.on_probe(ctx, features, labels, weight, bias)
+    assert resumed.settings[0] < dial.settings[0]

@@ -34,9 +34,9 @@ BASE = {
 }
 OVERRIDES = {
     "plain": {},
-    "nc_dial_-1": {"interventions": [{"name": "nc_dial", "strength": -1.0}]},
-    "nc_dial_+0.5": {"interventions": [{"name": "nc_dial", "strength": 0.5}]},
-    "nc_dial_+1": {"interventions": [{"name": "nc_dial", "strength": 1.0}]},
+    "t0.25": {"interventions": [{"name": "nc_target", "target": 0.25}]},
+    "t0.5": {"interventions": [{"name": "nc_target", "target": 0.5}]},
+    "t1": {"interventions": [{"name": "nc_target", "target": 1.0}]},
     "epochs_124": {"schedule": {"epochs_per_task": [1, 2, 4]}},
     "l2": {"interventions": [{"name": "l2", "weight_decay": 1e-4}]},
     "sp_task": {"interventions": [{"name": "shrink_perturb", "every": "task"}]},
@@ -64,15 +64,17 @@ def settings_of(overrides=OVERRIDES):
 def make_tables(tmp_path, beta: float, seed: int = 0, variants=None, level_step: float = 0.01):
     """Run tables where PL_i = level (level_step × the variant's index) + 0.05·log(steps
     before task i) + beta·NC1 after task i − 1 + run intercept + noise; NC1 = 0.3 +
-    0.05·log(steps) − 0.1·dial strength + noise (so NC1 shares the duration trend whatever beta
-    is); dead_fraction is noise; effective rank follows the duration trend plus noise."""
+    0.05·log(steps) + 0.1·log(nc_target's target / 0.5) + noise (so NC1 shares the duration trend
+    whatever beta is; the trace ratio NC1 is the same column); dead_fraction is noise; effective
+    rank follows the duration trend plus noise."""
     rng = np.random.default_rng(seed)
     all_settings = settings_of()
     variants = variants or list(all_settings)
     paths = []
     for index, variant in enumerate(variants):
         settings = all_settings[variant]
-        strength = cond.dial_strength(settings)
+        target = cond.dose_target(settings)
+        dose = 0.0 if np.isnan(target) else np.log(target / 0.5)
         level = level_step * index
         for s in SEEDS:
             per_task = settings["schedule"]["epochs_per_task"]
@@ -82,7 +84,7 @@ def make_tables(tmp_path, beta: float, seed: int = 0, variants=None, level_step:
             ]
             steps = 4000 * np.array(epochs)
             total = np.cumsum(steps)
-            nc1 = 0.3 + 0.05 * np.log(total) - 0.1 * strength + rng.normal(0, 0.02, TASKS)
+            nc1 = 0.3 + 0.05 * np.log(total) + 0.1 * dose + rng.normal(0, 0.02, TASKS)
             before = total - steps
             intercept = rng.normal(0, 0.02)
             pl = np.zeros(TASKS)
@@ -107,6 +109,8 @@ def make_tables(tmp_path, beta: float, seed: int = 0, variants=None, level_step:
                     "online_accuracy": accuracy,
                     "test_accuracy": accuracy,
                     "nc1": nc1,
+                    "nc1_trace_ratio": nc1,
+                    "degenerate": False,
                     "dead_fraction": rng.uniform(0, 0.1, TASKS),
                     "effective_rank": 50 - 2 * np.log(total) + rng.normal(0, 1.0, TASKS),
                     "pl": pl,
@@ -127,22 +131,27 @@ def test_conditions_come_from_settings():
     families = table["families"].str.split(",")
     assert set(cond.family(table.reset_index(), "dose")["variant"]) == {
         "plain",
-        "nc_dial_-1",
-        "nc_dial_+0.5",
-        "nc_dial_+1",
+        "t0.25",
+        "t0.5",
+        "t1",
     }
     assert families["epochs_124"] == ["duration"]
     assert families["l2"] == ["intervention"] and families["sp_task"] == ["intervention"]
     assert families["layer_norm"] == ["intervention", "architecture"]
     assert families["width50"] == ["architecture"] and families["adam"] == ["architecture"]
     assert families["f0.5"] == ["similarity"] and families["labels"] == ["similarity"]
-    # All doses of the dial are one held-out group, both permuted-pixel fractions another
-    # (parameter values of one change stay together); every other change is its own.
-    assert table.loc["nc_dial_-1", "group"] == table.loc["nc_dial_+1", "group"]
-    assert table.loc["nc_dial_+1", "group"] == "interventions=nc_dial"
+    # All doses are one held-out group, both permuted-pixel fractions another (parameter
+    # values of one change stay together); every other change is its own.
+    assert table.loc["t0.25", "group"] == table.loc["t1", "group"]
+    assert table.loc["t1", "group"] == "interventions=nc_target"
     assert table.loc["f0.5", "group"] == table.loc["f0.25", "group"] == "scenario.fraction"
     assert len(set(table["group"])) == len(table) - 3
-    assert table.loc["nc_dial_-1", "strength"] == -1.0 and table.loc["plain", "strength"] == 0.0
+    assert table.loc["t0.25", "target"] == 0.25 and np.isnan(table.loc["plain", "target"])
+    # The dial is an intervention like any other, never a dose.
+    dial = cond.describe(
+        settings_of(OVERRIDES | {"dial": {"interventions": [{"name": "nc_dial"}]}})
+    )
+    assert dial.set_index("variant").loc["dial", "families"] == "intervention"
     # Names play no part: renaming every variant changes nothing but the names.
     renamed = cond.describe({f"v{i}": s for i, s in enumerate(settings_of().values())})
     assert list(renamed["families"]) == list(table["families"])
@@ -213,22 +222,6 @@ def test_within_run_statistics_on_a_known_series():
 
 
 # --- condition effects ---
-
-
-def test_dose_response_recovers_the_dial_slopes(tmp_path):
-    paths, settings = make_tables(tmp_path, beta=0.5)
-    data = panel.load(paths, TASKS)
-    conditions = cond.describe(settings)
-    means = panel.run_means(data, 20)
-    table = effects.effects(conditions, means, within.within_run(data)).set_index("statistic")
-    nc1 = table.loc["nc1_per_strength"]
-    assert nc1["ci_low"] < -0.1 < nc1["ci_high"] and nc1["n"] == len(SEEDS)
-    pl = table.loc["pl_per_strength"]
-    assert pl["ci_low"] < -0.05 < pl["ci_high"] and pl["ci_high"] < 0
-    assert table.loc["r_nc1_pl_doses", "estimate"] > 0.5
-    # The slope of PL on NC1 across doses recovers beta.
-    per_nc1 = table.loc["pl_per_nc1_dose"]
-    assert per_nc1["ci_low"] < 0.5 < per_nc1["ci_high"]
 
 
 def test_condition_correlation_interval_rests_on_the_conditions():
@@ -330,7 +323,7 @@ def test_answers_are_generated_and_recomputable(tmp_path):
         "Q1 within run",
         "Q1 beyond duration",
         "Q1a duration",
-        "Q1b dose-response",
+        "Q1b causal (nc_target)",
         "Q1c interventions",
         "Q2 architecture",
         "Q3 task similarity",
@@ -370,13 +363,17 @@ def test_answers_are_generated_and_recomputable(tmp_path):
     refit = smf.mixedlm(formula, raw, groups=raw["run"]).fit(reml=True)
     assert mixed["estimate"] == pytest.approx(refit.params["np.log10(nc1_prev)"], rel=1e-6)
     assert mixed["n"] == raw["run"].nunique()
-    # One dose-response point: NC1 at dial strength +1, mean over seeds of the last 20 tasks.
+    # One dose-response point: NC1 at target 1, mean over seeds of the last 20 tasks.
     dose = read_table(out["dose_response"]).set_index("variant")
-    last = raw[(raw["variant"] == "nc_dial_+1") & (raw["task"] >= TASKS - 20)]
-    assert dose.loc["nc_dial_+1", "nc1_final_mean"] == pytest.approx(
+    last = raw[(raw["variant"] == "t1") & (raw["task"] >= TASKS - 20)]
+    assert dose.loc["t1", "nc1_final_mean"] == pytest.approx(
         last.groupby("seed")["nc1"].mean().mean()
     )
-    assert list(dose["strength"]) == [-1.0, 0.0, 0.5, 1.0]
+    assert list(dose.index) == ["plain", "t0.25", "t0.5", "t1"]
+    # The causal rows: the first stage, the reduced form and 2SLS, each read.
+    causal_rows = answers[answers["question"] == "Q1b causal (nc_target)"].set_index("statistic")
+    assert {"first_stage_log_nc1_per_log_target", "iv_pl_per_log_nc1"} <= set(causal_rows.index)
+    assert "first-stage F" in causal_rows.loc["iv_pl_per_log_nc1", "reading"]
     text = answers_md.read_text()
     assert "do not edit" in text and formula.replace("nc1_prev", "NC1") in text
 
@@ -416,8 +413,14 @@ def test_configs_hold_every_question():
     assert all(s["num_tasks"] == 150 and s["dataset"] == "mnist5k" for s in settings.values())
     table = cond.describe(settings)
     members = {f: set(cond.family(table, f)["variant"]) for f in cond.FAMILIES}
-    strengths = sorted(cond.family(table, "dose")["strength"])
-    assert len(strengths) >= 5 and min(strengths) < 0 < max(strengths) and 0.0 in strengths
+    # The doses: nc_target at 0.5x, 0.7x, 1.4x and 2x plain's median nc1_trace_ratio over tasks
+    # 10-149, recomputed from the committed plain table the config names.
+    plain = pd.read_csv(REPO / "docs/open_questions_plain_nc1.tsv", sep="\t")
+    assert sorted(plain["seed"].unique()) == config["continual"]["seeds"]
+    reference = plain.loc[plain["task"] >= 10, "nc1_trace_ratio"].median()
+    targets = sorted(cond.family(table, "dose")["target"].dropna())
+    assert targets == [round(m * reference, 4) for m in (0.5, 0.7, 1.4, 2.0)]
+    assert "nc_dial" not in set(table["interventions"])
     assert members["duration"] == {"plain", "epochs_124"}
     names = set(table.set_index("variant").loc[list(members["intervention"]), "interventions"])
     assert {"l2", "l2_init", "shrink_perturb", "redo", "cbp"} <= names

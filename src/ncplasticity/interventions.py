@@ -47,6 +47,7 @@ HOOKS = (
     "compiled_form",
     "on_task_start",
     "on_epoch_end",
+    "on_probe",
     "before_finetune",
     "task_log",
 )
@@ -112,6 +113,11 @@ class Intervention:
 
     def on_epoch_end(self, ctx: HookContext) -> None:
         pass
+
+    def on_probe(self, ctx: HookContext, features, labels, weight, bias) -> None:
+        """After each task: the penultimate features of the task's probe, their labels
+        (0..k−1 over the task's k classes) and those classes' classifier rows, as the task's
+        snapshot stores them (for an intervention that steers by a measured quantity)."""
 
     def before_finetune(self, ctx: HookContext) -> None:
         pass

@@ -177,9 +177,7 @@ def train_run(
         feature_dtype=settings.get("feature_dtype", "float16"),
         mode="a" if job.resuming else "w",
     )
-    parts = RunParts(
-        settings, seed, model, optimizer, ctx.initial_parameters, writer, x_test, device
-    )
+    parts = RunParts(settings, seed, learner, writer, x_test, device)
     job_label = f"continual {run_id}"  # the progress lines' prefix
     batch_size = settings["optimizer"].get("batch_size", 1)
     slow = fallback_reason(model, optimizer, interventions, batch_size)

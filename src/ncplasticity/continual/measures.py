@@ -13,9 +13,11 @@ import torch
 
 from ncplasticity import metrics, plasticity
 from ncplasticity.continual.compiled import task_inputs
+from ncplasticity.continual.learner import Learner
 from ncplasticity.continual.loop import train_epoch
 from ncplasticity.continual.scenarios import Task, epoch_order, present_classes, steps_per_epoch
 from ncplasticity.features import FeatureWriter
+from ncplasticity.interventions import call
 from ncplasticity.metrics import ProbeState
 from ncplasticity.networks import MLP, parameter_arrays
 from ncplasticity.optim import SGD
@@ -27,18 +29,24 @@ class RunParts:
 
     settings: dict
     seed: int
-    model: MLP
-    optimizer: torch.optim.Optimizer | SGD
-    initial_parameters: list
+    learner: Learner
     writer: FeatureWriter
     x_test: np.ndarray
     device: torch.device
+
+    @property
+    def model(self) -> MLP:
+        return self.learner.model
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer | SGD:
+        return self.learner.optimizer
 
 
 def task_row(parts: RunParts, task_index: int, task: Task, x_task, probe, state) -> dict:
     """Snapshot the probe features and return the task's log row."""
     settings, model, writer, device = parts.settings, parts.model, parts.writer, parts.device
-    x_test, initial_parameters = parts.x_test, parts.initial_parameters
+    x_test, initial_parameters = parts.x_test, parts.learner.ctx.initial_parameters
     if task.test_index is not None:
         x_test = x_test[task.test_index]
     progress = state["progress"]
@@ -57,6 +65,7 @@ def task_row(parts: RunParts, task_index: int, task: Task, x_task, probe, state)
         step=state["total_steps"],
         split="train",
     )
+    call(parts.learner.interventions, "on_probe", parts.learner.ctx, features, labels, weight, bias)
     # In float64 once: every measure computes in float64 (a no-op conversion for it then).
     probe_state = ProbeState(
         features,

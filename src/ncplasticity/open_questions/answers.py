@@ -8,70 +8,24 @@ Every row is read off the analysis tables (:mod:`.within`, :mod:`.models`, :mod:
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
+from ncplasticity.open_questions import causal, within
 from ncplasticity.open_questions import conditions as cond
-from ncplasticity.open_questions import within
+from ncplasticity.open_questions.readings import (
+    COLUMNS,
+    answer_row,
+    fmt,
+    relation,
+    span,
+)
 from ncplasticity.tsv import markdown_row
-
-COLUMNS = [
-    "question",
-    "statistic",
-    "subject",
-    "estimate",
-    "interval_low",
-    "interval_high",
-    "n",
-    "n_unit",
-    "method",
-    "reading",
-]
-
-
-def _g(value) -> str:
-    return "n/a" if value is None or not np.isfinite(value) else f"{value:.3g}"
-
-
-def _span(row) -> str:
-    return f"{_g(row['estimate'])} [{_g(row['interval_low'])}, {_g(row['interval_high'])}]"
-
-
-def sign(low, high) -> int:
-    """+1 / −1 when the interval lies above / below 0, 0 when it holds 0 or is undefined."""
-    if not (np.isfinite(low) and np.isfinite(high)):
-        return 0
-    return 1 if low > 0 else -1 if high < 0 else 0
-
-
-def _row(question, statistic, subject, estimate, low, high, n, unit, method, reading) -> dict:
-    row = {
-        "question": question,
-        "statistic": statistic,
-        "subject": subject,
-        "estimate": estimate,
-        "interval_low": low,
-        "interval_high": high,
-        "n": int(n),
-        "n_unit": unit,
-        "method": method,
-    }
-    row["reading"] = reading(row, sign(low, high))
-    return row
-
-
-def _relation(s: int, what: str, beyond: str = "") -> str:
-    if s > 0:
-        return f"PL rises with {what}{beyond}"
-    if s < 0:
-        return f"PL falls as {what} rises{beyond}"
-    return f"no relation of {what} with PL{beyond} can be told from zero"
 
 
 def _seed_row(question, within_table, variant, statistic, method, reading) -> dict:
     """A row of ``variant``'s ``statistic`` from its summary over seeds in the within-run table."""
     summary = within.summary(within_table, variant, statistic)
-    return _row(
+    return answer_row(
         question,
         statistic,
         variant,
@@ -99,16 +53,16 @@ def _within_rows(within_table, reference) -> list[dict]:
     for statistic, name in within.STATISTICS.items():
 
         def reading(row, s, name=name, statistic=statistic):
-            text = f"{name} in {row['subject']}: {_span(row)} over {row['n']} seeds; "
+            text = f"{name} in {row['subject']}: {span(row)} over {row['n']} seeds; "
             if statistic == "r_diff":
-                return text + _relation(s, "NC1", " from task to task") + "."
+                return text + relation(s, "NC1", " from task to task") + "."
             if statistic == "r_diff_prev":
-                return text + _relation(s, "the previous task's NC1", " from task to task") + "."
+                return text + relation(s, "the previous task's NC1", " from task to task") + "."
             if statistic == "partial_r_steps":
-                return text + _relation(s, "NC1", " at equal steps") + "."
+                return text + relation(s, "NC1", " at equal steps") + "."
             return (
                 text
-                + _relation(s, "NC1", " over tasks (a trend shared with the task index counts)")
+                + relation(s, "NC1", " over tasks (a trend shared with the task index counts)")
                 + "."
             )
 
@@ -130,12 +84,12 @@ def _mixed_rows(mixed, subset, question) -> list[dict]:
             }[s]
             fit = "" if row["converged"] else " (the fit did not converge: treat with care)"
             return (
-                f"log10 NC1 ({when}) coefficient {_span(out)} on PL_i (PL per tenfold NC1) "
+                f"log10 NC1 ({when}) coefficient {span(out)} on PL_i (PL per tenfold NC1) "
                 f"over {out['n']} runs, controlling for steps and condition: {verdict}{fit}."
             )
 
         rows.append(
-            _row(
+            answer_row(
                 question,
                 f"mixed_{row['predictor']}",
                 subset,
@@ -152,10 +106,6 @@ def _mixed_rows(mixed, subset, question) -> list[dict]:
 
 
 EFFECT_TEXT = {
-    "nc1_per_strength": "NC1 per unit of dial strength",
-    "pl_per_strength": "PL per unit of dial strength",
-    "pl_per_nc1_dose": "PL per unit NC1 across the dial's doses",
-    "r_nc1_pl_doses": "r(NC1, PL) across the dial's doses",
     "r_nc1_pl_conditions": "r(NC1, PL) across conditions' means",
     "pl_per_fraction": "PL per unit of permuted-pixel fraction",
     "r_diff_per_fraction": "first-differenced r(NC1, PL) per unit of permuted-pixel fraction",
@@ -166,7 +116,7 @@ EFFECT_TEXT = {
 
 def _effect_reading(row, s, statistic, conditions) -> str:
     if statistic in ("pl_fresh", "pl_fresh_difference"):
-        text = f"{EFFECT_TEXT[statistic]} in {row['subject']}: {_span(row)} over {row['n']} seeds"
+        text = f"{EFFECT_TEXT[statistic]} in {row['subject']}: {span(row)} over {row['n']} seeds"
         if statistic == "pl_fresh":
             verdict = {
                 1: "it learns new tasks worse than a fresh network",
@@ -180,20 +130,14 @@ def _effect_reading(row, s, statistic, conditions) -> str:
                 0: "no difference from the reference can be told from zero",
             }[s]
         return f"{text}: {verdict}."
-    text = f"{EFFECT_TEXT[statistic]}: {_span(row)} ({row['n']} {row['n_unit']}"
+    text = f"{EFFECT_TEXT[statistic]}: {span(row)} ({row['n']} {row['n_unit']}"
     text += f", {conditions} conditions)" if row["n_unit"] != "conditions" else ")"
     moves = {1: "rises", -1: "falls", 0: "shows no change that can be told from zero"}[s]
-    if statistic == "nc1_per_strength":
-        return text + f": NC1 {moves} with the dial strength."
-    if statistic == "pl_per_strength":
-        return text + f": PL {moves} with the dial strength."
     if statistic == "pl_per_fraction":
         return text + f": PL {moves} as tasks share fewer pixels."
     if statistic == "r_diff_per_fraction":
         return text + f": the task-to-task link {moves} as tasks grow less similar."
-    doses = statistic in ("r_nc1_pl_doses", "pl_per_nc1_dose")
-    across = " across the dial's doses" if doses else " across conditions"
-    return text + ": " + _relation(s, "NC1", across) + "."
+    return text + ": " + relation(s, "NC1", " across conditions") + "."
 
 
 # The families whose conditions each get their own task-to-task link (how an intervention, the
@@ -209,7 +153,7 @@ def _condition_link_rows(conditions, within_table, reference, name, question) ->
     """r(ΔNC1, ΔPL) of each condition of family ``name`` beside the reference's: the reading
     gives both, and says no more than each interval does (no test of their difference)."""
     base = within.summary(within_table, reference, "r_diff")
-    base_text = f"{reference}: {_g(base['r'])} [{_g(base['ci_low'])}, {_g(base['ci_high'])}]"
+    base_text = f"{reference}: {fmt(base['r'])} [{fmt(base['ci_low'])}, {fmt(base['ci_high'])}]"
     return _family_rows(
         conditions,
         within_table,
@@ -219,17 +163,21 @@ def _condition_link_rows(conditions, within_table, reference, name, question) ->
         "r_diff",
         "per-seed Pearson r of first differences, Fisher z t-interval over seeds",
         lambda row, s: (
-            f"r(ΔNC1, ΔPL) in {row['subject']}: {_span(row)} over {row['n']} seeds "
-            f"({base_text}); " + _relation(s, "NC1", " from task to task") + "."
+            f"r(ΔNC1, ΔPL) in {row['subject']}: {span(row)} over {row['n']} seeds "
+            f"({base_text}); " + relation(s, "NC1", " from task to task") + "."
         ),
     )
 
 
-def build(conditions, within_table, mixed, effects, ranking, regularisers=None) -> pd.DataFrame:
-    """The answers (:data:`COLUMNS`) from the analysis tables (``regularisers``: the
-    warm-start regulariser effects, when the study ran warm starting)."""
+def build(
+    conditions, within_table, mixed, effects, ranking, causal_table, regularisers=None
+) -> pd.DataFrame:
+    """The answers (:data:`COLUMNS`) from the analysis tables (``causal_table``: the nc_target
+    doses' causal estimate; ``regularisers``: the warm-start regulariser effects, when the
+    study ran warm starting)."""
     reference = conditions.loc[conditions["reference"], "variant"].iloc[0]
-    rows = _within_rows(within_table, reference)
+    rows = causal.answer_rows(causal_table)
+    rows += _within_rows(within_table, reference)
     rows += _mixed_rows(mixed, "all", "Q1 beyond duration")
     rows += _family_rows(
         conditions,
@@ -241,18 +189,18 @@ def build(conditions, within_table, mixed, effects, ranking, regularisers=None) 
         "per-seed partial Pearson r given cumulative steps, Fisher z t-interval",
         lambda row, s: (
             f"With each task's epochs drawn independently ({row['subject']}), partial "
-            f"r(NC1, PL | steps) {_span(row)} over {row['n']} seeds: "
-            + _relation(s, "NC1", " beyond duration")
+            f"r(NC1, PL | steps) {span(row)} over {row['n']} seeds: "
+            + relation(s, "NC1", " beyond duration")
             + "."
         ),
     )
     rows += _mixed_rows(mixed, "duration", "Q1a duration")
-    questions = {"Q1b": "Q1b dose-response", "Q1c": "Q1c interventions", "Q2": "Q2 architecture"}
+    questions = {"Q1c": "Q1c interventions", "Q2": "Q2 architecture"}
     questions["Q3"] = "Q3 task similarity"
     for effect in effects.to_dict("records"):
         statistic = effect["statistic"]
         rows.append(
-            _row(
+            answer_row(
                 questions[effect["question"]],
                 statistic,
                 effect["subject"],
@@ -294,12 +242,12 @@ def _regulariser_rows(regularisers: pd.DataFrame) -> list[dict]:
                 verdict = {1: "it raises it", -1: "it lowers it", 0: "no change can be told"}[s]
                 what = quantity
             return (
-                f"{effect['interventions']} changes {what} by {_span(row)} against "
+                f"{effect['interventions']} changes {what} by {span(row)} against "
                 f"{effect['reference']} over {row['n']} seeds: {verdict}."
             )
 
         rows.append(
-            _row(
+            answer_row(
                 "Next check 3 NC regularisers",
                 f"{quantity}_difference",
                 effect["variant"],
@@ -323,7 +271,7 @@ def _predictor_rows(ranking: pd.DataFrame) -> list[dict]:
     best = ranked.iloc[0]
     method = "held-out Spearman, leave one group of variants out, Fisher z t-interval"
     rows = [
-        _row(
+        answer_row(
             "Which measure predicts PL",
             "best_predictor",
             best["measure"],
@@ -335,7 +283,7 @@ def _predictor_rows(ranking: pd.DataFrame) -> list[dict]:
             method,
             lambda row, s: (
                 f"{row['subject']} predicts the next task's PL best out of sample: Spearman "
-                f"{_span(row)} over {row['n']} held-out groups"
+                f"{span(row)} over {row['n']} held-out groups"
                 + (
                     " (a duration baseline: no measure beats training duration)."
                     if best["kind"] == "baseline"
@@ -349,7 +297,7 @@ def _predictor_rows(ranking: pd.DataFrame) -> list[dict]:
         nc1 = nc1.iloc[0]
         place = int((measures["held_out"] > nc1["held_out"]).sum()) + 1
         rows.append(
-            _row(
+            answer_row(
                 "Which measure predicts PL",
                 "nc1_rank",
                 f"NC1 rank {place} of {len(measures)}",
@@ -361,8 +309,8 @@ def _predictor_rows(ranking: pd.DataFrame) -> list[dict]:
                 method,
                 lambda row, s: (
                     f"NC1 ranks {place} of {len(measures)} measures out of sample (Spearman "
-                    f"{_span(row)} over {row['n']} held-out groups; within run, differenced: "
-                    f"rank {_g(nc1['within_rank'])}; mixed model: rank {_g(nc1['mixed_rank'])})."
+                    f"{span(row)} over {row['n']} held-out groups; within run, differenced: "
+                    f"rank {fmt(nc1['within_rank'])}; mixed model: rank {fmt(nc1['mixed_rank'])})."
                 ),
             )
         )
@@ -385,7 +333,7 @@ def markdown(answers: pd.DataFrame, formula: str) -> str:
                     row["question"],
                     row["statistic"],
                     str(row["subject"]),
-                    _span(row),
+                    span(row),
                     f"{row['n']} {row['n_unit']}",
                     row["reading"],
                 ]

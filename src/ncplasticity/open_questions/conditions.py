@@ -5,18 +5,18 @@ The *reference* is the variant whose settings differ from all others' in the few
 variant. Every other variant is described by the settings in which it differs from the
 reference, and belongs to the question families those differences allow:
 
-- ``dose``: only its interventions differ and they are all ``nc_dial`` (its ``strength`` is the
-  dose; the reference is the dose 0 when it has no dial);
+- ``dose``: only its interventions differ and they are one ``nc_target`` (its ``target`` τ is
+  the dose, the instrument of the causal estimate; the reference, without it, is the natural
+  NC1 the doses are set around);
 - ``duration``: only ``schedule.epochs_per_task`` differs;
-- ``intervention``: only interventions (not the dial) and/or LayerNorm differ;
+- ``intervention``: only interventions (not ``nc_target``) and/or LayerNorm differ;
 - ``architecture``: only width, depth, the optimiser and/or LayerNorm differ;
 - ``similarity``: only the scenario differs (task similarity and the kind of shift: each
   scenario's ``shift`` from the scenario registry).
 
 The reference belongs to every family (it is each family's baseline point). Each variant's
 held-out *group* (for leave-one-group-out) names what it changes without the parameter values
-of interventions, so all doses of the dial are one group and both forms of shrink & perturb
-another.
+of interventions, so all doses are one group and both forms of shrink & perturb another.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import pandas as pd
 from ncplasticity.continual.scenarios import SCENARIOS
 
 FAMILIES = ("dose", "duration", "intervention", "architecture", "similarity")
-DIAL = "nc_dial"
+DOSE = "nc_target"
 REFERENCE = "reference"
 
 _ARCHITECTURE = {"network.width", "network.depth", "network.layer_norm"}
@@ -41,7 +41,7 @@ CONDITION_COLUMNS = [
     "families",
     "group",
     "changes",
-    "strength",
+    "target",
     "width",
     "depth",
     "layer_norm",
@@ -88,11 +88,10 @@ def _differences(a: Mapping, b: Mapping) -> set[str]:
     return {key for key in set(a) | set(b) if a.get(key) != b.get(key)}
 
 
-def dial_strength(settings: Mapping) -> float:
-    """The summed ``nc_dial`` strength of ``settings`` (0 without a dial)."""
-    return float(
-        sum(i.get("strength", 1.0) for i in settings.get("interventions", []) if i["name"] == DIAL)
-    )
+def dose_target(settings: Mapping) -> float:
+    """The ``nc_target`` target τ of ``settings`` (NaN without one)."""
+    targets = [i["target"] for i in settings.get("interventions", []) if i["name"] == DOSE]
+    return float(targets[0]) if len(targets) == 1 else float("nan")
 
 
 def _names(settings: Mapping) -> list[str]:
@@ -124,7 +123,7 @@ def describe(variant_settings: Mapping[str, Mapping]) -> pd.DataFrame:
                 ),
                 "group": REFERENCE if is_reference else _group(changed, settings),
                 "changes": ";".join(sorted(changed)),
-                "strength": dial_strength(settings),
+                "target": dose_target(settings),
                 "width": flat[variant]["network.width"],
                 "depth": flat[variant]["network.depth"],
                 "layer_norm": flat[variant]["network.layer_norm"],
@@ -143,12 +142,11 @@ def _families(changed: set[str], settings: Mapping, reference: Mapping) -> list[
     families = []
     names = _names(settings)
     optimizer = {key for key in changed if key.startswith("optimizer.")}
-    if changed == {"interventions"} and names and set(names) == {DIAL}:
-        if set(_names(reference)) <= {DIAL}:
-            families.append("dose")
+    if changed == {"interventions"} and names == [DOSE] and DOSE not in _names(reference):
+        families.append("dose")
     if changed == {"schedule.epochs_per_task"}:
         families.append("duration")
-    if changed and changed <= _INTERVENTION and not (names and set(names) == {DIAL}):
+    if changed and changed <= _INTERVENTION and names != [DOSE]:
         families.append("intervention")
     if changed and changed <= _ARCHITECTURE | optimizer:
         families.append("architecture")

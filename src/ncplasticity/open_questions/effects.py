@@ -141,7 +141,8 @@ def condition_correlation(x, y, confidence: float = 0.95) -> dict:
 
 
 def dose_members(conditions: pd.DataFrame) -> pd.DataFrame:
-    return cond.family(conditions, "dose").sort_values("strength")
+    """The dose family, the reference (no target) first, then by target."""
+    return cond.family(conditions, "dose").sort_values("target", na_position="first")
 
 
 def similarity_members(conditions: pd.DataFrame) -> pd.DataFrame:
@@ -166,18 +167,6 @@ def effects(
             | {"subject": subject}
         )
 
-    dose = dose_members(conditions)
-    if len(dose) >= 2:
-        add("Q1b", "nc1_per_strength", dose, seed_slope(run_means, dose, "strength", "nc1_final"))
-        add("Q1b", "pl_per_strength", dose, seed_slope(run_means, dose, "strength", "pl_final"))
-        add("Q1b", "pl_per_nc1_dose", dose, seed_slope(run_means, dose, "nc1_final", "pl_final"))
-    if len(dose) >= 3:
-        add(
-            "Q1b",
-            "r_nc1_pl_doses",
-            dose,
-            seed_correlation(run_means, dose, "nc1_final", "pl_final"),
-        )
     means = condition_means(conditions, run_means)
     for question, name in (("Q1c", "intervention"), ("Q2", "architecture")):
         members = cond.family(means, name)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ncplasticity.open_questions import within
 from ncplasticity.open_questions.outputs import FIGURE_INPUTS
-from ncplasticity.plots import Panel, Series, panels_figure, save_figure, series_colors
+from ncplasticity.plots import save_figure, series_colors
 from ncplasticity.tables import read_table
 
 STAT_COLORS = {
@@ -78,35 +78,56 @@ def mixed_model_figure(mixed_path, pdf, png) -> None:
     save_figure(fig, pdf, png)
 
 
-def _band(table, quantity) -> Series:
-    mean = table[f"{quantity}_mean"].to_numpy(float)
-    half = (table[f"{quantity}_ci_high"] - table[f"{quantity}_ci_low"]).to_numpy(float) / 2
-    return mean, half
-
-
-def dose_response_figure(dose_path, pdf, png) -> None:
-    """Final NC1 and PL against the dial strength: mean over seeds with 95 % t-intervals. NC1
-    on a log axis, as the mixed model takes it: the positive doses raise it by orders of
-    magnitude, which on a linear axis flattens every other dose onto zero."""
-    table = read_table(dose_path).sort_values("strength")
-    x = table["strength"].to_numpy(float)
-    panels = []
-    for quantity, label, scale in (
-        ("nc1_final", "NC1 (final tasks)", "log"),
-        ("pl_final", "PL (final tasks)", "linear"),
+def dose_response_figure(dose_path, dose_tasks_path, pdf, png) -> None:
+    """The nc_target doses: achieved against target NC1 over tasks (median over seeds, band
+    from the lowest to the highest seed; dashed: the target), and each dose's PL and PL
+    against a fresh network (final tasks, mean over seeds ± 95 % t-interval) against its
+    target, the reference's as a line."""
+    doses = read_table(dose_path)
+    tasks = read_table(dose_tasks_path)
+    colors = series_colors(doses["variant"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    ax = axes[0]
+    for variant, rows in tasks.groupby("variant", sort=False):
+        color = colors[variant]
+        x = rows["task"].to_numpy()
+        ax.plot(x, rows["achieved_median"], color=color, label=variant)
+        ax.fill_between(x, rows["achieved_min"], rows["achieved_max"], color=color, alpha=0.2)
+        target = rows["target"].iloc[0]
+        if np.isfinite(target):
+            ax.axhline(target, color=color, ls="--", lw=0.9)
+    if tasks.empty:
+        _no_data(ax)
+    ax.set_yscale("log")
+    ax.set_xlabel("task")
+    ax.set_ylabel("achieved NC1 tr Σ_W / tr Σ_B (dashed: target)")
+    ax.legend(fontsize="x-small")
+    ax.grid(alpha=0.3)
+    ax = axes[1]
+    dosed = doses[doses["target"].notna()].sort_values("target")
+    reference = doses[doses["target"].isna()]
+    for quantity, marker, label in (
+        ("pl_final", "o-", "PL"),
+        ("pl_fresh_final", "s--", "PL fresh"),
     ):
-        mean, half = _band(table, quantity)
-        series = {"nc_dial": Series(x, mean, half)}
-        panels.append(Panel(label, series, scale=scale, zero_line=scale == "linear"))
-    n = ", ".join(str(int(v)) for v in sorted(set(table["n_seeds"])))
-    panels_figure(
-        panels,
-        "nc_dial strength",
-        pdf,
-        png,
-        integer_x=False,
-        title=f"mean over seeds ± 95 % t-interval half-width ({n} seeds)",
-    )
+        if dosed.empty or dosed[f"{quantity}_mean"].isna().all():
+            continue
+        values, errors = _errors(
+            dosed, f"{quantity}_mean", f"{quantity}_ci_low", f"{quantity}_ci_high"
+        )
+        ax.errorbar(dosed["target"], values, yerr=errors, fmt=marker, capsize=2, label=label)
+        for row in reference.itertuples():
+            ax.axhline(getattr(row, f"{quantity}_mean"), color="0.4", ls=":", lw=0.9)
+    if dosed.empty:
+        _no_data(ax)
+    ax.set_xscale("log")
+    ax.set_xlabel("nc_target target τ (dotted: the reference without a target)")
+    n = ", ".join(str(int(v)) for v in sorted(set(doses["n_seeds"])))
+    ax.set_ylabel(f"final tasks, mean ± 95 % interval ({n} seeds)")
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.legend(fontsize="x-small")
+    ax.grid(alpha=0.3)
+    save_figure(fig, pdf, png)
 
 
 def across_conditions_figure(conditions_path, effects_path, pdf, png) -> None:

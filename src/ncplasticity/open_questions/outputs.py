@@ -1,16 +1,25 @@
 """The open-questions outputs by name (light: the workflow imports it when it parses)."""
 
 # Tables written by the cheap condition stage, then one job each for the two model stages.
-CONDITION_TABLES = ("conditions", "within_run", "effects", "dose_response", "similarity")
+CONDITION_TABLES = (
+    "conditions",
+    "within_run",
+    "effects",
+    "dose_response",
+    "similarity",
+    "causal",
+    "dose_checks",
+    "dose_tasks",
+)
 MODEL_TABLES = ("mixed_model", "predictors")
 TABLE_NAMES = (*CONDITION_TABLES, *MODEL_TABLES)
 # The tables the answers are read from.
-ANSWER_INPUTS = ("conditions", "within_run", "mixed_model", "effects", "predictors")
+ANSWER_INPUTS = ("conditions", "within_run", "mixed_model", "effects", "predictors", "causal")
 # Figure -> the tables it is drawn from (one figure per question).
 FIGURE_INPUTS = {
     "within_run": ("within_run",),
     "mixed_model": ("mixed_model",),
-    "dose_response": ("dose_response",),
+    "dose_response": ("dose_response", "dose_tasks"),
     "across_conditions": ("conditions", "effects"),
     "task_similarity": ("conditions", "similarity"),
     "predictors": ("predictors",),

@@ -6,9 +6,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ncplasticity.open_questions import answers as answers_mod
+from ncplasticity.open_questions import (
+    causal,
+    mixed_models,
+    panel,
+    predictors,
+    regularisers,
+    within,
+)
 from ncplasticity.open_questions import conditions as cond
 from ncplasticity.open_questions import effects as effects_mod
-from ncplasticity.open_questions import mixed_models, panel, predictors, regularisers, within
 from ncplasticity.open_questions.outputs import (  # noqa: F401  (re-exported)
     ANSWER_INPUTS,
     CONDITION_TABLES,
@@ -36,7 +43,8 @@ def condition_tables(
     table_paths, variant_settings, analysis_tasks: int, final_tasks: int, out: Mapping
 ) -> None:
     """conditions (facts, means and within-run summaries per variant), within_run, effects,
-    dose_response and similarity tables."""
+    dose_response, similarity, and the causal estimate's causal, dose_checks and dose_tasks
+    tables."""
     conditions, data = _setup(table_paths, variant_settings, analysis_tasks)
     within_table = within.within_run(data)
     means = panel.run_means(data, final_tasks)
@@ -49,6 +57,9 @@ def condition_tables(
     dose = effects_mod.dose_members(per_condition)
     write_table(dose, out["dose_response"])
     write_table(effects_mod.similarity_members(per_condition), out["similarity"])
+    write_table(causal.causal_table(data, conditions), out["causal"])
+    write_table(causal.dose_checks(data, conditions), out["dose_checks"])
+    write_table(causal.dose_tasks(data, conditions), out["dose_tasks"])
 
 
 def mixed_model(table_paths, variant_settings, analysis_tasks: int, out_path) -> None:
@@ -81,6 +92,7 @@ def answers(inputs: Mapping, out_tsv, out_md) -> None:
         tables["mixed_model"],
         tables["effects"],
         tables["predictors"],
+        tables["causal"],
         tables.get("regularisers"),
     )
     write_table(table, out_tsv)

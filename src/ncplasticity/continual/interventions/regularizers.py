@@ -202,8 +202,9 @@ class RunningClassMeans(Intervention):
         return {"mean": self.mean, "count": self.count, "penalty": self.penalty.copy()}
 
     def load_state_dict(self, state):
-        self.mean = np.asarray(state["mean"], self.mean_dtype)
-        self.count = np.asarray(state["count"], np.int64)
+        if state["mean"] is not None:  # None: saved before the first step
+            self.mean = np.asarray(state["mean"], self.mean_dtype)
+            self.count = np.asarray(state["count"], np.int64)
         self.penalty[:] = state["penalty"]
 
 
