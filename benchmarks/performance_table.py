@@ -30,6 +30,7 @@ NC = "python benchmarks/bench_nc.py --repeats 3"
 RESNET_MNIST = "python benchmarks/bench_resnet_epoch.py --width 4 --threads 1"
 RESNET_CIFAR = "python benchmarks/bench_resnet_epoch.py --synthetic-cifar10 --width 2 --threads 2"
 BUDGET = "python benchmarks/paper_budget.py"
+FRESH = "python benchmarks/bench_fresh_reference.py --tasks 150 --repeats 3"
 PLAN = "snakemake -n -q --configfile configs/paper.yaml"
 
 NUMBER = r"([-+0-9.,]+)"
@@ -159,6 +160,12 @@ def paper_budget() -> list[tuple[str, str, str]]:
     ]
 
 
+def fresh_reference() -> list[tuple[str, str, str]]:
+    out, _ = run(FRESH)
+    (line,) = find(r"fresh_every 10: (.*)", out)
+    return [("A continual run with the fresh reference every 10th task (pl_fresh)", line, FRESH)]
+
+
 def planning() -> list[tuple[str, str, str]]:
     _, seconds = run(PLAN)
     return [("Planning the paper sweep (dry run)", f"{seconds:.1f} s", PLAN)]
@@ -194,6 +201,7 @@ def main() -> int:
         (NC, nc_engine),
         (RESNET_MNIST, lambda: resnet(RESNET_MNIST, "ResNet-18 epoch, mnist5k, width 4, 1 thread")),
         (BUDGET, paper_budget),
+        (FRESH, fresh_reference),
         (PLAN, planning),
     ]
     if args.cifar10_shaped:

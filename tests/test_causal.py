@@ -125,6 +125,16 @@ def test_a_target_that_does_not_move_nc1_is_a_weak_instrument():
     assert "causes" not in rows["iv_pl_per_log_nc1"]["reading"]
 
 
+def test_a_dose_that_moves_other_measures_is_no_clean_instrument():
+    panel, conditions = simulate(beta=-0.5, rng=np.random.default_rng(5))
+    rows = {
+        row["statistic"]: row for row in causal.answer_rows(causal.causal_table(panel, conditions))
+    }
+    # The simulated doses move weight_norm by log(τ / natural): the reading says so.
+    assert "also move weight_norm" in rows["iv_pl_per_log_nc1"]["reading"]
+    assert "does not isolate NC1" in rows["iv_pl_per_log_nc1"]["reading"]
+
+
 def test_degenerate_runs_are_left_out_with_their_reason():
     panel, conditions = simulate(beta=-0.1, rng=np.random.default_rng(3))
     broken = (panel["run"] == "target2.0_s3") & (panel["task"] >= 25)

@@ -267,6 +267,14 @@ def answer_rows(causal_table: pd.DataFrame) -> list[dict]:
     """The causal table's rows of the answers table: the first stage, the reduced form and the
     2SLS estimate per outcome, each read only where the first-stage F reaches 10; then the
     doses' side effects on the other measures."""
+    side = causal_table[causal_table["statistic"].str.startswith("side_effect_")]
+    moved = side[(side["ci_low"] > 0) | (side["ci_high"] < 0)]["outcome"].unique()
+    caveat = (
+        f" The doses also move {', '.join(moved)} (intervals excluding 0): the target is no "
+        "clean instrument, and this estimate does not isolate NC1."
+        if len(moved)
+        else ""
+    )
     rows = []
     for effect in causal_table.to_dict("records"):
         statistic, f_stat = effect["statistic"], effect["first_stage_f"]
@@ -298,7 +306,8 @@ def answer_rows(causal_table: pd.DataFrame) -> list[dict]:
                 "i.e. collapse causes plasticity loss",
                 0: "no causal effect of NC1 on it can be told from zero",
             }[s]
-            return f"{effect['outcome']} per log NC1 (2SLS, {strength}): {interval}: {verdict}."
+            outcome = effect["outcome"]
+            return f"{outcome} per log NC1 (2SLS, {strength}): {interval}: {verdict}.{caveat}"
 
         rows.append(
             answer_row(
