@@ -4,6 +4,7 @@ boundary for the learner."""
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from ncplasticity.continual.scenarios.base import SCENARIOS, Scenario, Task, num_pixels, task_rng
 from ncplasticity.data import NUM_CLASSES
@@ -61,35 +62,48 @@ class DriftingPixels(Scenario):
         start = task_index * steps
         inputs = np.empty((steps, pixels), np.float32)
         permutation = self.permutation_at(seed, pixels, start)
-        first = 0
-        for time, a, b in self.transpositions(seed, pixels, start + 1, start + steps):
-            step = time - start
-            inputs[first:step] = x[order[first:step]][:, permutation]
-            permutation[a], permutation[b] = permutation[b], permutation[a]
-            first = step
-        inputs[first:] = x[order[first:]][:, permutation]
+        times, a, b = self.transpositions(seed, pixels, start + 1, start + steps)
+        _gather_drifting(x, np.asarray(order, np.int64), permutation, times - start, a, b, inputs)
         return inputs, task.y_train[order], np.arange(steps), np.arange(pixels)
 
     def transpositions(self, seed: int, pixels: int, start: int, stop: int):
-        """(step, a, b) of the transpositions at steps start … stop − 1, in order: from the
+        """(steps, a, b) of the transpositions at steps start … stop − 1, in order: from the
         input of that step on, positions a and b have swapped their pixels."""
         s, count = self.params["steps_to_full"], 2 * pixels
+        parts = []
         for block in range(start // s, max(start, stop - 1) // s + 1):
             rng = task_rng(seed, block)
             a = rng.integers(pixels, size=count)
             b = (a + rng.integers(1, pixels, size=count)) % pixels
             times = block * s + np.arange(count) * s // count
             chosen = (times >= start) & (times < stop)
-            yield from zip(
-                times[chosen].tolist(), a[chosen].tolist(), b[chosen].tolist(), strict=True
-            )
+            parts.append((times[chosen], a[chosen], b[chosen]))
+        if not parts:
+            return tuple(np.zeros(0, np.int64) for _ in range(3))
+        return tuple(np.concatenate(column).astype(np.int64) for column in zip(*parts, strict=True))
 
     def permutation_at(self, seed: int, pixels: int, step: int) -> np.ndarray:
         """The pixel order of the input at training step ``step`` (0-based)."""
         cached_seed, cached_pixels, done, order = self._cache
         if (cached_seed, cached_pixels) != (seed, pixels) or done > step + 1:
             done, order = 0, list(range(pixels))
-        for _, a, b in self.transpositions(seed, pixels, done, step + 1):
+        _, first, second = self.transpositions(seed, pixels, done, step + 1)
+        for a, b in zip(first.tolist(), second.tolist(), strict=True):
             order[a], order[b] = order[b], order[a]
         self._cache = (seed, pixels, step + 1, order)
         return np.array(order)
+
+
+@njit(cache=True)
+def _gather_drifting(x, order, permutation, steps, first, second, out):
+    """``out[i] = x[order[i]][permutation]`` with the transposition ``(first[e], second[e])``
+    applied to ``permutation`` (in place) from step ``steps[e]`` on."""
+    event = 0
+    for i in range(order.shape[0]):
+        while event < steps.shape[0] and steps[event] <= i:
+            a, b = first[event], second[event]
+            permutation[a], permutation[b] = permutation[b], permutation[a]
+            event += 1
+        row = x[order[i]]
+        for k in range(permutation.shape[0]):
+            out[i, k] = row[permutation[k]]
