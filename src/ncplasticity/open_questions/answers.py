@@ -15,6 +15,7 @@ from ncplasticity.open_questions import conditions as cond
 from ncplasticity.open_questions.readings import (
     COLUMNS,
     answer_row,
+    effect_row,
     fmt,
     relation,
     span,
@@ -195,20 +196,13 @@ def build(
         ),
     )
     rows += _mixed_rows(mixed, "duration", "Q1a duration")
-    questions = {"Q1c": "Q1c interventions", "Q2": "Q2 architecture"}
-    questions["Q3"] = "Q3 task similarity"
+    questions = {"Q1c": "Q1c interventions", "Q2": "Q2 architecture", "Q3": "Q3 task similarity"}
     for effect in effects.to_dict("records"):
         statistic = effect["statistic"]
         rows.append(
-            answer_row(
+            effect_row(
                 questions[effect["question"]],
-                statistic,
-                effect["subject"],
-                effect["estimate"],
-                effect["ci_low"],
-                effect["ci_high"],
-                effect["n"],
-                effect["unit"],
+                effect,
                 effect["method"],
                 lambda row, s, st=statistic, k=effect["conditions"]: _effect_reading(row, s, st, k),
             )

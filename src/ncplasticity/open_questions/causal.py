@@ -28,7 +28,7 @@ import pandas as pd
 
 from ncplasticity.open_questions import conditions as cond
 from ncplasticity.open_questions.effects import mean_interval
-from ncplasticity.open_questions.readings import answer_row, fmt, span
+from ncplasticity.open_questions.readings import effect_row, fmt, span
 
 FIRST_TASK = 10
 # The tasks whose online accuracy the checks compare with the reference's (issue 26's targets).
@@ -309,18 +309,6 @@ def answer_rows(causal_table: pd.DataFrame) -> list[dict]:
             outcome = effect["outcome"]
             return f"{outcome} per log NC1 (2SLS, {strength}): {interval}: {verdict}.{caveat}"
 
-        rows.append(
-            answer_row(
-                "Q1b causal (nc_target)",
-                statistic,
-                effect["subject"],
-                effect["estimate"],
-                effect["ci_low"],
-                effect["ci_high"],
-                effect["n"],
-                effect["unit"],
-                f"{effect['method']}; runs left out: {effect['excluded']}",
-                reading,
-            )
-        )
+        method = f"{effect['method']}; runs left out: {effect['excluded']}"
+        rows.append(effect_row("Q1b causal (nc_target)", effect, method, reading))
     return rows

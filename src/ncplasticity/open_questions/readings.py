@@ -56,3 +56,20 @@ def relation(s: int, what: str, beyond: str = "") -> str:
     if s < 0:
         return f"PL falls as {what} rises{beyond}"
     return f"no relation of {what} with PL{beyond} can be told from zero"
+
+
+def effect_row(question: str, effect: dict, method: str, reading) -> dict:
+    """:func:`answer_row` of an analysis table's row with ``statistic``, ``subject``,
+    ``estimate``, ``ci_low``, ``ci_high``, ``n`` and ``unit``."""
+    return answer_row(
+        question,
+        effect["statistic"],
+        effect["subject"],
+        effect["estimate"],
+        effect["ci_low"],
+        effect["ci_high"],
+        effect["n"],
+        effect["unit"],
+        method,
+        reading,
+    )
