@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ncplasticity.data import NUM_CLASSES, PIXELS
+from ncplasticity.data import NUM_CLASSES
 from ncplasticity.registry import Registry
 
 SCENARIOS = Registry("continual", kind="scenario")
@@ -96,10 +96,6 @@ class Scenario:
 
 def task_rng(seed: int, task: int) -> np.random.Generator:
     return np.random.default_rng([seed, TASK_STREAM, task])
-
-
-def num_pixels(settings: dict) -> int:
-    return PIXELS[settings["dataset"]]
 
 
 def labels_of(y) -> np.ndarray:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ncplasticity.continual.scenarios.base import SCENARIOS, Scenario, Task, num_pixels, task_rng
-from ncplasticity.data import NUM_CLASSES
+from ncplasticity.continual.scenarios.base import SCENARIOS, Scenario, Task, task_rng
+from ncplasticity.data import NUM_CLASSES, PIXELS
 
 
 @SCENARIOS.register
@@ -38,7 +38,7 @@ class DriftingPixels(Scenario):
 
     def problems(self, settings: dict) -> list[str]:
         found = []
-        steps, pixels = self.params["steps_to_full"], num_pixels(settings)
+        steps, pixels = self.params["steps_to_full"], PIXELS[settings["dataset"]]
         if steps < 2 * pixels:
             found.append(
                 f"scenario.steps_to_full: {steps} is below 2 × the {pixels} pixels: the drift "
