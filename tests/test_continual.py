@@ -25,6 +25,7 @@ from ncplasticity.jobs import ResumableJob
 from ncplasticity.nc import file_metrics
 from ncplasticity.networks import MLP
 from ncplasticity.study import StudyError, resolve_experiment
+from ncplasticity.tables import read_tables
 from ncplasticity.tsv import write_tsv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -457,6 +458,27 @@ def test_sweep_correlations_and_figures(tables, tmp_path):
     assert all(row["expected_abs_r_null"] == pytest.approx(stats.expected_abs_r(4)) for row in rows)
     assert rows[1]["p_perm_first_nc1_pl"] == stats.permutation_p_value(nc1, pl2)
     assert all(0 < row["p_perm_first_epochs_pl"] <= 1 for row in rows)
+    # The paper's reference: every task's online accuracy over all its epochs, so task 0's
+    # covers the 3 epochs of e3's first task (runs e1_s1, e1_s2, e3_s1, e3_s2).
+    epochs = [t[0]["epochs"] for t in first.values()]
+    assert epochs == [1, 1, 3, 3]
+    pl2_paper = [t[0]["online_accuracy_all_epochs"] - t[2]["online_accuracy_all_epochs"]
+                 for t in first.values()]  # fmt: skip
+    assert pl2_paper[:2] == pytest.approx(pl2[:2])  # one-epoch first tasks: the same PL
+    assert pl2_paper[2:] != pytest.approx(pl2[2:])
+    paper_r = {"epochs": stats.pearson(epochs, pl2_paper), "nc1": stats.pearson(nc1, pl2_paper)}
+    assert rows[1]["r_first_epochs_pl_all_epochs"] == pytest.approx(paper_r["epochs"])
+    assert rows[1]["r_first_nc1_pl_all_epochs"] == pytest.approx(paper_r["nc1"])
+    assert rows[1]["p_perm_first_epochs_pl_all_epochs"] == stats.permutation_p_value(
+        epochs, pl2_paper
+    )
+    # One shuffle for every task: the mean over tasks 1-3 of r(first-task epochs, PL_i).
+    runs = read_tables(tables, analysis_tasks=4)
+    pl = np.array([[t[0]["online_accuracy"] - t[i]["online_accuracy"] for i in (1, 2, 3)]
+                   for t in first.values()])  # fmt: skip
+    assert continual_tables.sweep_mean_r_p_value(runs, "epochs", "first_epoch") == (
+        stats.permutation_p_value(epochs, pl)
+    )
     for panels in continual_figures.PANEL_SETS:
         pdf, png = tmp_path / f"{panels}.pdf", tmp_path / f"{panels}.png"
         continual_figures.over_tasks_figure(tables, pdf, png, 4, panels)

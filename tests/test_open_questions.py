@@ -8,14 +8,23 @@ import copy
 import numpy as np
 import pandas as pd
 import pytest
-import statsmodels.formula.api as smf
 import yaml
 from slurm.workflow_runs import REPO, scratch_copy, snakemake
 
 from ncplasticity.continual.study import SPEC
 from ncplasticity.open_questions import answers as answers_mod
 from ncplasticity.open_questions import conditions as cond
-from ncplasticity.open_questions import effects, mixed_models, panel, predictors, run, within
+from ncplasticity.open_questions import (
+    duration,
+    effects,
+    panel,
+    panel_models,
+    pooling,
+    predictors,
+    readings,
+    run,
+    within,
+)
 from ncplasticity.study import deep_merge, resolve_experiment
 from ncplasticity.tables import read_table
 from ncplasticity.tsv import write_table
@@ -157,48 +166,92 @@ def test_conditions_come_from_settings():
     assert list(renamed["families"]) == list(table["families"])
 
 
-# --- the mixed model: NC1 beyond duration, or duration alone ---
+# --- the panel models and leads: NC1 before the task, or duration alone ---
 
 
-def test_mixed_model_finds_nc1_beyond_steps(tmp_path):
-    paths, settings = make_tables(tmp_path, beta=0.5)
-    data = panel.load(paths, TASKS)
-    row = mixed_models.fit(data, "nc1_prev")
-    assert row["ci_low"] > 0 and row["ci_low"] < 0.5 < row["ci_high"], row
-    assert row["n_runs"] == len(settings) * len(SEEDS) and row["converged"]
-    # Within run, the lagged differenced r sees it too (PL_i follows NC1 after task i − 1).
-    table = within.within_run(data[data["variant"] == "plain"])
-    assert within.summary(table, "plain", "r_diff_prev")["ci_low"] > 0
-    assert row["formula"] == (
-        "pl ~ nc1_prev + C(variant) + C(variant):steps_m + C(variant):np.log(steps_m)"
-    )
+def _model_panel(tmp_path, beta, **kwargs):
+    paths, settings = make_tables(tmp_path, beta=beta, **kwargs)
+    data = panel.with_outcome_steps(panel.load(paths, TASKS))
+    conditions = cond.describe(settings)
+    return data, conditions, pooling.exclusions(data, conditions)
 
 
-def test_mixed_fits_start_from_the_duration_model_and_reach_the_same_optimum(tmp_path):
-    paths, _ = make_tables(tmp_path, beta=0.5)
-    data = panel.load(paths, TASKS)
-    start = mixed_models.duration_start(data)
-    rows = data[data["steps_m"] > 0]
-    duration = smf.mixedlm(f"pl ~ {mixed_models.DURATION_TERMS}", rows, groups=rows["run"]).fit()
-    assert start == pytest.approx(duration.cov_re.iloc[0, 0] / duration.scale) and start > 0
-    # REML's optimum does not depend on where the optimiser starts: the same coefficient and
-    # interval as from statsmodels' default start, to its convergence tolerance.
-    warm, cold = mixed_models.fit(data, "nc1_prev", start=start), mixed_models.fit(data, "nc1_prev")
-    assert warm["converged"] and cold["converged"]
-    for key in ("coef", "ci_low", "ci_high"):
-        assert warm[key] == pytest.approx(cold[key], rel=1e-4), key
+def test_lead_and_panel_model_find_nc1_before_the_task(tmp_path):
+    data, conditions, excluded = _model_panel(tmp_path, beta=0.5)
+    leads = predictors.leads(data, excluded).set_index("subset")
+    pooled = leads.loc["pooled"]
+    # PL_i = … + 0.5·NC1_{i−1}: per tenfold NC1, 0.5·NC1·ln 10 over the range NC1 spans.
+    slopes = 0.5 * np.log(10) * data["nc1"].agg(["min", "max"])
+    assert 0 < pooled["low"] < slopes["max"] and pooled["high"] > slopes["min"]
+    assert pooled["scale"] == "log"
+    assert pooled["placebo_low"] < 0 < pooled["placebo_high"]
+    assert pooled["n_runs"] == len(conditions) * len(SEEDS) - len(excluded)
+    assert pooled["p"] < 1e-6 and 0 < pooled["placebo_p"] <= 1
+    assert leads.loc["plain", "n_runs"] == len(SEEDS)
+    models = panel_models.nc1_models(data, excluded).set_index(["subset", "timing"])
+    lead = models.loc[("pooled", "previous_task")]
+    assert lead["ci_low"] > 0 and lead["n_runs"] == pooled["n_runs"]
+    assert lead["n_obs"] == pooled["n_runs"] * (TASKS - 2)  # tasks 2…29 have PL_{i−1}
+    # The coefficient is statsmodels' OLS on the stated design, errors clustered by run.
+    assert models.loc[("plain", "same_task"), "n_runs"] == len(SEEDS)
 
 
-def test_mixed_model_sees_no_nc1_effect_when_pl_follows_steps_only(tmp_path):
-    paths, _ = make_tables(tmp_path, beta=0.0)
-    data = panel.load(paths, TASKS)
-    row = mixed_models.fit(data, "nc1_prev")
-    assert row["ci_low"] < 0 < row["ci_high"], row
+def test_no_lead_when_pl_follows_steps_only(tmp_path):
+    data, conditions, excluded = _model_panel(tmp_path, beta=0.0)
+    pooled = predictors.leads(data, excluded).set_index("subset").loc["pooled"]
+    assert pooled["low"] < 0 < pooled["high"]
+    lead = panel_models.nc1_models(data, excluded).set_index(["subset", "timing"])
+    lead = lead.loc[("pooled", "previous_task")]
+    assert lead["ci_low"] < 0 < lead["ci_high"]
     # Yet NC1 and PL correlate strongly over the tasks of each run: the shared trend.
     table = within.within_run(data[data["variant"] == "plain"])
     assert within.summary(table, "plain", "r")["ci_low"] > 0.5
     diff = within.summary(table, "plain", "r_diff")
     assert diff["ci_low"] < 0 < diff["ci_high"] and diff["n_seeds"] == len(SEEDS)
+
+
+def test_confounded_scenarios_and_degenerate_runs_are_analysed_on_their_own(tmp_path):
+    overrides = OVERRIDES | {"rand": {"scenario": {"name": "random_labels", "fraction": None}}}
+    settings = settings_of(overrides)
+    conditions = cond.describe(settings)
+    assert conditions.set_index("variant").loc["rand", "confound"].startswith("online accuracy")
+    assert conditions.set_index("variant").loc["plain", "confound"] == ""
+    rows = []
+    for variant in ("plain", "rand"):
+        for seed in (1, 2):
+            degenerate = [False] * 5 if seed == 1 or variant == "rand" else [False] * 3 + [True] * 2
+            rows.append(
+                pd.DataFrame(
+                    {"run": f"{variant}_s{seed}", "variant": variant, "seed": seed}
+                    | {"task": range(5), "degenerate": degenerate}
+                )
+            )
+    data = pd.concat(rows, ignore_index=True)
+    excluded = pooling.exclusions(data, conditions).set_index("run")
+    assert set(excluded.index) == {"rand_s1", "rand_s2", "plain_s2"}
+    assert excluded.loc["plain_s2", "reason"] == "degenerate from task 3"
+    assert excluded.loc["rand_s1", "reason"].startswith("random_labels: online accuracy")
+    assert list(pooling.pooled(data, excluded.reset_index())["run"].unique()) == ["plain_s1"]
+    summary = pooling.summary(excluded.reset_index()).set_index("variant")
+    assert summary.loc["rand", "runs"] == 2
+
+
+def test_an_extra_epoch_is_read_as_a_randomised_treatment(tmp_path):
+    paths, settings = make_tables(tmp_path, beta=0.5)
+    data = panel.load(paths, TASKS)
+    # Each extra epoch on task i adds 0.2 to NC1_i and 0.03 to PL_{i+1}; PL_i (its first
+    # epoch) does not depend on task i's epochs.
+    data["nc1"] = data["nc1"] + 0.2 * data["epochs"]
+    data = data.sort_values(["run", "task"])
+    data["pl"] = data["pl"] + 0.03 * data.groupby("run")["epochs"].shift(1).fillna(0)
+    conditions = cond.describe(settings)
+    table = duration.epoch_effects(data, conditions, pooling.exclusions(data, conditions))
+    table = table.set_index("outcome")
+    assert list(table["variant"].unique()) == ["epochs_124"]
+    nc1 = table.loc["nc1"]
+    assert nc1["ci_low"] > 0 and nc1["n"] == len(SEEDS) and nc1["scale"] == "log10"
+    assert table.loc["pl", "ci_low"] < 0 < table.loc["pl", "ci_high"]
+    assert table.loc["pl_next", "ci_low"] < 0.03 < table.loc["pl_next", "ci_high"]
 
 
 def test_within_run_statistics_on_a_known_series():
@@ -285,52 +338,73 @@ def test_shift_conditions_are_read_against_a_fresh_network():
     assert effects.fresh_gaps(conditions, means.assign(pl_fresh_final=np.nan)) == []
 
 
-# --- the predictor ranking ---
+# --- the predictor tournament ---
 
 
-def test_predictor_ranking_puts_the_driver_first(tmp_path):
-    paths, settings = make_tables(tmp_path, beta=0.5)
-    data = panel.load(paths, TASKS)
-    table = predictors.ranking(data, cond.describe(settings)).set_index("measure")
-    assert {"nc1", "dead_fraction", "effective_rank", "steps_before", "task"} <= set(table.index)
-    measures = table[table["kind"] != "baseline"]
-    assert measures["held_out"].idxmax() == "nc1"
-    assert table.loc["nc1", "within_ci_low"] > 0
+def test_tournament_puts_the_driver_first_beside_the_baselines(tmp_path):
+    data, conditions, excluded = _model_panel(tmp_path, beta=0.5)
+    table = predictors.ranking(pooling.pooled(data, excluded)).set_index("measure")
+    assert {"nc1", "dead_fraction", "effective_rank", "task", "steps", "pl_prev"} <= set(
+        table.index
+    )
+    measures = table[table["kind"] == "measure"]
+    assert measures["improvement"].idxmax() == "nc1" and table.loc["nc1", "low"] > 0
+    assert table.loc["nc1", "scale"] == "log" and table.loc["nc1", "n_groups"] == len(SEEDS)
     noise = table.loc["dead_fraction"]
-    assert noise["within_ci_low"] < 0 < noise["within_ci_high"]
-    assert noise["mixed_ci_low"] < 0 < noise["mixed_ci_high"]
-    assert table.loc["nc1", "mixed_ci_low"] > 0
-    # Held-out groups: 13 variants; the three doses one group, the two fractions one: 10.
-    assert table.loc["nc1", "n_groups"] == 10
-    assert np.isnan(table.loc["steps_before", "mixed"])
+    assert noise["low"] < 0 < noise["high"] or noise["improvement"] < 0
+    # Paired with NC1 on the same held-out seeds: noise does worse.
+    assert noise["minus_nc1_high"] < 0 and table.loc["nc1", "minus_nc1"] == 0
+    assert table["rank"].min() == 1
 
 
 # --- the answers, recomputable from the run tables ---
 
 
-def test_answers_are_generated_and_recomputable(tmp_path):
-    paths, settings = make_tables(tmp_path, beta=0.5)
+def _answer_tables(tmp_path, paths, settings):
     out = {name: tmp_path / "oq" / f"{name}.tsv" for name in run.TABLE_NAMES}
     run.condition_tables(paths, settings, TASKS, 20, out)
-    run.mixed_model(paths, settings, TASKS, out["mixed_model"])
-    run.predictor_ranking(paths, settings, TASKS, out["predictors"])
+    for stage in run.MODEL_TABLES:
+        run.model_table(stage, paths, settings, TASKS, out[stage])
+    return out
+
+
+def test_answers_are_generated_and_recomputable(tmp_path):
+    paths, settings = make_tables(tmp_path, beta=0.5)
+    out = _answer_tables(tmp_path, paths, settings)
     answers_tsv, answers_md = tmp_path / "oq/answers.tsv", tmp_path / "oq/answers.md"
-    run.answers({name: out[name] for name in run.ANSWER_INPUTS}, answers_tsv, answers_md)
+    inputs = {name: out[name] for name in run.ANSWER_INPUTS}
+    primary = ["lead_nc1", "iv_pl_per_log_nc1", "epoch_effect_pl_next"]
+    run.answers(inputs, answers_tsv, answers_md, primary)
     answers = read_table(answers_tsv)
-    assert set(answers_mod.COLUMNS) <= set(answers.columns)
+    assert list(answers.columns) == readings.COLUMNS
     questions = set(answers["question"])
     for question in (
-        "Q1 within run",
-        "Q1 beyond duration",
-        "Q1a duration",
+        answers_mod.ASSOCIATION,
+        answers_mod.LEAD,
+        answers_mod.DURATION,
         "Q1b causal (nc_target)",
         "Q1c interventions",
         "Q2 architecture",
         "Q3 task similarity",
-        "Which measure predicts PL",
+        answers_mod.PREDICTORS,
     ):
         assert question in questions, question
-    assert {"best_predictor", "nc1_rank"} <= set(answers["statistic"])
+    # Only the primary analyses get a verdict; the rest carry a BH q-value.
+    roles = answers.set_index("statistic")["role"]
+    assert set(answers.loc[answers["role"] == "primary", "statistic"]) == set(primary)
+    secondary = answers[answers["role"] == "secondary"]
+    assert secondary["q"].notna().all() and (secondary["q"] >= secondary["p"] - 1e-12).all()
+    assert not secondary["reading"].str.contains("Primary").any()
+    assert roles["r_diff"].iloc[0] == "secondary"
+    lead = answers[answers["statistic"] == "lead_nc1"].iloc[0]
+    assert lead["subject"] == "pooled" and "NC1 leads PL" in lead["reading"]
+    leads = read_table(out["leads"]).set_index("subset")
+    assert lead["estimate"] == pytest.approx(leads.loc["pooled", "estimate"])
+    # No reading says "predicts" or "reversed"; "leads" only where the lead was read.
+    for row in answers.to_dict("records"):
+        assert "predicts" not in row["reading"] and "reversed" not in row["reading"], row
+        if "leads" in row["reading"]:
+            assert row["statistic"] == "lead_nc1" and row["interval_low"] > 0
     # Each intervention, architecture and similarity condition has its own task-to-task link,
     # read off the within-run table's summary row.
     links = answers[answers["statistic"] == "r_diff"].set_index(["question", "subject"])
@@ -338,54 +412,59 @@ def test_answers_are_generated_and_recomputable(tmp_path):
     for question, variant in [
         ("Q1c interventions", "l2"),
         ("Q2 architecture", "width50"),
-        ("Q2 architecture", "adam"),
         ("Q3 task similarity", "labels"),
     ]:
         summary = within.summary(within_table, variant, "r_diff")
         assert links.loc[(question, variant), "estimate"] == pytest.approx(summary["r"])
-        assert links.loc[(question, variant), "n"] == len(SEEDS)
-    assert ("Q2 architecture", "plain") not in links.index
+        assert links.loc[(question, variant), "p"] == pytest.approx(summary["p"])
     # Each reading carries its own numbers.
     for row in answers.to_dict("records"):
-        if np.isfinite(row["estimate"]):
+        if np.isfinite(row["estimate"]) and row["role"] != "note":
             assert f"{row['estimate']:.3g}" in row["reading"], row
-    # The mixed-model coefficient, refitted from the run tables with the stated formula.
-    mixed = answers[
-        (answers["question"] == "Q1 beyond duration") & (answers["statistic"] == "mixed_nc1_prev")
-    ].iloc[0]
-    assert mixed["interval_low"] > 0 and "beyond duration" in mixed["reading"]
-    raw = pd.concat([pd.read_csv(p, sep="\t") for p in paths]).sort_values(["run", "task"])
-    raw["nc1_prev"] = raw.groupby("run")["nc1"].shift(1)
-    raw["steps_m"] = (raw["total_steps"] - raw["steps"]) / 1e6
-    raw = raw[raw["task"] >= 1]
-    formula = mixed["method"].split("MixedLM ")[1].split(", groups")[0]
-    assert formula.startswith("pl ~ np.log10(nc1_prev) + ")
-    refit = smf.mixedlm(formula, raw, groups=raw["run"]).fit(reml=True)
-    assert mixed["estimate"] == pytest.approx(refit.params["np.log10(nc1_prev)"], rel=1e-6)
-    assert mixed["n"] == raw["run"].nunique()
-    # One dose-response point: NC1 at target 1, mean over seeds of the last 20 tasks.
-    dose = read_table(out["dose_response"]).set_index("variant")
-    last = raw[(raw["variant"] == "t1") & (raw["task"] >= TASKS - 20)]
-    assert dose.loc["t1", "nc1_final_mean"] == pytest.approx(
-        last.groupby("seed")["nc1"].mean().mean()
-    )
-    assert list(dose.index) == ["plain", "t0.25", "t0.5", "t1"]
-    # The causal rows: the first stage, the reduced form and 2SLS, each read.
+    # The duration experiment's three outcomes, and per-dose contrasts against plain.
+    assert {"epoch_effect_nc1", "epoch_effect_pl", "epoch_effect_pl_next"} <= set(roles.index)
+    doses = answers[answers["statistic"] == "dose_difference_pl"]
+    assert len(doses) == 3 and (doses["n"] == len(SEEDS)).all()
     causal_rows = answers[answers["question"] == "Q1b causal (nc_target)"].set_index("statistic")
-    assert {"first_stage_log_nc1_per_log_target", "iv_pl_per_log_nc1"} <= set(causal_rows.index)
     assert "first-stage F" in causal_rows.loc["iv_pl_per_log_nc1", "reading"]
-    text = answers_md.read_text()
-    assert "do not edit" in text and formula.replace("nc1_prev", "NC1") in text
+    assert "do not edit" in answers_md.read_text()
+    # A primary name that names no row stops the answers with the key named.
+    with pytest.raises(ValueError, match="open_questions.primary"):
+        run.answers(inputs, answers_tsv, answers_md, ["lead_nc2"])
+
+
+def test_answers_carry_the_reference_study_reading(tmp_path):
+    paths, settings = make_tables(tmp_path, beta=0.5)
+    out = _answer_tables(tmp_path, paths, settings)
+    inputs = {name: out[name] for name in run.ANSWER_INPUTS}
+    quick_tsv, md = tmp_path / "quick.tsv", tmp_path / "quick.md"
+    run.answers(inputs, quick_tsv, md, ["lead_nc1"])
+    # The reference: the same table with the lead's sign flipped and one row missing.
+    reference = read_table(quick_tsv)
+    lead = reference["statistic"] == "lead_nc1"
+    flipped = reference["interval_low"].where(~lead, -reference["interval_high"])
+    reference["interval_high"] = reference["interval_high"].where(~lead, -reference["interval_low"])
+    reference["interval_low"] = flipped
+    reference = reference[reference["statistic"] != "epoch_effect_pl"]
+    ref_path = tmp_path / "reference.tsv"
+    write_table(reference, ref_path)
+    run.answers(inputs, quick_tsv, md, ["lead_nc1"], ref_path)
+    answers = read_table(quick_tsv)
+    assert list(answers.columns) == readings.COLUMNS + readings.REFERENCE_COLUMNS
+    answers = answers.set_index("statistic")
+    assert answers.loc["lead_nc1", "same_reading"] == "no"
+    assert answers.loc["iv_pl_per_log_nc1", "same_reading"] == "yes"
+    assert pd.isna(answers.loc["epoch_effect_pl", "same_reading"]) or (
+        answers.loc["epoch_effect_pl", "same_reading"] == ""
+    )
+    assert str(ref_path) in md.read_text()
 
 
 def test_figures_draw_from_the_tables(tmp_path):
     from ncplasticity.open_questions import figures
 
     paths, settings = make_tables(tmp_path, beta=0.5, variants=list(OVERRIDES)[:6])
-    out = {name: tmp_path / f"{name}.tsv" for name in run.TABLE_NAMES}
-    run.condition_tables(paths, settings, TASKS, 20, out)
-    run.mixed_model(paths, settings, TASKS, out["mixed_model"])
-    run.predictor_ranking(paths, settings, TASKS, out["predictors"])
+    out = _answer_tables(tmp_path, paths, settings)
     for name in figures.FIGURES:
         pdf, png = tmp_path / f"{name}.pdf", tmp_path / f"{name}.png"
         figures.draw(name, out, pdf, png)
@@ -458,8 +537,7 @@ def test_open_questions_configs_plan_their_outputs(repo_copy, name):
     planned = _planned_rules(result)
     expected = {
         "open_questions_tables",
-        "open_questions_mixed_model",
-        "open_questions_predictors",
+        *(f"open_questions_{stage}" for stage in run.MODEL_TABLES),
         "open_questions_answers",
         "open_questions_regularisers",  # both run warm starting too
         *(f"open_questions_figure_{name}" for name in run.FIGURE_NAMES),
@@ -512,5 +590,6 @@ def test_regulariser_effects_are_paired_by_seed_and_read_into_answers(tmp_path):
         "nc2_etf_weights_difference",
     ]
     assert all(row["question"] == "Next check 3 NC regularisers" for row in rows)
-    assert "nc2_reg(strength=-1.0) changes the fine-tuned test accuracy" in rows[0]["reading"]
-    assert "0.02" in rows[0]["reading"] and "3 seeds" in rows[0]["reading"]
+    reading = readings.finish(rows, []).iloc[0]["reading"]
+    assert "nc2_reg(strength=-1.0): change of the fine-tuned test accuracy" in reading
+    assert "0.02" in reading and "3 seeds" in reading and "secondary, q = " in reading

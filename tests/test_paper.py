@@ -1,5 +1,6 @@
 import copy
 import math
+from itertools import permutations
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,8 @@ from ncplasticity import stats
 from ncplasticity.continual.tables import sweep_correlations
 from ncplasticity.paper import figures, reproduction, selection
 from ncplasticity.paper.reproduction import CLAIMS, COLUMNS, Inputs, write_reproduction
+from ncplasticity.paper.seed_mean import seed_count_table, seed_mean_r, seed_subsets
+from ncplasticity.paper.sweep_claims import claim_name
 from ncplasticity.tables import read_table
 from ncplasticity.tsv import write_table
 from ncplasticity.warm_start.tables import sliding_correlations
@@ -70,7 +73,8 @@ WARM_VARIANTS = {
 def _continual_tables(tmp_path):
     """Per-run tables: accuracy falls and NC1 rises over tasks with per-seed noise and per-seed
     offsets (so the seed-mean r differs from the per-seed r); variant b trains its first task
-    longer (a first-task sweep with a)."""
+    longer (a first-task sweep with a). Task 0's online accuracy over all its epochs is its
+    first epoch's + 0.03 an extra epoch, as more epochs on a task already learned give."""
     paths = []
     for variant, first_epochs in (("a", 1), ("b", 3)):
         for seed in CONTINUAL_SEEDS:
@@ -91,6 +95,7 @@ def _continual_tables(tmp_path):
                     "steps": epochs * 100,
                     "total_steps": np.cumsum(epochs * 100),
                     "online_accuracy": accuracy,
+                    "online_accuracy_all_epochs": accuracy + 0.03 * (epochs - 1),
                     "nc1": nc1,
                     "pl": accuracy[0] - accuracy,
                 }
@@ -223,11 +228,103 @@ def test_sweep_rows_smooth_the_per_task_abs_r(tmp_path):
         abs(stats.pearson(group["run"].map(first), group["pl"]))
         for _, group in tables[tables["task"] > 0].groupby("task")
     ]
-    row = rows["First-task sweep: |r(NC1 after the first task, PL_i)|"]
+    row = rows[claim_name("nc1", "first_epoch")]
     smooth = gaussian_filter1d(np.array(abs_r), 4, mode="reflect")
     assert row["ours"] == pytest.approx(smooth.mean())
     assert row["spread"] == pytest.approx(smooth.std())
     assert row["n_seeds"] == 3 and "6 runs" in row["config"]
+
+
+def _exact_mean_r_p_value(first, pl):
+    """Two-sided p of the mean over columns of r(first, pl_j), over every permutation of the
+    runs: the permutation helper's target, without its sampling."""
+
+    def statistic(x):
+        return np.mean([np.corrcoef(x, column)[0, 1] for column in pl.T])
+
+    observed = abs(statistic(first))
+    null = [abs(statistic(first[list(order)])) for order in permutations(range(len(first)))]
+    return np.mean(np.array(null) >= observed - 1e-12)
+
+
+def test_sweep_rows_under_the_papers_and_the_first_epoch_reference(tmp_path):
+    """Task 0's all-epochs accuracy rises 0.03 an extra epoch in the tables: with the paper's
+    reference PL_i grows with the first task's epochs mechanically; the first-epoch reference
+    keeps only the tables' small real effect (0.005 lower accuracy an epoch)."""
+    inputs = _inputs(tmp_path)
+    rows = _rows(inputs)
+    tables = pd.concat([read_table(p) for p in inputs.continual_tables])
+    tables = tables[tables["task"] < ANALYSIS_TASKS]
+    first = tables[tables["task"] == 0].set_index("run")
+    later = tables[tables["task"] > 0]
+    epochs = first["epochs"].to_numpy(float)  # 1, 2, 1, 3, 4, 3
+    found = {}
+    for reference, accuracy in (("all_epochs", "online_accuracy_all_epochs"),
+                                ("first_epoch", "online_accuracy")):  # fmt: skip
+        pl = (later["run"].map(first[accuracy]) - later[accuracy]).to_numpy()
+        pl = pl.reshape(len(first), ANALYSIS_TASKS - 1).T  # [task, run]: tables are run by run
+        per_task = np.array([np.corrcoef(epochs, task_pl)[0, 1] for task_pl in pl])
+        row = found[reference] = rows[claim_name("epochs", reference)]
+        assert row["signed_r"] == pytest.approx(per_task.mean())
+        smooth = gaussian_filter1d(np.abs(per_task), 4, mode="reflect")
+        assert row["ours"] == pytest.approx(smooth.mean())
+        # E|r| of 6 uncorrelated pairs: Γ(5/2) / (√π Γ(3)) = 0.375.
+        assert row["expected_abs_r_null"] == pytest.approx(0.375)
+        # 999 random shuffles against all 720 orders of the 6 runs.
+        exact = _exact_mean_r_p_value(epochs, pl.T)
+        assert row["p_perm"] == pytest.approx(exact, abs=0.03)
+    paper, ours = found["all_epochs"], found["first_epoch"]
+    # Exactly: 8 of the 720 orders of the runs (4 that only swap tied epochs) reach it, p 0.011.
+    assert paper["signed_r"] > 0.9 and paper["p_perm"] < 0.05 and paper["paper"] == "0.75-0.9"
+    assert ours["signed_r"] < 0.3 and ours["p_perm"] > 0.3 and ours["paper"] == "not reported"
+    assert np.isnan(rows["Permuted MNIST: NC1 at the end"]["signed_r"])
+
+
+def _seed_runs(curves):
+    """One variant's per-run rows from {seed: (accuracy, nc1)} curves over tasks."""
+    return pd.concat(
+        pd.DataFrame({"variant": "v", "seed": seed, "task": np.arange(len(acc)),
+                      "online_accuracy": acc, "nc1": nc1})
+        for seed, (acc, nc1) in curves.items()
+    )  # fmt: skip
+
+
+def test_identical_seeds_give_one_r_for_every_seed_count():
+    task = np.arange(20)
+    wiggle = np.sin(task)  # the curves are not exactly linear in each other
+    curve = (0.9 - 0.01 * task + 0.02 * wiggle, 0.2 + 0.02 * task)
+    table = seed_count_table(_seed_runs({seed: curve for seed in (1, 2, 3, 4)}))
+    expected = stats.pearson(*curve)
+    assert list(table["k"]) == [1, 2, 3, 4] and list(table["n_subsets"]) == [4, 6, 4, 1]
+    for column in ("r_mean", "r_min", "r_max"):
+        assert table[column].to_numpy() == pytest.approx([expected] * 4)
+    assert set(table["n_seeds"]) == {4}
+
+
+def test_noise_around_a_shared_trend_gives_an_abs_r_rising_with_the_seed_count():
+    rng = np.random.default_rng(3)
+    task = np.arange(30)
+    curves = {
+        seed: (0.9 - 0.004 * task + rng.normal(0, 0.03, 30),
+               0.2 + 0.004 * task + rng.normal(0, 0.03, 30))
+        for seed in range(1, 7)
+    }  # fmt: skip
+    runs = _seed_runs(curves)
+    table = seed_count_table(runs).set_index("k")
+    assert list(table["n_subsets"]) == [6, 15, 20, 15, 6, 1]
+    assert np.all(np.diff(-table["r_mean"].to_numpy()) > 0)  # r < 0, |r| rising with k
+    per_seed = [stats.pearson(*curve) for curve in curves.values()]
+    assert table.loc[1, "r_mean"] == pytest.approx(np.mean(per_seed))
+    assert table.loc[1, "r_min"] == pytest.approx(min(per_seed))
+    assert table.loc[1, "r_max"] == pytest.approx(max(per_seed))
+    assert table.loc[6, "r_mean"] == pytest.approx(seed_mean_r(runs))
+    assert table.loc[6, "r_min"] == table.loc[6, "r_max"]
+    # Past max_subsets, that many distinct seeded random subsets (the same on every call).
+    capped = seed_count_table(runs, max_subsets=5)
+    assert list(capped["n_subsets"]) == [5, 5, 5, 5, 5, 1]
+    drawn = seed_subsets(range(1, 7), 3, max_subsets=5)
+    assert len(set(drawn)) == 5 and drawn == seed_subsets(range(1, 7), 3, max_subsets=5)
+    assert all(len(subset) == 3 for subset in drawn)
 
 
 def test_warm_start_rows_at_the_nearest_checkpoint(tmp_path):
@@ -248,10 +345,120 @@ def test_warm_start_rows_at_the_nearest_checkpoint(tmp_path):
     assert sliding["n_seeds"] == 2 and "ending at 8" in sliding["statistic"]
 
 
+# How WARM_SETTINGS with WARM_SEEDS differ from the paper's warm-start setting.
+SMALL = (
+    "dataset mnist5k (paper cifar10); width 4 (paper 64); epochs 8 (paper 350); seeds 2 (paper 5)"
+)
+
+
+def test_comparable_names_each_difference_from_the_paper(tmp_path):
+    rows = _rows(_inputs(tmp_path))
+    comparable = {claim: row["comparable"] for claim, row in rows.items()}
+    # Checkpoints 2, 4, 6, 8: the paper's 50, 100, 115 and 350 all fall on 8.
+    assert comparable["Warm start: test accuracy at warm-up epoch 5"] == (
+        f"{SMALL}; checkpoint 4 for the paper's 5"
+    )
+    assert comparable["Warm start: test accuracy at warm-up epoch 50"] == (
+        f"{SMALL}; checkpoint 8 for the paper's 50; "
+        "the paper's checkpoints 50, 100, 115, 350 share checkpoint 8"
+    )
+    # Only the epochs the paper reports for that quantity (S&P: 5, 50, 115).
+    assert comparable["Warm start: test accuracy after S&P at warm-up epoch 115"] == (
+        f"{SMALL}; checkpoint 8 for the paper's 115; "
+        "the paper's checkpoints 50, 115 share checkpoint 8"
+    )
+    assert comparable["Warm start: sliding-window r(NC1, test accuracy), window ending at 200"] == (
+        f"{SMALL}; window 6 (paper 100); window end 8 for the paper's 200; "
+        "the paper's window ends 100, 150, 200, 350 share window end 8"
+    )
+    assert comparable["NC1 regulariser: seeds whose warm-up collapses"] == SMALL
+    assert comparable["Permuted MNIST: NC1 at the end"] == "not assessed"
+
+
+PAPER_SEEDS = [7, 8, 9, 10, 11]
+PAPER_EPOCHS = np.arange(5, 355, 5)
+
+
+def _paper_scale_inputs(tmp_path):
+    """The paper's warm-start setting: plain and NC1-regularised warm-ups of 350 epochs with a
+    checkpoint every 5, five seeds, a window of 100 (no S&P variant)."""
+    paper = {**WARM_SETTINGS, "dataset": "cifar10", "width": 64, "warmup_epochs": 350,
+             "checkpoint_every": 5, "lr": 0.001}  # fmt: skip
+    variants = {"p": paper, "r": {**paper, "interventions": [{"name": "nc_reg", "lam": 0.05}]}}
+    choice = selection.warm_start_choice(variants, {"p": "p", "r": "r"}, 100, PAPER_SEEDS)
+    tables, logs = [], []
+    for variant in variants:
+        for seed in PAPER_SEEDS:
+            table = pd.DataFrame(
+                {"variant": variant, "seed": seed, "warmup_variant": variant,
+                 "fresh_variant": "p", "epoch": PAPER_EPOCHS, "nc1": 10.0 / PAPER_EPOCHS + seed,
+                 "nc4_agreement": 1 - 1 / PAPER_EPOCHS,
+                 "finetune_test_accuracy": 0.6 - 1e-7 * seed * PAPER_EPOCHS**2,
+                 "fresh_test_accuracy": 0.62}
+            )  # fmt: skip
+            tables.append(tmp_path / f"paper_{variant}_s{seed}.tsv")
+            write_table(table, tables[-1])
+            accuracy = np.linspace(0.6, 0.9, 350)
+            if variant == "r":  # learns, then collapses from epoch 101 on, as the paper's
+                accuracy[100:] = 0.15
+            log = pd.DataFrame({"variant": variant, "seed": seed, "epoch": np.arange(1, 351),
+                                "train_accuracy": accuracy})  # fmt: skip
+            logs.append(tmp_path / f"paper_log_{variant}_s{seed}.tsv")
+            write_table(log, logs[-1])
+    correlations = tmp_path / "paper_correlations.tsv"
+    sliding_correlations(tables, 100, correlations)
+    return Inputs({"warm_start": choice}, warm_start_tables=tables,
+                  warm_start_correlations=correlations, warmup_logs=logs)  # fmt: skip
+
+
+def test_comparable_is_yes_at_the_papers_setting(tmp_path):
+    rows = _rows(_paper_scale_inputs(tmp_path))
+    warm = {c: r for c, r in rows.items() if c.startswith(("Warm start", "NC1 regulariser"))}
+    available = {c: r for c, r in warm.items() if r["n_seeds"] == 5}
+    assert len(available) == len(warm) - 3  # all but the S&P rows: no such variant
+    assert {r["comparable"] for r in available.values()} == {"yes"}
+    assert rows["Warm start: test accuracy after S&P at warm-up epoch 5"]["comparable"] == (
+        "not assessed"
+    )
+    at115 = rows["Warm start: test accuracy at warm-up epoch 115"]
+    assert at115["ours"] == pytest.approx(0.6 - 1e-7 * 9 * 115**2)
+    assert "at warm-up epoch 115; mean" in at115["statistic"]  # the paper's own checkpoint
+    assert rows["NC1 regulariser: first epoch of the collapse"]["ours"] == 101
+    assert rows["NC1 regulariser: seeds whose warm-up collapses"]["ours"] == 1.0
+    assert rows["NC1 regulariser: seeds whose warm-up never learns"]["ours"] == 0.0
+
+
+@pytest.mark.parametrize("collapsed_column", [True, False])
+def test_a_warmup_that_never_learns_is_counted_not_as_stable(tmp_path, collapsed_column):
+    inputs = _inputs(tmp_path, collapsed_column)
+    # Seed 8 of the regularised warm-up never reaches 0.5 (best 0.4); its fall to 0.15 is no
+    # collapse, neither under the loop's flag nor under the fallback rule.
+    accuracy = np.array([0.1, 0.2, 0.3, 0.4, 0.15, 0.15, 0.15, 0.15])
+    log = pd.DataFrame({"variant": "x", "seed": 8, "epoch": np.arange(1, 9),
+                        "train_accuracy": accuracy})  # fmt: skip
+    if collapsed_column:
+        log["collapsed"] = False
+    (path,) = [p for p in inputs.warmup_logs if p.name == "log_x_s8.tsv"]
+    write_table(log, path)
+    rows = _rows(inputs)
+    collapses = rows["NC1 regulariser: seeds whose warm-up collapses"]
+    never = rows["NC1 regulariser: seeds whose warm-up never learns"]
+    assert collapses["ours"] == 0.5 and never["ours"] == 0.5 and never["n_seeds"] == 2
+    assert never["paper"] == "0 (every seed learns, then collapses)"
+    counts = "of 2 seeds, 1 collapse and 1 never learn (best training accuracy < 0.5)"
+    assert counts in collapses["statistic"] and counts in never["statistic"]
+    first = rows["NC1 regulariser: first epoch of the collapse"]
+    assert first["ours"] == 5 and first["n_seeds"] == 1  # seed 7 only
+    assert rows["NC1 regulariser: lowest warm-up training accuracy"]["ours"] == pytest.approx(
+        (0.17 + 0.1) / 2
+    )
+
+
 @pytest.mark.parametrize("collapsed_column", [True, False])
 def test_regulariser_collapse_rows(tmp_path, collapsed_column):
     rows = _rows(_inputs(tmp_path, collapsed_column))
     assert rows["NC1 regulariser: seeds whose warm-up collapses"]["ours"] == 1.0
+    assert rows["NC1 regulariser: seeds whose warm-up never learns"]["ours"] == 0.0
     first = rows["NC1 regulariser: first epoch of the collapse"]
     assert first["ours"] == pytest.approx(5.5) and first["n_seeds"] == 2
     rule = "`collapsed` flag" if collapsed_column else "< 0.5 x the best of the epochs before"
@@ -280,12 +487,29 @@ def test_missing_inputs_say_so(tmp_path):
 
 def test_written_table_and_markdown(tmp_path):
     tsv, md = tmp_path / "reproduction.tsv", tmp_path / "reproduction.md"
-    write_reproduction(_inputs(tmp_path), tsv, md)
+    inputs = _inputs(tmp_path)
+    write_reproduction(inputs, tsv, md)
     table = read_table(tsv)
     assert list(table.columns) == COLUMNS and len(table) == len(CLAIMS)
     text = md.read_text()
-    assert text.count("\n| ") == len(CLAIMS) + 1  # the header row and one per claim
+    claims, seed_counts = text.split("## The paper's r(online accuracy, NC1) against the number")
+    assert claims.count("\n| ") == len(CLAIMS) + 1  # the header row and one per claim
     assert "| Permuted MNIST: r(online accuracy, NC1), the paper's statistic |" in text
+    # The sweep's two references, explained with this run's numbers.
+    paper = table.set_index("claim").loc[claim_name("epochs", "all_epochs")]
+    assert "PL_i = acc(task 0) - acc(task i) grows with the first task's length" in claims
+    assert f"over tasks is {paper['signed_r']:.3g} (permutation p {paper['p_perm']:.3g})" in claims
+    # Per variant (a, b) the r of the k-seed-mean curves, k = 1, 2, 3 of 3 seeds; k = 3 of the
+    # paper's variant a is the paper's statistic row.
+    counts = seed_count_table(inputs.continual)
+    assert list(zip(counts["variant"], counts["k"], counts["n_subsets"], strict=True)) == [
+        ("a", 1, 3), ("a", 2, 3), ("a", 3, 1), ("b", 1, 3), ("b", 2, 3), ("b", 3, 1)
+    ]  # fmt: skip
+    statistic = table.set_index("claim").loc[
+        "Permuted MNIST: r(online accuracy, NC1), the paper's statistic", "ours"
+    ]
+    assert counts["r_mean"].iloc[2] == pytest.approx(statistic)
+    assert reproduction.markdown(counts) in seed_counts
 
 
 def test_every_figure_renders(tmp_path):

@@ -240,3 +240,27 @@ def test_permutation_p_value_is_calibrated_under_no_correlation_and_small_with_o
     # Seeded: the same p-value every call; NaN where r is.
     assert stats.permutation_p_value(x, -x, method) == stats.permutation_p_value(x, -x, method)
     assert math.isnan(stats.permutation_p_value(x, np.ones(12), method))
+
+
+@pytest.mark.parametrize("method", stats.METHODS)
+def test_permutation_p_value_of_the_mean_r_over_columns(method):
+    """A 2-D y: the mean over its columns of r(x, y_j), x shuffled once for every column."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=10)
+    y = np.column_stack([x + rng.normal(size=10), rng.normal(size=10)])
+    # One column is the 1-D test.
+    assert stats.permutation_p_value(x, y[:, :1], method) == pytest.approx(
+        stats.permutation_p_value(x, y[:, 0], method)
+    )
+    # Against every one of the 10! orders of x is too many; the mean r's null distribution is
+    # that of x's shuffles, so 20,000 of them agree within sampling error.
+    mean_r = np.mean([stats.correlation(x, column, method) for column in y.T])
+    shuffles = [rng.permutation(x) for _ in range(20000)]
+    null = np.array([np.mean([stats.correlation(s, c, method) for c in y.T]) for s in shuffles])
+    expected = np.mean(np.abs(null) >= abs(mean_r) - 1e-12)
+    assert stats.permutation_p_value(x, y, method, 9999) == pytest.approx(expected, abs=0.01)
+    # A unit with a non-finite value in any column is dropped from every column.
+    y[0, 1] = np.nan
+    assert stats.permutation_p_value(x, y, method) == stats.permutation_p_value(
+        x[1:], y[1:], method
+    )

@@ -18,10 +18,11 @@ from ncplasticity.warm_start.tables import run_table, sliding_correlations
 EPOCHS = [2, 4, 6, 8]
 
 
-def write_run(tmp_path, variant, seed, slope, warmup_variant=None):
+def write_run(tmp_path, variant, seed, slope, warmup_variant=None, learned=True):
     """The inputs of one run's table: NC1 and the effective rank fall (by ``slope`` per epoch)
     and fine-tuned accuracy falls with them; the warm-up collapsed from epoch 6 and diverged at
-    epoch 8, so there is no snapshot there. Returns the run's table."""
+    epoch 8, so there is no snapshot there. Not ``learned``: training accuracy stays at 0.4,
+    which the loop never flags as a collapse. Returns the run's table."""
     warmup_variant = warmup_variant or variant
     run = tmp_path / f"{variant}_s{seed}"
     run.mkdir()
@@ -42,8 +43,9 @@ def write_run(tmp_path, variant, seed, slope, warmup_variant=None):
     write_tsv(
         run / "log.tsv",
         [
-            {"variant": warmup_variant, "seed": seed, "epoch": e, "train_accuracy": 0.9,
-             "test_accuracy": 0.8 + 0.01 * e, "diverged": e == 8, "collapsed": e >= 6,
+            {"variant": warmup_variant, "seed": seed, "epoch": e,
+             "train_accuracy": 0.9 if learned else 0.4, "test_accuracy": 0.8 + 0.01 * e,
+             "diverged": e == 8, "collapsed": learned and e >= 6,
              "effective_rank": 20.0 - slope * e if e in EPOCHS[:3] else math.nan,
              "weight_norm": 5.0 if e in EPOCHS[:3] else math.nan}
             for e in range(1, 9)
@@ -93,6 +95,10 @@ def test_run_table_and_sliding_correlations(tmp_path):
     assert [r["nc4_agreement"] for r in rows[:3]] == pytest.approx([1.0, 0.9, 0.8])  # derived
     assert [r["diverged"] for r in rows] == [False, False, False, True]
     assert [r["collapsed"] for r in rows] == [False, False, True, True]  # flagged, fine-tuned
+    assert [r["never_learned"] for r in rows] == [False] * 4
+    unlearned = read_rows(write_run(tmp_path, "nc_reg", 1, 1.0, learned=False))
+    # Best training accuracy 0.4 < 0.5: never learned, on every row, and never collapsed.
+    assert [(r["never_learned"], r["collapsed"]) for r in unlearned] == [(True, False)] * 4
     # The outcome is each fine-tune job's last row.
     assert [r["finetune_epochs"] for r in rows] == [3, 3, 3, 3]
     assert [r["finetune_train_accuracy"] for r in rows] == [1.0] * 4
@@ -134,9 +140,10 @@ def test_run_table_and_sliding_correlations(tmp_path):
 def test_variant_summary_over_seeds(tmp_path):
     tables = [write_run(tmp_path, "plain", seed, slope) for seed, slope in ((1, 1.0), (2, 2.0))]
     tables.append(write_run(tmp_path, "sp", 1, 1.0, warmup_variant="plain"))
+    tables += [write_run(tmp_path, "reg", seed, 1.0, learned=seed == 1) for seed in (1, 2)]
     warm_start_tables.variant_summary(tables, tmp_path / "summary.tsv", tmp_path / "summary.md")
     summary = pd.read_csv(tmp_path / "summary.tsv", sep="\t").set_index("variant")
-    assert list(summary.index) == ["plain", "sp"]
+    assert list(summary.index) == ["plain", "sp", "reg"]
     plain = summary.loc["plain"]
     assert plain["n_seeds"] == 2 and summary.loc["sp", "n_seeds"] == 1
     # Per seed first (mean over the 4 checkpoints, or the first/last one), then over seeds.
@@ -146,12 +153,17 @@ def test_variant_summary_over_seeds(tmp_path):
     assert plain["nc1_first_sd"] == pytest.approx(2**0.5)
     assert math.isnan(plain["nc1_last_mean"])  # no snapshot after the divergence
     assert plain["collapsed_fraction_mean"] == pytest.approx(0.5)
+    assert plain["never_learned_mean"] == 0.0
+    # One of reg's two warm-ups never learned; only the other collapsed (2 of its 4 checkpoints).
+    reg = summary.loc["reg"]
+    assert reg["never_learned_mean"] == 0.5 and reg["collapsed_fraction_mean"] == 0.25
     assert plain["r_nc1_finetune_mean"] == pytest.approx(1.0)  # 3 finite checkpoints a seed
     assert math.isnan(summary.loc["sp", "finetune_test_accuracy_sd"])  # one seed
     markdown = (tmp_path / "summary.md").read_text()
     assert "each row rests on the seeds in column *seeds*" in markdown
     assert "warm-up epochs 2, 4, 6, 8" in markdown
     assert "| plain | 2 | 0.85 ± 0 |" in markdown
+    assert "| warm-up never learned (best training accuracy < 0.5) |" in markdown
 
 
 def test_a_run_table_without_snapshots(tmp_path):

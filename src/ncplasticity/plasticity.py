@@ -21,6 +21,8 @@ arrays; :class:`ProbeState` holds what they are computed from at a snapshot, and
 * :func:`feature_norm`: mean Euclidean norm ‖h‖ of the penultimate features over the probe.
 * :func:`degenerate`: the manipulation check of DESIGN §3b, not a measure: accuracy within
   :data:`DEGENERATE_MARGIN` of chance, once and for ever after.
+* :func:`never_learned`: another manipulation check: training accuracy never reached
+  :data:`LEARNED_ACCURACY`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ import numpy as np
 
 # A run is degenerate from the first task (epoch) whose accuracy is within this of chance.
 DEGENERATE_MARGIN = 0.05
+# A run has learned once its training accuracy reaches this (5x chance on 10 classes). The
+# warm-up's collapse rule only applies from then on, so a run that stays below it throughout
+# cannot collapse: it is reported as never learned, not as a run that kept its accuracy.
+LEARNED_ACCURACY = 0.5
 
 
 @dataclass(frozen=True)
@@ -230,3 +236,9 @@ def degenerate(accuracy: float, num_classes: int, already: bool = False) -> bool
     if num_classes < 1:
         raise ValueError(f"degenerate: need at least one class, got {num_classes}")
     return bool(already) or abs(float(accuracy) - 1.0 / num_classes) <= DEGENERATE_MARGIN
+
+
+def never_learned(train_accuracy) -> bool:
+    """Whether the best of a run's training accuracies stays below :data:`LEARNED_ACCURACY`
+    (NaN, e.g. after a divergence, never counts as reaching it)."""
+    return not bool(np.any(np.asarray(train_accuracy, dtype=float) >= LEARNED_ACCURACY))

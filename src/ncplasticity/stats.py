@@ -70,18 +70,26 @@ def permutation_p_value(
 ) -> float:
     """Two-sided permutation p-value of the correlation of ``x`` and ``y``: ``x`` shuffled
     across the pairs ``permutations`` times (seeded), p = (1 + #{|r*| ≥ |r|}) / (1 +
-    permutations). Exact in small samples, where the t-test's normality is a guess."""
-    x, y = _finite_pairs(x, y)
-    r = _r(x, y, _check_method(method))
+    permutations). Exact in small samples, where the t-test's normality is a guess.
+
+    ``y`` may be 2-D, [n, k]: k outcomes of the same n units (PL of every later task across the
+    runs of a first-task sweep). The statistic is then the mean over the k columns of r(x, y_j)
+    and each permutation shuffles ``x`` once for every column: one shared ``x`` makes the
+    columns' correlations dependent, so only a joint shuffle tests their mean. Units with any
+    non-finite value are dropped; NaN when any column's r is undefined."""
+    x, y = _finite_rows(x, y)
+    columns = [_r(x, column, _check_method(method)) for column in y.T]
+    r = float(np.mean(columns)) if columns else float("nan")
     if np.isnan(r):
         return float("nan")
     if method == "spearman":
-        x, y = _average_ranks(x), _average_ranks(y)
+        x = _average_ranks(x)
+        y = np.column_stack([_average_ranks(column) for column in y.T])
     dx = (x - x.mean()) / np.sqrt(((x - x.mean()) ** 2).sum())
-    dy = (y - y.mean()) / np.sqrt(((y - y.mean()) ** 2).sum())
+    dy = (y - y.mean(axis=0)) / np.sqrt(((y - y.mean(axis=0)) ** 2).sum(axis=0))
     rng = np.random.default_rng(seed)
     shuffled = dx[rng.permuted(np.tile(np.arange(len(dx)), (permutations, 1)), axis=1)]
-    null = shuffled @ dy
+    null = (shuffled @ dy).mean(axis=1)
     # A rounding margin, so a permutation equal to the data counts as at least as extreme.
     return float((1 + np.sum(np.abs(null) >= abs(r) - 1e-12)) / (1 + permutations))
 
@@ -97,22 +105,15 @@ def fisher_z_interval(rs, confidence: float = 0.95) -> dict:
     """
     _check_confidence(confidence)
     z = _fisher_z(rs)
-    n = len(z)
-    result = {"r": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}
-    result |= {"p": float("nan"), "n_seeds": n, "interval": "fisher_z_t" if n > 1 else "none"}
-    if n == 0:
-        return result
-    mean = float(z.mean())
-    result["r"] = float(np.tanh(mean))
-    if n < 2:
-        return result
-    _, half, se = t_interval(z, confidence)
-    result["ci_low"], result["ci_high"] = float(np.tanh(mean - half)), float(np.tanh(mean + half))
-    if se > 0:
-        result["p"] = float(2 * special.stdtr(n - 1, -abs(mean) / se))
-    elif mean != 0:
-        result["p"] = 0.0
-    return result
+    summary = mean_interval(z, confidence)
+    return {
+        "r": float(np.tanh(summary["mean"])),
+        "ci_low": float(np.tanh(summary["ci_low"])),
+        "ci_high": float(np.tanh(summary["ci_high"])),
+        "p": summary["p"],
+        "n_seeds": summary["n"],
+        "interval": "fisher_z_t" if summary["n"] > 1 else "none",
+    }
 
 
 def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -123,6 +124,37 @@ def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
     n = len(values)
     se = float(values.std(ddof=1)) / np.sqrt(n)
     return float(values.mean()), float(special.stdtrit(n - 1, (1 + confidence) / 2)) * se, se
+
+
+def mean_interval(values, confidence: float = 0.95) -> dict:
+    """Mean of the finite ``values`` with its t-interval (``ci_low``, ``ci_high``) and the
+    two-sided one-sample t-test of mean 0 (``p``), resting on ``n`` values (interval and p
+    NaN below 2; p 0 when every value is the same non-zero number)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    n = len(values)
+    result = {"mean": float(values.mean()) if n else np.nan, "ci_low": np.nan, "ci_high": np.nan}
+    result["p"] = np.nan
+    if n >= 2:
+        mean, half, se = t_interval(values, confidence)
+        result |= {"ci_low": mean - half, "ci_high": mean + half}
+        if se > 0:
+            result["p"] = float(2 * special.stdtr(n - 1, -abs(mean) / se))
+        elif mean != 0:
+            result["p"] = 0.0
+    return result | {"n": n}
+
+
+def t_interval_p_value(estimate: float, low: float, high: float, n: int) -> float:
+    """The two-sided p of the one-sample t-test behind a symmetric t-interval
+    [``low``, ``high``] at 95 % around ``estimate`` over ``n`` values (df n − 1): the same p as
+    :func:`mean_interval`'s, recovered from an interval (NaN where it is undefined)."""
+    if n < 2 or not np.all(np.isfinite([estimate, low, high])):
+        return float("nan")
+    se = (high - low) / 2 / float(special.stdtrit(n - 1, 0.975))
+    if se <= 0:
+        return 0.0 if estimate != 0 else float("nan")
+    return float(2 * special.stdtr(n - 1, -abs(estimate) / se))
 
 
 def seed_interval(
@@ -258,6 +290,18 @@ def _finite_pairs(x, y) -> tuple[np.ndarray, np.ndarray]:
     if x.shape != y.shape:
         raise ValueError(f"x and y must have one length, got {len(x)} and {len(y)}")
     keep = np.isfinite(x) & np.isfinite(y)
+    return x[keep], y[keep]
+
+
+def _finite_rows(x, y) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` (n,) and ``y`` as [n, k] (a 1-D ``y`` is one column), less the rows with any
+    non-finite value."""
+    x = np.asarray(x, dtype=float).ravel()
+    y = np.asarray(y, dtype=float)
+    y = y.reshape(len(y), -1)
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have one length, got {len(x)} and {len(y)}")
+    keep = np.isfinite(x) & np.isfinite(y).all(axis=1)
     return x[keep], y[keep]
 
 

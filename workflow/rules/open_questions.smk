@@ -10,6 +10,14 @@ OPEN_QUESTIONS_DIR = "results/open_questions"
 # variant -> its resolved settings (the same for every seed).
 OPEN_QUESTIONS_SETTINGS = {run.variant: run.settings for run in CONTINUAL_RUNS.values()}
 OPEN_QUESTIONS_FINAL_TASKS = (OPEN_QUESTIONS or {}).get("final_tasks", 20)
+# The analyses named before the study ran (the only rows with a verdict), and the answers
+# table of a reference study at another scale (each row then says whether it reads the same).
+OPEN_QUESTIONS_PRIMARY = (OPEN_QUESTIONS or {}).get("primary", [])
+OPEN_QUESTIONS_REFERENCE = (
+    {"reference": OPEN_QUESTIONS["reference"]}
+    if (OPEN_QUESTIONS or {}).get("reference")
+    else {}
+)
 OPEN_QUESTIONS_TABLES = {
     name: f"{OPEN_QUESTIONS_DIR}/{name}.tsv"
     for name in open_questions_outputs.TABLE_NAMES
@@ -44,7 +52,7 @@ localrules:
     open_questions_regularisers,
     open_questions_answers,
     open_questions_figure_within_run,
-    open_questions_figure_mixed_model,
+    open_questions_figure_leads,
     open_questions_figure_dose_response,
     open_questions_figure_across_conditions,
     open_questions_figure_task_similarity,
@@ -75,8 +83,8 @@ rule open_questions_tables:
         "../scripts/open_questions_tables.py"
 
 
-# The mixed models (statsmodels MixedLM, seconds per fit) and the predictor ranking (one mixed
-# model per measure) are the heavy part: each its own job, so they run side by side.
+# The panel models, NC1's leads and the predictor tournament over the whole panel: each its own
+# job, so they run side by side.
 for open_questions_model in open_questions_outputs.MODEL_TABLES:
 
     rule:
@@ -128,6 +136,7 @@ rule open_questions_answers:
             for name in open_questions_outputs.ANSWER_INPUTS
         },
         **OPEN_QUESTIONS_REGULARISERS,
+        **OPEN_QUESTIONS_REFERENCE,
     output:
         # Shown in the report as HTML (report.smk).
         tsv=f"{OPEN_QUESTIONS_DIR}/answers.tsv",
@@ -140,6 +149,8 @@ rule open_questions_answers:
     resources:
         runtime=5,
         mem_mb=1000,
+    params:
+        primary=OPEN_QUESTIONS_PRIMARY,
     script:
         "../scripts/open_questions_answers.py"
 
@@ -149,7 +160,7 @@ rule open_questions_answers:
 # report's subcategory.
 OPEN_QUESTIONS_SUBCATEGORIES = {
     "within_run": "Within-run correlation",
-    "mixed_model": "Mixed model",
+    "leads": "Leads and panel models",
     "dose_response": "Dose response (NC dial)",
     "across_conditions": "Across conditions",
     "task_similarity": "Task similarity",

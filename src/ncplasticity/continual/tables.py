@@ -134,7 +134,11 @@ def sweep_correlations(table_paths, out_path, analysis_tasks: int, groups=None) 
     None): correlation of PL_i with the NC1 after the first task and with the first task's
     epochs, and of PL_i with that NC1 controlling for the first task's training steps; beside
     them the expected |r| without any correlation for that many runs and permutation p-values
-    (the first-task variable shuffled across runs). The ``variants`` column names the group."""
+    (the first-task variable shuffled across runs). The ``variants`` column names the group.
+
+    PL_i is taken against both references of :data:`PL_REFERENCES`: ours (``*_pl``, every
+    task's first epoch) and the paper's (``*_pl_all_epochs``, every task's mean over all its
+    epochs, so task 0's reference averages every epoch of a longer first task)."""
     tables = read_tables(table_paths, analysis_tasks)
     if groups is None:
         groups = [sorted(tables["variant"].unique())]
@@ -144,50 +148,79 @@ def sweep_correlations(table_paths, out_path, analysis_tasks: int, groups=None) 
     write_table(pd.DataFrame(rows), out_path)
 
 
+# PL_i = acc(task 0) − acc(task i) of a sweep, per reference: (the accuracy column, the suffix
+# of the sweep table's columns). The paper's code logs a task's online accuracy over all its
+# iterations, so with its reference a longer first task raises acc(task 0) mechanically (more
+# epochs on a task already learned); the first epoch measures task 0 as every other task.
+PL_REFERENCES = {
+    "first_epoch": ("online_accuracy", ""),
+    "all_epochs": ("online_accuracy_all_epochs", "_all_epochs"),
+}
+# The first-task variables a sweep correlates with PL_i (columns ``first_<name>``).
+SWEEP_VARIABLES = ("nc1", "epochs")
+
+
+def sweep_panel(tables: pd.DataFrame, reference: str = "first_epoch") -> pd.DataFrame:
+    """The later tasks (task ≥ 1) of a sweep's runs, each with its run's first-task NC1, epochs
+    and steps (``first_nc1``, ``first_epochs``, ``first_steps``) and ``pl`` = PL_i against
+    ``reference`` (a key of :data:`PL_REFERENCES`)."""
+    accuracy, _ = PL_REFERENCES[reference]
+    if accuracy not in tables:
+        raise ValueError(f"first-task sweep: the per-run tables have no {accuracy!r} column")
+    first = tables[tables["task"] == 0].set_index("run")
+    later = tables[tables["task"] > 0].copy()
+    for name in ("nc1", "epochs", "steps"):
+        later[f"first_{name}"] = later["run"].map(first[name])
+    later["pl"] = later["run"].map(first[accuracy]) - later[accuracy]
+    return later
+
+
+def sweep_mean_r_p_value(
+    tables: pd.DataFrame, variable: str, reference: str, method: str = "pearson"
+) -> float:
+    """Permutation p-value of the mean over tasks i ≥ 1 of r(first-task ``variable``, PL_i)
+    across the runs of ``tables`` (one sweep group): each permutation shuffles the first-task
+    variable across runs once for every task, since one value per run underlies every task's
+    r (per-task p-values are far from independent)."""
+    from ncplasticity import stats
+
+    panel = sweep_panel(tables, reference)
+    pl = panel.pivot(index="run", columns="task", values="pl")
+    first = panel.groupby("run")[f"first_{variable}"].first().reindex(pl.index)
+    return stats.permutation_p_value(first.to_numpy(float), pl.to_numpy(float), method)
+
+
 def _sweep_rows(tables: pd.DataFrame, group: str) -> list[dict]:
     from ncplasticity import stats
 
-    first = tables[tables["task"] == 0].set_index("run")
-    later = tables[tables["task"] > 0].copy()
-    later["first_nc1"] = later["run"].map(first["nc1"])
-    later["first_epochs"] = later["run"].map(first["epochs"])
-    later["first_steps"] = later["run"].map(first["steps"])
-    points = later.to_dict("records")
-    by_task = dict(list(later.groupby("task")))
+    by_task = {
+        reference: dict(list(sweep_panel(tables, reference).groupby("task")))
+        for reference in PL_REFERENCES
+    }
     rows = []
     for method in stats.METHODS:
-        by_nc1 = stats.per_group_correlation(points, "task", "first_nc1", "pl", method)
-        by_epochs = stats.per_group_correlation(points, "task", "first_epochs", "pl", method)
-        for nc1_row, epochs_row in zip(by_nc1, by_epochs, strict=True):
-            members = by_task[nc1_row["task"]]
-            partial = stats.partial_correlation(
-                members["first_nc1"].to_numpy(float),
-                members["pl"].to_numpy(float),
-                members["first_steps"].to_numpy(float),
+        for task, first_epoch in by_task["first_epoch"].items():
+            row, n_pairs = {"variants": group, "task": task, "method": method}, {}
+            for reference, (_, suffix) in PL_REFERENCES.items():
+                members = by_task[reference][task]
+                for variable in SWEEP_VARIABLES:
+                    first, pl = members[f"first_{variable}"], members["pl"]
+                    name = f"first_{variable}_pl{suffix}"
+                    row[f"r_{name}"], row[f"p_{name}"], n_pairs[name] = stats.correlation_test(
+                        first, pl, method
+                    )
+                    # With few runs an |r| means little by itself: the p-value of the
+                    # first-task variable shuffled across runs, and the |r| no correlation gives.
+                    row[f"p_perm_{name}"] = stats.permutation_p_value(first, pl, method)
+            row["partial_r_first_nc1_pl_steps"] = stats.partial_correlation(
+                first_epoch["first_nc1"].to_numpy(float),
+                first_epoch["pl"].to_numpy(float),
+                first_epoch["first_steps"].to_numpy(float),
                 method,
             )
-            rows.append(
-                {
-                    "variants": group,
-                    "task": nc1_row["task"],
-                    "method": method,
-                    "r_first_nc1_pl": nc1_row["r"],
-                    "p_first_nc1_pl": nc1_row["p"],
-                    "r_first_epochs_pl": epochs_row["r"],
-                    "p_first_epochs_pl": epochs_row["p"],
-                    "partial_r_first_nc1_pl_steps": partial,
-                    "n_runs": nc1_row["n"],
-                    # With few runs an |r| means little by itself: the |r| no correlation
-                    # gives, and the p-value of the first-task variable shuffled across runs.
-                    "expected_abs_r_null": stats.expected_abs_r(nc1_row["n"]),
-                    "p_perm_first_nc1_pl": stats.permutation_p_value(
-                        members["first_nc1"], members["pl"], method
-                    ),
-                    "p_perm_first_epochs_pl": stats.permutation_p_value(
-                        members["first_epochs"], members["pl"], method
-                    ),
-                }
-            )
+            row["n_runs"] = n_pairs["first_nc1_pl"]
+            row["expected_abs_r_null"] = stats.expected_abs_r(row["n_runs"])
+            rows.append(row)
     return rows
 
 

@@ -1,9 +1,12 @@
-"""The answers table: one row per question and sub-question, and the best-predicting measure
-and NC1's rank among the measures, each with its estimate, interval, the number of seeds,
-runs, conditions or groups it rests on, and a one-sentence reading generated from the numbers.
+"""The answers table: one row per question, sub-question and subject, each with its estimate,
+interval, p, the seeds, runs, conditions or groups it rests on, and a reading generated from
+the numbers (:mod:`.readings`: verdicts only for the primary analyses, effect sizes with
+BH q-values for the rest, the reference study's estimate beside each row).
 
-Every row is read off the analysis tables (:mod:`.within`, :mod:`.models`, :mod:`.effects`,
-:mod:`.predictors`); nothing here computes a new statistic.
+Every row is read off the analysis tables (:mod:`.within`, :mod:`.panel_models`,
+:mod:`.predictors`, :mod:`.duration`, :mod:`.effects`, :mod:`.causal`, :mod:`.pooling`);
+nothing here computes a new statistic. Same-task links are called *associations*; a *lead* is
+read only where its interval excludes 0 and its placebo's does not.
 """
 
 from __future__ import annotations
@@ -12,234 +15,302 @@ import pandas as pd
 
 from ncplasticity.open_questions import causal, within
 from ncplasticity.open_questions import conditions as cond
+from ncplasticity.open_questions.pooling import POOLED
 from ncplasticity.open_questions.readings import (
-    COLUMNS,
     answer_row,
     effect_row,
+    finish,
     fmt,
-    relation,
-    span,
+    note_row,
+    sign,
 )
 from ncplasticity.tsv import markdown_row
 
-
-def _seed_row(question, within_table, variant, statistic, method, reading) -> dict:
-    """A row of ``variant``'s ``statistic`` from its summary over seeds in the within-run table."""
-    summary = within.summary(within_table, variant, statistic)
-    return answer_row(
-        question,
-        statistic,
-        variant,
-        summary["r"],
-        summary["ci_low"],
-        summary["ci_high"],
-        summary["n_seeds"],
-        "seeds",
-        method,
-        reading,
-    )
-
-
-def _family_rows(conditions, within_table, reference, family, question, statistic, method, reading):
-    """:func:`_seed_row` of each condition of ``family`` other than the reference."""
-    return [
-        _seed_row(question, within_table, variant, statistic, method, reading)
-        for variant in cond.family(conditions, family)["variant"]
-        if variant != reference
-    ]
-
-
-def _within_rows(within_table, reference) -> list[dict]:
-    rows = []
-    for statistic, name in within.STATISTICS.items():
-
-        def reading(row, s, name=name, statistic=statistic):
-            text = f"{name} in {row['subject']}: {span(row)} over {row['n']} seeds; "
-            if statistic == "r_diff":
-                return text + relation(s, "NC1", " from task to task") + "."
-            if statistic == "r_diff_prev":
-                return text + relation(s, "the previous task's NC1", " from task to task") + "."
-            if statistic == "partial_r_steps":
-                return text + relation(s, "NC1", " at equal steps") + "."
-            return (
-                text
-                + relation(s, "NC1", " over tasks (a trend shared with the task index counts)")
-                + "."
-            )
-
-        method = "per-seed Pearson r, Fisher z t-interval over seeds"
-        rows.append(_seed_row("Q1 within run", within_table, reference, statistic, method, reading))
-    return rows
-
-
-def _mixed_rows(mixed, subset, question) -> list[dict]:
-    rows = []
-    for row in mixed[mixed["subset"] == subset].to_dict("records"):
-        when = "after task i−1" if row["predictor"] == "nc1_prev" else "after task i"
-
-        def reading(out, s, when=when, row=row):
-            verdict = {
-                1: "NC1 predicts plasticity loss beyond duration (higher NC1, higher PL)",
-                -1: "NC1 predicts plasticity loss beyond duration (higher NC1, lower PL)",
-                0: "NC1 does not predict plasticity loss beyond duration here",
-            }[s]
-            fit = "" if row["converged"] else " (the fit did not converge: treat with care)"
-            return (
-                f"log10 NC1 ({when}) coefficient {span(out)} on PL_i (PL per tenfold NC1) "
-                f"over {out['n']} runs, controlling for steps and condition: {verdict}{fit}."
-            )
-
-        rows.append(
-            answer_row(
-                question,
-                f"mixed_{row['predictor']}",
-                subset,
-                row["coef"],
-                row["ci_low"],
-                row["ci_high"],
-                row["n_runs"],
-                "runs",
-                f"MixedLM {row['formula']}, groups {row['groups']}, Wald 95 %",
-                reading,
-            )
-        )
-    return rows
-
-
-EFFECT_TEXT = {
-    "r_nc1_pl_conditions": "r(NC1, PL) across conditions' means",
-    "pl_per_fraction": "PL per unit of permuted-pixel fraction",
-    "r_diff_per_fraction": "first-differenced r(NC1, PL) per unit of permuted-pixel fraction",
-    "pl_fresh": "PL against a fresh network (fresh − ours, online accuracy)",
-    "pl_fresh_difference": "PL against a fresh network, minus the reference's at the same seed",
-}
-
-
-def _effect_reading(row, s, statistic, conditions) -> str:
-    if statistic in ("pl_fresh", "pl_fresh_difference"):
-        text = f"{EFFECT_TEXT[statistic]} in {row['subject']}: {span(row)} over {row['n']} seeds"
-        if statistic == "pl_fresh":
-            verdict = {
-                1: "it learns new tasks worse than a fresh network",
-                -1: "it learns new tasks better than a fresh network",
-                0: "no gap to a fresh network can be told from zero",
-            }[s]
-        else:
-            verdict = {
-                1: "it loses more plasticity than the reference",
-                -1: "it loses less plasticity than the reference",
-                0: "no difference from the reference can be told from zero",
-            }[s]
-        return f"{text}: {verdict}."
-    text = f"{EFFECT_TEXT[statistic]}: {span(row)} ({row['n']} {row['n_unit']}"
-    text += f", {conditions} conditions)" if row["n_unit"] != "conditions" else ")"
-    moves = {1: "rises", -1: "falls", 0: "shows no change that can be told from zero"}[s]
-    if statistic == "pl_per_fraction":
-        return text + f": PL {moves} as tasks share fewer pixels."
-    if statistic == "r_diff_per_fraction":
-        return text + f": the task-to-task link {moves} as tasks grow less similar."
-    return text + ": " + relation(s, "NC1", " across conditions") + "."
-
-
-# The families whose conditions each get their own task-to-task link (how an intervention, the
-# architecture or optimiser, or the task similarity changes it), and their question.
-CONDITION_QUESTIONS = {
+ASSOCIATION = "Q1 association (same task)"
+LEAD = "Q1 lead (NC1 before the task)"
+DURATION = "Q1a duration (epochs drawn at random)"
+PREDICTORS = "Which measure improves the prediction of PL"
+FAMILY_QUESTIONS = {
     "intervention": "Q1c interventions",
     "architecture": "Q2 architecture",
     "similarity": "Q3 task similarity",
 }
 
 
-def _condition_link_rows(conditions, within_table, reference, name, question) -> list[dict]:
-    """r(ΔNC1, ΔPL) of each condition of family ``name`` beside the reference's: the reading
-    gives both, and says no more than each interval does (no test of their difference)."""
-    base = within.summary(within_table, reference, "r_diff")
-    base_text = f"{reference}: {fmt(base['r'])} [{fmt(base['ci_low'])}, {fmt(base['ci_high'])}]"
-    return _family_rows(
-        conditions,
-        within_table,
-        reference,
-        name,
+def _subject(variant: str, conditions: pd.DataFrame) -> str:
+    """A condition's name, with its confound where its scenario has one."""
+    confound = cond.confounds(conditions).get(variant, "")
+    return f"{variant} (on its own: {confound})" if confound else variant
+
+
+def _within_rows(within_table, conditions, reference) -> list[dict]:
+    """The reference's same-task associations, then each family condition's r(ΔNC1, ΔPL)."""
+    rows = []
+    method = "per-seed Pearson r, Fisher z t-interval over seeds"
+    for statistic, name in within.STATISTICS.items():
+        summary = within.summary(within_table, reference, statistic)
+        rows.append(_within_row(ASSOCIATION, statistic, reference, name, summary, method))
+    for family, question in FAMILY_QUESTIONS.items():
+        for variant in cond.family(conditions, family)["variant"]:
+            if variant == reference:
+                continue
+            summary = within.summary(within_table, variant, "r_diff")
+            name = within.STATISTICS["r_diff"]
+            subject = _subject(variant, conditions)
+            rows.append(_within_row(question, "r_diff", subject, name, summary, method))
+    return rows
+
+
+def _within_row(question, statistic, subject, name, summary, method) -> dict:
+    return answer_row(
         question,
-        "r_diff",
-        "per-seed Pearson r of first differences, Fisher z t-interval over seeds",
-        lambda row, s: (
-            f"r(ΔNC1, ΔPL) in {row['subject']}: {span(row)} over {row['n']} seeds "
-            f"({base_text}); " + relation(s, "NC1", " from task to task") + "."
-        ),
+        statistic,
+        subject,
+        summary["r"],
+        summary["ci_low"],
+        summary["ci_high"],
+        summary["p"],
+        summary["n_seeds"],
+        "seeds",
+        method,
+        f"{name} in {subject}, an association of NC1 with PL on the same task",
+        lambda s: {
+            1: "NC1 and PL rise together",
+            -1: "PL falls as NC1 rises",
+            0: "no association can be told from zero",
+        }[s],
     )
 
 
-def build(
-    conditions, within_table, mixed, effects, ranking, causal_table, regularisers=None
-) -> pd.DataFrame:
-    """The answers (:data:`COLUMNS`) from the analysis tables (``causal_table``: the nc_target
-    doses' causal estimate; ``regularisers``: the warm-start regulariser effects, when the
-    study ran warm starting)."""
-    reference = conditions.loc[conditions["reference"], "variant"].iloc[0]
-    rows = causal.answer_rows(causal_table)
-    rows += _within_rows(within_table, reference)
-    rows += _mixed_rows(mixed, "all", "Q1 beyond duration")
-    rows += _family_rows(
-        conditions,
-        within_table,
-        reference,
-        "duration",
-        "Q1a duration",
-        "partial_r_steps",
-        "per-seed partial Pearson r given cumulative steps, Fisher z t-interval",
-        lambda row, s: (
-            f"With each task's epochs drawn independently ({row['subject']}), partial "
-            f"r(NC1, PL | steps) {span(row)} over {row['n']} seeds: "
-            + relation(s, "NC1", " beyond duration")
-            + "."
-        ),
+def _panel_rows(panel_table, conditions) -> list[dict]:
+    """Pooled NC1 association (and its panel-model lead), then each condition's slope."""
+    rows = []
+    method = (
+        "OLS of PL_i on log10 NC1, PL_{i−1} and each condition's spline trend in steps; "
+        "errors clustered by run (t, runs − 1 df)"
     )
-    rows += _mixed_rows(mixed, "duration", "Q1a duration")
-    questions = {"Q1c": "Q1c interventions", "Q2": "Q2 architecture", "Q3": "Q3 task similarity"}
-    for effect in effects.to_dict("records"):
-        statistic = effect["statistic"]
+    for row in panel_table.to_dict("records"):
+        pooled = row["subset"] == POOLED
+        if not pooled and row["timing"] != "same_task":
+            continue
+        when = "after task i" if row["timing"] == "same_task" else "after task i−1"
+        subject = POOLED if pooled else _subject(row["subset"], conditions)
+        statistic = f"panel_nc1_{row['timing']}" + ("" if pooled else "_condition")
+        description = (
+            f"PL_i per tenfold NC1 {when}, given PL_{{i−1}} and the duration trend, in "
+            f"{subject}" + (" (an association: both measure task i)" if pooled else "")
+        )
         rows.append(
-            effect_row(
-                questions[effect["question"]],
-                effect,
-                effect["method"],
-                lambda row, s, st=statistic, k=effect["conditions"]: _effect_reading(row, s, st, k),
+            answer_row(
+                ASSOCIATION if row["timing"] == "same_task" else LEAD,
+                statistic,
+                subject,
+                row["coef"],
+                row["ci_low"],
+                row["ci_high"],
+                row["p"],
+                row["n_runs"],
+                "runs",
+                method,
+                description,
+                lambda s: {
+                    1: "PL is higher where NC1 is higher, beyond duration and PL's past",
+                    -1: "PL is lower where NC1 is higher, beyond duration and PL's past",
+                    0: "no association beyond duration and PL's past can be told from zero",
+                }[s],
             )
         )
-    for name, question in CONDITION_QUESTIONS.items():
-        rows += _condition_link_rows(conditions, within_table, reference, name, question)
-    rows += _predictor_rows(ranking)
-    if regularisers is not None:
-        rows += _regulariser_rows(regularisers)
-    # Each question's rows together (its across-condition effects first), in question order.
-    rank = {question: i for i, question in enumerate(dict.fromkeys(r["question"] for r in rows))}
-    rows.sort(key=lambda row: rank[row["question"]])  # stable: each question keeps its order
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return rows
+
+
+def _lead_rows(lead_table, conditions) -> list[dict]:
+    """Per subset the lead of NC1 on PL and its placebo; "lead" only where the lead's interval
+    excludes 0 and the placebo's does not."""
+    rows = []
+    method = (
+        "per run OLS of PL_i on log10 NC1_{i−1}, PL_{i−1} and a spline in steps; mean over "
+        "runs, t-interval; placebo: NC1_{i+1} given NC1_i, NC1_{i−1}, PL_{i−1} and the trend"
+    )
+    for lead in lead_table.to_dict("records"):
+        pooled = lead["subset"] == POOLED
+        subject = POOLED if pooled else _subject(lead["subset"], conditions)
+        suffix = "" if pooled else "_condition"
+        placebo_sign = sign(lead["placebo_low"], lead["placebo_high"])
+        placebo_text = (
+            f"placebo {fmt(lead['placebo'])} [{fmt(lead['placebo_low'])}, "
+            f"{fmt(lead['placebo_high'])}]"
+        )
+
+        def verdict(s, placebo_sign=placebo_sign, placebo_text=placebo_text):
+            if s == 0:
+                return f"no lead can be told from zero ({placebo_text})"
+            if placebo_sign != 0:
+                return f"the placebo fires too ({placebo_text}): no lead can be read"
+            direction = "higher" if s > 0 else "lower"
+            return (
+                f"NC1 leads PL: a higher NC1 before a task goes with {direction} PL on it, and "
+                f"the placebo does not fire ({placebo_text})"
+            )
+
+        description = (
+            f"PL_i per tenfold NC1 after task i−1, given PL_{{i−1}} and the trend, in "
+            f"{subject} ({placebo_text})"
+        )
+        rows.append(
+            answer_row(
+                LEAD,
+                f"lead_nc1{suffix}",
+                subject,
+                lead["estimate"],
+                lead["low"],
+                lead["high"],
+                lead["p"],
+                lead["n_runs"],
+                "runs",
+                method,
+                description,
+                verdict,
+            )
+        )
+        rows.append(
+            answer_row(
+                LEAD,
+                f"placebo_nc1{suffix}",
+                subject,
+                lead["placebo"],
+                lead["placebo_low"],
+                lead["placebo_high"],
+                lead["placebo_p"],
+                lead["n_runs"],
+                "runs",
+                method,
+                f"placebo: PL_i per tenfold NC1 after task i+1 in {subject} (the future "
+                "cannot cause the past: an interval excluding 0 flags confounding)",
+            )
+        )
+    return rows
+
+
+DURATION_TEXT = {
+    "nc1": "log10 NC1 after task i per extra epoch on task i",
+    "pl": "PL_i per extra epoch on task i (first-epoch accuracy: a built-in placebo)",
+    "pl_next": "PL_{i+1} per extra epoch on task i",
+}
+
+
+def _duration_rows(duration_table) -> list[dict]:
+    rows = []
+    method = (
+        "epochs drawn at random per task; per run OLS on [1, spline(task), epochs_i]; mean "
+        "over runs, t-interval"
+    )
+    for effect in duration_table.to_dict("records"):
+        outcome = effect["outcome"]
+        subject = f"{effect['variant']} (epochs {effect['epochs_drawn']})"
+        rows.append(
+            answer_row(
+                DURATION,
+                f"epoch_effect_{outcome}",
+                subject,
+                effect["estimate"],
+                effect["ci_low"],
+                effect["ci_high"],
+                effect["p"],
+                effect["n"],
+                "runs",
+                method,
+                f"{DURATION_TEXT[outcome]} (randomised: a causal effect of duration)",
+                lambda s: {1: "more epochs raise it", -1: "more epochs lower it"}.get(
+                    s, "no effect of an extra epoch can be told from zero"
+                ),
+            )
+        )
+    return rows
+
+
+EFFECT_TEXT = {
+    "r_nc1_pl_conditions": "r(NC1, PL) across the conditions' final means",
+    "pl_per_fraction": "PL per unit of permuted-pixel fraction",
+    "r_diff_per_fraction": "r(ΔNC1, ΔPL) per unit of permuted-pixel fraction",
+    "pl_fresh": "PL against a fresh network (fresh − ours, online accuracy)",
+    "pl_fresh_difference": "PL against a fresh network, minus the reference's at the same seed",
+}
+QUESTIONS = {"Q1c": "Q1c interventions", "Q2": "Q2 architecture", "Q3": "Q3 task similarity"}
+
+
+def _effect_rows(effects) -> list[dict]:
+    return [
+        effect_row(
+            QUESTIONS[effect["question"]],
+            effect,
+            effect["method"],
+            f"{EFFECT_TEXT[effect['statistic']]} in {effect['subject']}",
+        )
+        for effect in effects.to_dict("records")
+    ]
+
+
+def _predictor_rows(ranking) -> list[dict]:
+    rows = []
+    method = (
+        "held-out MSE of PL_i: baseline (each condition's steps trend + PL_{i−1}) minus "
+        "baseline + the row's value after task i−1, leave one seed out; t-interval over seeds"
+    )
+    total = int(ranking["rank"].notna().sum())
+    for row in ranking.to_dict("records"):
+        kind = "a duration or past baseline" if row["kind"] == "baseline" else "a measure"
+        paired = (
+            f"; minus NC1's {fmt(row['minus_nc1'])} [{fmt(row['minus_nc1_low'])}, "
+            f"{fmt(row['minus_nc1_high'])}]"
+            if row["measure"] != "nc1"
+            else ""
+        )
+        description = (
+            f"held-out MSE reduction by {row['label']} ({kind}, {row['scale']} scale), rank "
+            f"{fmt(row['rank'])} of {total} with the baselines{paired}"
+        )
+        rows.append(
+            answer_row(
+                PREDICTORS,
+                "held_out_improvement",
+                row["measure"],
+                row["improvement"],
+                row["low"],
+                row["high"],
+                row["p"],
+                row["n_groups"],
+                "held-out seeds",
+                method,
+                description,
+            )
+        )
+    return rows
+
+
+def _exclusion_rows(exclusions) -> list[dict]:
+    return [
+        note_row(
+            "Runs analysed on their own",
+            "excluded_runs",
+            row["variant"],
+            row["runs"],
+            "runs",
+            f"{row['runs']} run(s) of {row['variant']} left out of every pooled and causal "
+            f"estimate and analysed on their own: {row['reasons']}",
+        )
+        for row in exclusions.to_dict("records")
+    ]
 
 
 def _regulariser_rows(regularisers: pd.DataFrame) -> list[dict]:
     rows = []
     for effect in regularisers.to_dict("records"):
         quantity = effect["quantity"]
-        outcome = quantity == "finetune_test_accuracy"
-
-        def reading(row, s, effect=effect, outcome=outcome, quantity=quantity):
-            if outcome:
-                verdict = {
-                    1: "it preserves plasticity",
-                    -1: "it costs plasticity",
-                    0: "no effect on plasticity can be told from zero",
-                }[s]
-                what = "the fine-tuned test accuracy of the warm start"
-            else:
-                verdict = {1: "it raises it", -1: "it lowers it", 0: "no change can be told"}[s]
-                what = quantity
-            return (
-                f"{effect['interventions']} changes {what} by {span(row)} against "
-                f"{effect['reference']} over {row['n']} seeds: {verdict}."
-            )
-
+        what = (
+            "the fine-tuned test accuracy of the warm start"
+            if quantity == "finetune_test_accuracy"
+            else quantity
+        )
         rows.append(
             answer_row(
                 "Next check 3 NC regularisers",
@@ -248,89 +319,65 @@ def _regulariser_rows(regularisers: pd.DataFrame) -> list[dict]:
                 effect["estimate"],
                 effect["ci_low"],
                 effect["ci_high"],
+                effect["p"],
                 effect["n_seeds"],
                 "seeds",
                 "per seed, mean over checkpoints, minus the reference's; t-interval over seeds",
-                reading,
+                f"{effect['interventions']}: change of {what} against {effect['reference']}",
             )
         )
     return rows
 
 
-def _predictor_rows(ranking: pd.DataFrame) -> list[dict]:
-    ranked = ranking[ranking["held_out"].notna()]
-    if ranked.empty:
-        return []
-    measures = ranked[ranked["kind"] != "baseline"]
-    best = ranked.iloc[0]
-    method = "held-out Spearman, leave one group of variants out, Fisher z t-interval"
-    rows = [
-        answer_row(
-            "Which measure predicts PL",
-            "best_predictor",
-            best["measure"],
-            best["held_out"],
-            best["held_out_ci_low"],
-            best["held_out_ci_high"],
-            best["n_groups"],
-            "held-out groups",
-            method,
-            lambda row, s: (
-                f"{row['subject']} predicts the next task's PL best out of sample: Spearman "
-                f"{span(row)} over {row['n']} held-out groups"
-                + (
-                    " (a duration baseline: no measure beats training duration)."
-                    if best["kind"] == "baseline"
-                    else "."
-                )
-            ),
-        )
-    ]
-    nc1 = measures[measures["measure"] == "nc1"]
-    if len(nc1):
-        nc1 = nc1.iloc[0]
-        place = int((measures["held_out"] > nc1["held_out"]).sum()) + 1
-        rows.append(
-            answer_row(
-                "Which measure predicts PL",
-                "nc1_rank",
-                f"NC1 rank {place} of {len(measures)}",
-                nc1["held_out"],
-                nc1["held_out_ci_low"],
-                nc1["held_out_ci_high"],
-                nc1["n_groups"],
-                "held-out groups",
-                method,
-                lambda row, s: (
-                    f"NC1 ranks {place} of {len(measures)} measures out of sample (Spearman "
-                    f"{span(row)} over {row['n']} held-out groups; within run, differenced: "
-                    f"rank {fmt(nc1['within_rank'])}; mixed model: rank {fmt(nc1['mixed_rank'])})."
-                ),
-            )
-        )
-    return rows
+def build(tables: dict, primary=(), reference: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The answers from the analysis tables (``tables``: conditions, within_run, panel_model,
+    leads, duration, effects, predictors, causal, exclusions, and regularisers when the study
+    ran warm starting); ``primary``: the statistics that get a verdict; ``reference``: the
+    answers table of a reference study."""
+    conditions = tables["conditions"]
+    reference_variant = conditions.loc[conditions["reference"], "variant"].iloc[0]
+    rows = causal.answer_rows(tables["causal"])
+    rows += _lead_rows(tables["leads"], conditions)
+    rows += _panel_rows(tables["panel_model"], conditions)
+    rows += _within_rows(tables["within_run"], conditions, reference_variant)
+    rows += _duration_rows(tables["duration"])
+    rows += _effect_rows(tables["effects"])
+    rows += _predictor_rows(tables["predictors"])
+    if "regularisers" in tables:
+        rows += _regulariser_rows(tables["regularisers"])
+    rows += _exclusion_rows(tables["exclusions"])
+    # Each question's rows together, in the order questions first appear.
+    order = {q: i for i, q in enumerate(dict.fromkeys(r["question"] for r in rows))}
+    rows.sort(key=lambda row: order[row["question"]])  # stable: each keeps its order
+    return finish(rows, primary, reference)
 
 
-def markdown(answers: pd.DataFrame, formula: str) -> str:
+def markdown(answers: pd.DataFrame, reference_name: str | None = None) -> str:
     header = (
         "Generated by the workflow (rule open_questions_answers, from results/continual/tables "
         "through results/open_questions/*.tsv); do not edit. Intervals are 95 %; *n* counts "
-        "what each interval rests on (seeds, runs, conditions or held-out groups). Mixed model: "
-        f"`{formula}`, random intercept per run."
+        "what each interval rests on. Only the **primary** analyses, named in the study's "
+        "config before it ran, get a verdict; every other row is an effect size with its "
+        "interval and a Benjamini–Hochberg *q* over the secondary rows."
     )
-    names = ["question", "statistic", "subject", "estimate [95 % interval]", "n", "reading"]
+    names = ["question", "statistic", "subject", "role", "estimate [95 % interval]", "n", "q"]
+    with_reference = reference_name is not None and "same_reading" in answers
+    if with_reference:
+        header += f" *Reference*: the same row in {reference_name}; *same*: the same reading."
+        names += ["reference [95 % interval]", "same"]
+    names.append("reading")
     lines = [header, "", markdown_row(names), markdown_row(["---"] * len(names))]
     for row in answers.to_dict("records"):
-        lines.append(
-            markdown_row(
-                [
-                    row["question"],
-                    row["statistic"],
-                    str(row["subject"]),
-                    span(row),
-                    f"{row['n']} {row['n_unit']}",
-                    row["reading"],
-                ]
+        cells = [row["question"], row["statistic"], str(row["subject"]), row["role"]]
+        cells.append(f"{fmt(row['estimate'])} [{fmt(row['interval_low'])}, ")
+        cells[-1] += f"{fmt(row['interval_high'])}]"
+        cells += [f"{row['n']} {row['n_unit']}", fmt(row["q"])]
+        if with_reference:
+            cells.append(
+                f"{fmt(row['reference_estimate'])} [{fmt(row['reference_low'])}, "
+                f"{fmt(row['reference_high'])}]"
             )
-        )
+            cells.append(row["same_reading"])
+        cells.append(row["reading"])
+        lines.append(markdown_row(cells))
     return "\n".join(lines) + "\n"

@@ -27,13 +27,17 @@ import numpy as np
 import pandas as pd
 
 from ncplasticity.open_questions import conditions as cond
-from ncplasticity.open_questions.effects import mean_interval
-from ncplasticity.open_questions.readings import effect_row, fmt, span
+from ncplasticity.open_questions import pooling
+from ncplasticity.open_questions.readings import effect_row, fmt
+from ncplasticity.stats import mean_interval
 
 FIRST_TASK = 10
 # The tasks whose online accuracy the checks compare with the reference's (issue 26's targets).
 EARLY_TASKS = (1, 20)
 WEAK_INSTRUMENT_F = 10.0
+# What each dose does to plasticity, read per dose against the reference (paired by seed),
+# never as one line through the doses.
+DOSE_OUTCOMES = ("pl", "pl_fresh")
 SIDE_EFFECTS = ("weight_norm", "dormant_fraction", "feature_rank", "feature_norm", "test_accuracy")
 CAUSAL_COLUMNS = [
     "question",
@@ -43,6 +47,7 @@ CAUSAL_COLUMNS = [
     "estimate",
     "ci_low",
     "ci_high",
+    "p",
     "n",
     "unit",
     "first_stage_f",
@@ -51,29 +56,17 @@ CAUSAL_COLUMNS = [
 ]
 
 
-def _excluded(panel: pd.DataFrame) -> dict[str, str]:
-    """Run -> why it is left out of the causal estimate (degenerate runs)."""
-    reasons = {}
-    if "degenerate" not in panel:
-        return reasons
-    for run, rows in panel.groupby("run", sort=False):
-        flagged = rows.loc[rows["degenerate"].astype(bool), "task"]
-        if len(flagged):
-            reasons[run] = f"{run}: degenerate from task {int(flagged.min())}"
-    return reasons
-
-
 def dose_data(panel: pd.DataFrame, conditions: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """The dose runs' task rows from :data:`FIRST_TASK` on with ``log_target`` and
     ``log_nc1`` (the achieved ``nc1_trace_ratio``), and the reasons of the runs left out."""
     doses = cond.family(conditions, "dose")
     doses = doses[~doses["reference"]]
     data = panel[panel["variant"].isin(doses["variant"]) & (panel["task"] >= FIRST_TASK)]
-    excluded = _excluded(data)
+    excluded = pooling.degenerate_runs(data)
     data = data[~data["run"].isin(excluded)].copy()
     data["log_target"] = np.log(data["variant"].map(doses.set_index("variant")["target"]))
     data["log_nc1"] = np.log(data["nc1_trace_ratio"].where(data["nc1_trace_ratio"] > 0))
-    return data, sorted(excluded.values())
+    return data, sorted(f"{run}: {reason}" for run, reason in excluded.items())
 
 
 def _design(data: pd.DataFrame) -> pd.DataFrame:
@@ -101,6 +94,7 @@ def _row(statistic, outcome, result, term, runs, method, f_stat, excluded) -> di
         "estimate": float(result.params[term]),
         "ci_low": float(low),
         "ci_high": float(high),
+        "p": float(result.pvalues[term]),
         "n": runs,
         "unit": "runs",
         "first_stage_f": f_stat,
@@ -163,13 +157,15 @@ def iv_estimates(data: pd.DataFrame, excluded: list[str], outcome: str) -> list[
 
 
 def side_effects(panel: pd.DataFrame, conditions: pd.DataFrame) -> list[dict]:
-    """Per dose and measure of :data:`SIDE_EFFECTS`: the final-window (tasks from
-    :data:`FIRST_TASK` on) mean minus the reference's at the same seed, t-interval over seeds."""
+    """Per dose and measure of :data:`DOSE_OUTCOMES` (``dose_difference_<measure>``) and
+    :data:`SIDE_EFFECTS` (``side_effect_<measure>``): the mean over tasks from
+    :data:`FIRST_TASK` on minus the reference's at the same seed, t-interval over seeds."""
     doses = cond.family(conditions, "dose")
     reference = conditions.loc[conditions["reference"], "variant"].iloc[0]
     late = panel[panel["task"] >= FIRST_TASK]
     rows = []
-    for measure in (m for m in SIDE_EFFECTS if m in late):
+    for measure in (m for m in (*DOSE_OUTCOMES, *SIDE_EFFECTS) if m in late):
+        kind = "dose_difference" if measure in DOSE_OUTCOMES else "side_effect"
         means = late.pivot_table(index="seed", columns="variant", values=measure, aggfunc="mean")
         for dose in doses[~doses["reference"]].sort_values("target").itertuples():
             if dose.variant not in means or reference not in means:
@@ -178,12 +174,13 @@ def side_effects(panel: pd.DataFrame, conditions: pd.DataFrame) -> list[dict]:
             rows.append(
                 {
                     "question": "Q1b",
-                    "statistic": f"side_effect_{measure}",
+                    "statistic": f"{kind}_{measure}",
                     "outcome": measure,
                     "subject": f"{dose.variant} (target {dose.target:.4g})",
                     "estimate": summary["mean"],
                     "ci_low": summary["ci_low"],
                     "ci_high": summary["ci_high"],
+                    "p": summary["p"],
                     "n": summary["n"],
                     "unit": "seeds",
                     "first_stage_f": np.nan,
@@ -265,8 +262,9 @@ def dose_tasks(panel: pd.DataFrame, conditions: pd.DataFrame) -> pd.DataFrame:
 
 def answer_rows(causal_table: pd.DataFrame) -> list[dict]:
     """The causal table's rows of the answers table: the first stage, the reduced form and the
-    2SLS estimate per outcome, each read only where the first-stage F reaches 10; then the
-    doses' side effects on the other measures."""
+    2SLS estimate per outcome (a verdict only where the first-stage F reaches 10, and with the
+    doses' side effects named where they move other measures); then each dose's PL against the
+    reference and its side effects."""
     side = causal_table[causal_table["statistic"].str.startswith("side_effect_")]
     moved = side[(side["ci_low"] > 0) | (side["ci_high"] < 0)]["outcome"].unique()
     caveat = (
@@ -277,38 +275,30 @@ def answer_rows(causal_table: pd.DataFrame) -> list[dict]:
     )
     rows = []
     for effect in causal_table.to_dict("records"):
-        statistic, f_stat = effect["statistic"], effect["first_stage_f"]
+        statistic, f_stat, outcome = effect["statistic"], effect["first_stage_f"], effect["outcome"]
+        weak = f_stat < WEAK_INSTRUMENT_F
+        strength = f"first-stage F = {fmt(f_stat)}" + (" < 10: a weak instrument" if weak else "")
+        verdict = None
+        if statistic.startswith("side_effect_") or statistic.startswith("dose_difference_"):
+            description = f"{outcome} of {effect['subject']} minus the reference's, per seed"
+        elif statistic.startswith("first_stage"):
+            description = f"log achieved NC1 per log target ({strength})"
+        elif statistic.startswith("reduced_form"):
+            description = f"{outcome} per log target ({strength})"
+        else:
+            description = f"{outcome} per log achieved NC1, 2SLS ({strength})"
 
-        def reading(row, s, effect=effect, statistic=statistic, f_stat=f_stat):
-            interval = f"{span(row)} over {row['n']} {row['n_unit']}"
-            if statistic.startswith("side_effect_"):
-                moves = {1: "raises", -1: "lowers", 0: "does not measurably move"}[s]
-                subject, outcome = effect["subject"], effect["outcome"]
-                return f"{subject} {moves} {outcome}: {interval} against the reference."
-            strength = f"first-stage F = {fmt(f_stat)}"
-            if f_stat < WEAK_INSTRUMENT_F:
-                return (
-                    f"{interval}; the instrument is weak ({strength} < 10): the target does not "
-                    "move NC1 enough to read this estimate."
-                )
-            if statistic.startswith("first_stage"):
-                return f"log achieved NC1 per log target: {interval} ({strength})."
-            if statistic.startswith("reduced_form"):
-                verdict = {
-                    1: "a higher target raises it",
-                    -1: "a higher target lowers it",
-                    0: "no effect of the target can be told from zero",
+            def verdict(s, weak=weak, strength=strength):
+                if weak:
+                    return f"the instrument is weak ({strength}): no causal reading."
+                text = {
+                    1: "holding NC1 higher (less collapse) causes more plasticity loss",
+                    -1: "holding NC1 higher (less collapse) causes less plasticity loss, "
+                    "i.e. collapse causes plasticity loss",
+                    0: "no causal effect of NC1 on it can be told from zero",
                 }[s]
-                return f"{effect['outcome']} per log target: {interval}: {verdict}."
-            verdict = {
-                1: "holding NC1 higher (less collapse) causes more plasticity loss",
-                -1: "holding NC1 higher (less collapse) causes less plasticity loss, "
-                "i.e. collapse causes plasticity loss",
-                0: "no causal effect of NC1 on it can be told from zero",
-            }[s]
-            outcome = effect["outcome"]
-            return f"{outcome} per log NC1 (2SLS, {strength}): {interval}: {verdict}.{caveat}"
+                return f"{text}.{caveat}"
 
         method = f"{effect['method']}; runs left out: {effect['excluded']}"
-        rows.append(effect_row("Q1b causal (nc_target)", effect, method, reading))
+        rows.append(effect_row("Q1b causal (nc_target)", effect, method, description, verdict))
     return rows

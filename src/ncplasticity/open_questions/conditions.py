@@ -49,6 +49,7 @@ CONDITION_COLUMNS = [
     "scenario",
     "fraction",
     "shift",
+    "confound",
     "epochs_per_task",
     "interventions",
 ]
@@ -78,10 +79,11 @@ def facts(settings: Mapping) -> dict:
     return flat
 
 
-def shift(scenario: Mapping) -> str:
-    """The kind of shift between tasks of a scenario entry (its registered class's
-    ``shift``)."""
-    return SCENARIOS.build([scenario])[0].shift
+def shift(scenario: Mapping) -> tuple[str, str]:
+    """The kind of shift between tasks of a scenario entry and why PL does not compare its
+    tasks ("" where it does): its registered class's ``shift`` and ``confound``."""
+    built = SCENARIOS.build([scenario])[0]
+    return built.shift, built.confound
 
 
 def _differences(a: Mapping, b: Mapping) -> set[str]:
@@ -112,6 +114,7 @@ def describe(variant_settings: Mapping[str, Mapping]) -> pd.DataFrame:
     for variant, settings in variant_settings.items():
         changed = _differences(flat[variant], flat[reference])
         is_reference = variant == reference
+        kind_of_shift, confound = shift(settings["scenario"])
         rows.append(
             {
                 "variant": variant,
@@ -130,7 +133,8 @@ def describe(variant_settings: Mapping[str, Mapping]) -> pd.DataFrame:
                 "optimizer": settings.get("optimizer", {}).get("name", "sgd"),
                 "scenario": settings["scenario"]["name"],
                 "fraction": settings["scenario"].get("fraction"),
-                "shift": shift(settings["scenario"]),
+                "shift": kind_of_shift,
+                "confound": confound,
                 "epochs_per_task": flat[variant]["schedule.epochs_per_task"],
                 "interventions": "+".join(_names(settings)) or "none",
             }
@@ -170,6 +174,12 @@ def _group(changed: set[str], settings: Mapping) -> str:
         else:
             parts.append(key)
     return " & ".join(parts) or "same settings"
+
+
+def confounds(conditions: pd.DataFrame) -> pd.Series:
+    """Variant -> its scenario's confound ("" where none; a table read back from TSV holds
+    NaN for an empty one)."""
+    return conditions.set_index("variant")["confound"].astype("string").fillna("")
 
 
 def family(conditions: pd.DataFrame, name: str) -> pd.DataFrame:

@@ -19,6 +19,7 @@ from scipy import special
 from ncplasticity import stats
 from ncplasticity.open_questions import conditions as cond
 from ncplasticity.open_questions import within
+from ncplasticity.stats import mean_interval
 
 EFFECT_COLUMNS = [
     "question",
@@ -26,24 +27,13 @@ EFFECT_COLUMNS = [
     "estimate",
     "ci_low",
     "ci_high",
+    "p",
     "n",
     "unit",
     "method",
     "conditions",
     "subject",
 ]
-
-
-def mean_interval(values, confidence: float = 0.95) -> dict:
-    """Mean of the finite ``values`` with a t-interval (``n``; NaN interval below 2)."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    n = len(values)
-    result = {"mean": float(values.mean()) if n else np.nan, "ci_low": np.nan, "ci_high": np.nan}
-    if n >= 2:
-        mean, half, _ = stats.t_interval(values, confidence)
-        result |= {"ci_low": mean - half, "ci_high": mean + half}
-    return result | {"n": n}
 
 
 def condition_means(conditions: pd.DataFrame, run_means: pd.DataFrame) -> pd.DataFrame:
@@ -99,6 +89,7 @@ def seed_slope(run_means, members, x: str, y: str) -> dict:
         "estimate": summary["mean"],
         "ci_low": summary["ci_low"],
         "ci_high": summary["ci_high"],
+        "p": summary["p"],
         "n": summary["n"],
         "unit": "seeds",
         "method": "per-seed slope, t-interval over seeds",
@@ -113,6 +104,7 @@ def seed_correlation(run_means, members, x: str, y: str) -> dict:
         "estimate": summary["r"],
         "ci_low": summary["ci_low"],
         "ci_high": summary["ci_high"],
+        "p": summary["p"],
         "n": summary["n_seeds"],
         "unit": "seeds",
         "method": "per-seed Pearson r, Fisher z t-interval over seeds",
@@ -125,15 +117,17 @@ def condition_correlation(x, y, confidence: float = 0.95) -> dict:
     keep = np.isfinite(x) & np.isfinite(y)
     k = int(keep.sum())
     r = stats.pearson(x[keep], y[keep])
-    low = high = np.nan
+    low = high = p = np.nan
     if k >= 4 and np.isfinite(r):
         z = np.arctanh(np.clip(r, -1 + 1e-12, 1 - 1e-12))
         half = special.ndtri((1 + confidence) / 2) / np.sqrt(k - 3)
         low, high = float(np.tanh(z - half)), float(np.tanh(z + half))
+        p = float(2 * special.ndtr(-abs(z) * np.sqrt(k - 3)))
     return {
         "estimate": r,
         "ci_low": low,
         "ci_high": high,
+        "p": p,
         "n": k,
         "unit": "conditions",
         "method": "Pearson r of condition means, Fisher interval over conditions",
@@ -218,6 +212,7 @@ def _seed_effect(statistic: str, subject: str, summary: dict, method: str) -> di
         "estimate": summary["mean"],
         "ci_low": summary["ci_low"],
         "ci_high": summary["ci_high"],
+        "p": summary["p"],
         "n": summary["n"],
         "unit": "seeds",
         "method": f"{method}; t-interval over seeds",

@@ -16,7 +16,6 @@ STAT_COLORS = {
     "r": "0.55",
     "partial_r_steps": "tab:blue",
     "r_diff": "tab:red",
-    "r_diff_prev": "tab:orange",
 }
 
 
@@ -38,7 +37,7 @@ def within_run_figure(within_path, pdf, png) -> None:
     variants = list(dict.fromkeys(table["variant"]))
     fig, ax = plt.subplots(figsize=(6.5, 0.3 * len(variants) + 1.5))
     for offset, (statistic, label) in zip(
-        (-0.3, -0.1, 0.1, 0.3), within.STATISTICS.items(), strict=True
+        (-0.25, 0.0, 0.25), within.STATISTICS.items(), strict=True
     ):
         rows = table[table["statistic"] == statistic].set_index("variant").loc[variants]
         values, errors = _errors(rows, "r", "ci_low", "ci_high")
@@ -59,22 +58,39 @@ def within_run_figure(within_path, pdf, png) -> None:
     save_figure(fig, pdf, png)
 
 
-def mixed_model_figure(mixed_path, pdf, png) -> None:
-    """The NC1 coefficients of the mixed models with their Wald intervals."""
-    table = read_table(mixed_path)
-    labels = [f"{row.predictor} ({row.subset}, {row.n_runs} runs)" for row in table.itertuples()]
-    fig, ax = plt.subplots(figsize=(6.5, 0.4 * len(table) + 1.6))
-    if len(table):
-        values, errors = _errors(table, "coef", "ci_low", "ci_high")
-        ax.errorbar(values, np.arange(len(table)), xerr=errors, fmt="o", color="tab:blue")
-        ax.set_title(table["formula"].iloc[0] + ", random intercept per run", fontsize="small")
-    else:
-        _no_data(ax)
-    ax.set_yticks(range(len(table)), labels)
-    ax.invert_yaxis()
-    ax.axvline(0, color="0.5", lw=0.8)
-    ax.set_xlabel("coefficient of NC1 on PL_i (95 % Wald interval)")
-    ax.grid(alpha=0.3)
+def leads_figure(leads_path, panel_path, pdf, png) -> None:
+    """Left: NC1's lead on PL with its placebo per subset; right: the panel model's same-task
+    association per subset (pooled first), each with its 95 % interval."""
+    leads = read_table(leads_path)
+    panel = read_table(panel_path)
+    panel = panel[panel["timing"] == "same_task"]
+    subsets = list(dict.fromkeys([*leads["subset"], *panel["subset"]]))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 0.3 * len(subsets) + 1.8), sharey=True)
+    y = {subset: i for i, subset in enumerate(subsets)}
+    for offset, (column, low, high, style) in enumerate(
+        (("estimate", "low", "high", "o"), ("placebo", "placebo_low", "placebo_high", "s"))
+    ):
+        values, errors = _errors(leads, column, low, high)
+        ys = leads["subset"].map(y).to_numpy(float) + (0.2 * offset - 0.1)
+        label = "lead (NC1 after task i−1)" if offset == 0 else "placebo (NC1 after task i+1)"
+        face = "tab:red" if offset == 0 else "none"
+        axes[0].errorbar(
+            values, ys, xerr=errors, fmt=style, ms=4, color="tab:red", mfc=face, label=label
+        )
+    values, errors = _errors(panel, "coef", "ci_low", "ci_high")
+    axes[1].errorbar(values, panel["subset"].map(y), xerr=errors, fmt="o", ms=4, color="tab:blue")
+    for ax, title in zip(
+        axes, ("lead on PL_i, given PL_{i−1} and the trend", "same-task association"), strict=True
+    ):
+        ax.axvline(0, color="0.5", lw=0.8)
+        ax.set_title(title, fontsize="small")
+        ax.set_xlabel("PL per tenfold NC1 (95 % interval)")
+        ax.grid(alpha=0.3)
+    if not subsets:
+        _no_data(axes[0])
+    axes[0].set_yticks(range(len(subsets)), subsets)
+    axes[0].invert_yaxis()
+    axes[0].legend(fontsize="small", loc="lower left", bbox_to_anchor=(0, 1.05))
     save_figure(fig, pdf, png)
 
 
@@ -218,11 +234,12 @@ def task_similarity_figure(conditions_path, similarity_path, pdf, png) -> None:
 
 
 def predictors_figure(predictors_path, pdf, png) -> None:
-    """Held-out Spearman of every measure, ranked, NC1 and the duration baselines marked."""
+    """The tournament: each row's held-out MSE reduction of PL_i beyond the baseline, ranked,
+    NC1 and the baselines marked."""
     table = read_table(predictors_path)
     fig, ax = plt.subplots(figsize=(6.5, 0.28 * len(table) + 1.6))
     if len(table):
-        values, errors = _errors(table, "held_out", "held_out_ci_low", "held_out_ci_high")
+        values, errors = _errors(table, "improvement", "low", "high")
         colors = [
             "tab:red" if m == "nc1" else "0.6" if k == "baseline" else "tab:blue"
             for m, k in zip(table["measure"], table["kind"], strict=True)
@@ -230,7 +247,7 @@ def predictors_figure(predictors_path, pdf, png) -> None:
         for i, (value, color) in enumerate(zip(values, colors, strict=True)):
             ax.errorbar(value, i, xerr=errors[:, [i]], fmt="o", color=color)
         n = ", ".join(str(v) for v in sorted(set(table["n_groups"].dropna().astype(int))))
-        ax.set_xlabel(f"held-out Spearman of predicted and actual PL (95 % interval, {n} groups)")
+        ax.set_xlabel(f"held-out MSE reduction of PL_i (95 % interval over {n} held-out seeds)")
     else:
         _no_data(ax)
     ax.set_yticks(
@@ -243,7 +260,8 @@ def predictors_figure(predictors_path, pdf, png) -> None:
     ax.invert_yaxis()
     ax.axvline(0, color="0.5", lw=0.8)
     ax.set_title(
-        "value after task i−1 predicting PL_i (red: NC1, grey: duration)", fontsize="small"
+        "value after task i−1 added to duration and PL_{i−1} (red: NC1, grey: baselines)",
+        fontsize="small",
     )
     ax.grid(alpha=0.3)
     save_figure(fig, pdf, png)
@@ -251,7 +269,7 @@ def predictors_figure(predictors_path, pdf, png) -> None:
 
 _DRAW = {
     "within_run": within_run_figure,
-    "mixed_model": mixed_model_figure,
+    "leads": leads_figure,
     "dose_response": dose_response_figure,
     "across_conditions": across_conditions_figure,
     "task_similarity": task_similarity_figure,

@@ -7,8 +7,9 @@ and the columns they are asked about. Lags are taken within a run between consec
 (task i − 1 for x_{i−1}, i + 1 for x_{i+1}); a missing neighbour, or a NaN, drops the row from
 the fits that need it.
 
-**Trend.** "A flexible trend in steps" is a restricted (natural) cubic spline in steps with
-knots at Harrell's quantiles of the run's (or, in the tournament, the condition's) steps: 5 knots
+**Trend.** "A flexible trend in steps" is a restricted (natural) cubic spline in log(1 + steps)
+(:func:`steps_trend` says why the log) with knots at Harrell's quantiles of the run's (or, in
+the tournament, the condition's) steps: 5 knots
 (4 columns beside the intercept) with ≥ 100 tasks a run, 4 knots with ≥ 30, else 3. Linear
 beyond the outer knots, so a held-out seed's steps do not explode it.
 
@@ -39,6 +40,10 @@ __all__ = ["TOURNAMENT_COLUMNS", "lead_lag", "simulate_panel", "tournament"]
 
 KEYS = ("run", "variant", "seed", "task", "steps")
 TOURNAMENT_COLUMNS = ["measure", "kind", "improvement", "low", "high", "n_groups", "rank"]
+# Beside them (``attrs["minus_nc1"]``): each row's per-group improvement minus NC1's on the
+# same groups (paired, t-interval) where NC1 competes.
+MINUS_NC1 = ["minus_nc1", "minus_nc1_low", "minus_nc1_high"]
+PAIRED_WITH = "nc1"
 CONFIDENCE = 0.95
 MIN_RESIDUAL_DF = 5
 # Harrell's knot quantiles for 3, 4 and 5 knots of a restricted cubic spline.
@@ -49,8 +54,17 @@ _KNOT_QUANTILES = {
 }
 
 
-def _n_knots(rows_per_run: float) -> int:
+def n_knots(rows_per_run: float) -> int:
     return 5 if rows_per_run >= 100 else 4 if rows_per_run >= 30 else 3
+
+
+def steps_trend(steps, reference, rows_per_run: float) -> np.ndarray:
+    """The flexible trend in cumulative steps: :func:`spline_basis` of log(1 + steps), knots
+    from ``reference``'s (:func:`n_knots` by the rows a run). On the log scale, because
+    duration spans orders of magnitude within a run (task 1 after 10³–10⁴ steps, task 140
+    after 10⁵–10⁶) and curves like PL bend most at its start: a spline in raw steps leaves that
+    bend in the residual, where any measure sharing the trend picks it up as a spurious lead."""
+    return spline_basis(np.log1p(steps), np.log1p(reference), n_knots(rows_per_run))
 
 
 def spline_basis(values, reference, n_knots: int) -> np.ndarray:
@@ -82,7 +96,7 @@ def _check(panel: pd.DataFrame, columns) -> None:
         raise ValueError(f"inference: the panel lacks column(s) {missing}")
 
 
-def _lagged(panel: pd.DataFrame, columns, lead_columns=()) -> pd.DataFrame:
+def lagged(panel: pd.DataFrame, columns, lead_columns=()) -> pd.DataFrame:
     """The panel's keys and ``columns`` (as float), sorted by run and task, with ``<c>_prev``
     (the value at task i − 1 of the same run) for every column and ``<c>_next`` (task i + 1)
     for ``lead_columns``; NaN where that task is absent."""
@@ -104,7 +118,7 @@ def _lagged(panel: pd.DataFrame, columns, lead_columns=()) -> pd.DataFrame:
     return data
 
 
-def _last_coefficient(design: np.ndarray, target: np.ndarray) -> float:
+def last_coefficient(design: np.ndarray, target: np.ndarray) -> float:
     """OLS coefficient of the design's last column on ``target`` over the finite rows; NaN when
     the design is rank-deficient or leaves fewer than MIN_RESIDUAL_DF residual degrees."""
     ok = np.isfinite(design).all(axis=1) & np.isfinite(target)
@@ -115,15 +129,11 @@ def _last_coefficient(design: np.ndarray, target: np.ndarray) -> float:
     return float(coef[-1]) if rank == design.shape[1] else float("nan")
 
 
-def _summary(values) -> tuple[float, float, float, int]:
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if len(values) == 0:
-        return float("nan"), float("nan"), float("nan"), 0
-    if len(values) == 1:
-        return float(values[0]), float("nan"), float("nan"), 1
-    mean, half, _ = stats.t_interval(values, CONFIDENCE)
-    return mean, mean - half, mean + half, len(values)
+def _summary(values) -> tuple[float, float, float, float, int]:
+    """(mean, low, high, p, n) of the finite ``values``: :func:`ncplasticity.stats.mean_interval`
+    at :data:`CONFIDENCE`."""
+    result = stats.mean_interval(values, CONFIDENCE)
+    return result["mean"], result["ci_low"], result["ci_high"], result["p"], result["n"]
 
 
 def lead_lag(panel: pd.DataFrame, x: str, y: str = "pl") -> dict:
@@ -136,18 +146,18 @@ def lead_lag(panel: pd.DataFrame, x: str, y: str = "pl") -> dict:
     _check(panel, [x, y])
     if x == y:
         raise ValueError("lead_lag: x and y must be different columns")
-    data = _lagged(panel, [x, y], lead_columns=[x])
+    data = lagged(panel, [x, y], lead_columns=[x])
     columns = ["steps", y, f"{y}_prev", x, f"{x}_prev", f"{x}_next"]
     steps, target, y_prev, x_now, x_prev, x_next = data[columns].to_numpy().T
     lead, placebo = [], []
     for idx in data.groupby("run", sort=False).indices.values():
-        trend = spline_basis(steps[idx], steps[idx], _n_knots(len(idx)))
+        trend = steps_trend(steps[idx], steps[idx], len(idx))
         base = np.column_stack([np.ones(len(idx)), trend, y_prev[idx]])
-        lead.append(_last_coefficient(np.column_stack([base, x_prev[idx]]), target[idx]))
+        lead.append(last_coefficient(np.column_stack([base, x_prev[idx]]), target[idx]))
         design = np.column_stack([base, x_prev[idx], x_now[idx], x_next[idx]])
-        placebo.append(_last_coefficient(design, target[idx]))
-    estimate, low, high, n_runs = _summary(lead)
-    p_estimate, p_low, p_high, _ = _summary(placebo)
+        placebo.append(last_coefficient(design, target[idx]))
+    estimate, low, high, _, n_runs = _summary(lead)
+    p_estimate, p_low, p_high, _, _ = _summary(placebo)
     return {
         "estimate": estimate,
         "low": low,
@@ -177,6 +187,30 @@ def _held_out_mse(design, target, train, test) -> float:
     return float(np.mean((target[test] - design[test] @ coef) ** 2))
 
 
+def condition_trend(data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(one intercept column per condition, those intercepts and each condition's spline trend
+    in ``steps``) for the rows of ``data``: the trend columns of a condition are zero on the
+    other conditions' rows, its knots from its own steps (:func:`n_knots` by its tasks a
+    run)."""
+    variant = pd.factorize(data["variant"])[0]
+    steps = data["steps"].to_numpy(dtype=float)
+    blocks, intercepts = [], []
+    for v in np.unique(variant):
+        own = variant == v
+        per_run = own.sum() / max(data.loc[own, "run"].nunique(), 1)
+        blocks.append(steps_trend(steps, steps[own], per_run) * own[:, None])
+        intercepts.append(own.astype(float))
+    intercept = np.column_stack(intercepts)
+    return intercept, np.column_stack([intercept, *blocks])
+
+
+def _paired(gains: dict, reference: dict) -> tuple[float, float, float]:
+    """Mean and t-interval over the groups both scored of ``gains`` minus ``reference``'s."""
+    common = [g for g in gains if g in reference]
+    mean, low, high, _, _ = _summary([gains[g] - reference[g] for g in common])
+    return mean, low, high
+
+
 def tournament(panel: pd.DataFrame, measures, y: str = "pl") -> pd.DataFrame:
     """Which measure, known after task i − 1, improves the out-of-sample prediction of y_i
     beyond duration and y's own past (DESIGN §3d).
@@ -201,7 +235,9 @@ def tournament(panel: pd.DataFrame, measures, y: str = "pl") -> pd.DataFrame:
       intercept and trend) − baseline MSE: what y's own past adds given duration.
 
     ``rank`` 1 = the largest improvement over every row, baselines included, so a measure's
-    place beside duration and the past is printed; rows sorted by rank.
+    place beside duration and the past is printed; rows sorted by rank. ``attrs["minus_nc1"]``
+    holds, per row, its per-group improvement minus NC1's on the groups both were scored on
+    (:data:`MINUS_NC1`, a paired comparison with NC1; NaN where ``nc1`` is not a measure).
     """
     measures = list(dict.fromkeys(measures))
     _check(panel, [*measures, y])
@@ -211,19 +247,10 @@ def tournament(panel: pd.DataFrame, measures, y: str = "pl") -> pd.DataFrame:
     scales = {}
     for m in measures:
         work[m], scales[m] = log_scaled(work[m].astype(float), m)
-    data = _lagged(work, [y, *measures])
+    data = lagged(work, [y, *measures])
     target, y_prev = data[y].to_numpy(), data[f"{y}_prev"].to_numpy()
     variant, seed = pd.factorize(data["variant"])[0], pd.factorize(data["seed"])[0]
-    blocks, intercepts = [], []
-    for v in np.unique(variant):
-        own = variant == v
-        per_run = own.sum() / max(data.loc[own, "run"].nunique(), 1)
-        steps = data["steps"].to_numpy()
-        basis = spline_basis(steps, steps[own], _n_knots(per_run))
-        blocks.append(basis * own[:, None])
-        intercepts.append(own.astype(float))
-    intercept = np.column_stack(intercepts)
-    trend = np.column_stack([intercept, *blocks])
+    intercept, trend = condition_trend(data)
     base = np.column_stack([trend, y_prev])
     known = np.isfinite(target) & np.isfinite(y_prev)
     groups = np.unique(seed)
@@ -244,22 +271,25 @@ def tournament(panel: pd.DataFrame, measures, y: str = "pl") -> pd.DataFrame:
             cache[key] = _held_out_mse(design, target, train, test)
         return cache[key]
 
+    gains, paired = {}, []
     for name, kind, smaller, larger, ok in rows:
-        gains = []
+        gains[name] = {}
         for g in groups:
             train, test = ok & (seed != g), ok & (seed == g)
             test &= np.bincount(variant[train], minlength=variant.max() + 1)[variant] > 0
             if test.sum() == 0 or train.sum() <= larger.shape[1]:
                 continue
-            gains.append(held_out(smaller, train, test) - held_out(larger, train, test))
-        improvement, low, high, n_groups = _summary(gains)
+            gains[name][g] = held_out(smaller, train, test) - held_out(larger, train, test)
+        improvement, low, high, _, n_groups = _summary(list(gains[name].values()))
         table.append([name, kind, improvement, low, high, n_groups])
+        paired.append([name, *_paired(gains[name], gains.get(PAIRED_WITH, {}))])
     result = pd.DataFrame(table, columns=TOURNAMENT_COLUMNS[:-1])
     rank = result["improvement"].rank(ascending=False, method="min", na_option="keep")
     result["rank"] = rank.astype("Int64")
     result = result.sort_values("rank", kind="stable", na_position="last")
     result = result.reset_index(drop=True)
     result.attrs["scales"] = scales
+    result.attrs["minus_nc1"] = pd.DataFrame(paired, columns=["measure", *MINUS_NC1])
     return result
 
 

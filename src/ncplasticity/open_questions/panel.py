@@ -3,9 +3,8 @@
 Each row is a task i ≥ 1 of a run (task 0's PL is 0 by definition): its PL_i = acc(task 0) −
 acc(task i) (online accuracy of the task's first epoch, ``ncplasticity.plasticity``), the
 duration before it (``steps_before`` = cumulative optimiser steps when task i starts =
-``total_steps`` − ``steps``; ``steps_m`` the same in millions), and for every measure its value
-after task i (the column's own name) and after task i − 1 (``<name>_prev``, measured when
-task i starts).
+``total_steps`` − ``steps``; ``steps_m`` the same in millions), and every measure after task i
+(the column's own name). Lags are taken where they are used (:func:`.inference.lagged`).
 """
 
 from __future__ import annotations
@@ -20,8 +19,6 @@ OUTCOME = "pl"
 # Plasticity loss against a fresh network, measured every ``schedule.fresh_every``-th task
 # only: the outcome where tasks differ in difficulty (DESIGN §3d).
 FRESH_OUTCOME = "pl_fresh"
-# Duration baselines ranked beside the measures: what the measures must beat.
-BASELINES = {"steps_before": "cumulative steps", "task": "task index"}
 
 
 def measures(table: pd.DataFrame) -> list[metrics.Metric]:
@@ -37,22 +34,27 @@ def build(tables: pd.DataFrame) -> pd.DataFrame:
     missing = sorted(needed - set(tables.columns))
     if missing:
         raise ValueError(f"open questions: the run tables lack columns {missing}")
-    names = [m.name for m in measures(tables)]
     parts = []
     for _, run in tables.groupby("run", sort=False):
         run = run.sort_values("task").copy()
         tasks = run["task"].to_numpy()
         if tasks[0] != 0 or np.any(np.diff(tasks) != 1):
             raise ValueError(f"run {run['run'].iloc[0]}: tasks must run 0, 1, 2, … without gaps")
-        for name in names:
-            run[f"{name}_prev"] = run[name].shift(1)
         run["steps_before"] = (run["total_steps"] - run["steps"]).astype(float)
         parts.append(run[run["task"] >= 1])
     panel = pd.concat(parts, ignore_index=True)
     panel["steps_m"] = panel["steps_before"] / 1e6
-    for name in BASELINES:
-        panel[f"{name}_prev"] = panel[name].astype(float)
     return panel
+
+
+def with_outcome_steps(panel: pd.DataFrame) -> pd.DataFrame:
+    """``panel`` with ``steps`` = cumulative optimiser steps when task i starts
+    (``steps_before``), the duration key of :mod:`.inference`: PL_i is the online accuracy of
+    task i's first epoch, so the state it measures is the one those steps left. (The steps at
+    the end of task i include its later epochs: where they are drawn at random, a trend in them
+    misses the duration PL_i depends on, and NC1_{i−1}, measured at exactly that duration,
+    would pick the rest up as a spurious lead.)"""
+    return panel.assign(steps=panel["steps_before"].astype(float))
 
 
 def load(paths, analysis_tasks: int) -> pd.DataFrame:

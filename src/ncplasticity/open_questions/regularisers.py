@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from ncplasticity.open_questions.effects import mean_interval
+from ncplasticity.stats import mean_interval
 from ncplasticity.tables import read_table
 from ncplasticity.warm_start.interventions import REGISTRY
 
@@ -26,6 +26,7 @@ COLUMNS = [
     "estimate",
     "ci_low",
     "ci_high",
+    "p",
     "n_seeds",
 ]
 OUTCOME = "finetune_test_accuracy"
@@ -73,6 +74,7 @@ def regulariser_effects(table_paths, variant_settings: Mapping) -> pd.DataFrame:
                     "estimate": interval["mean"],
                     "ci_low": interval["ci_low"],
                     "ci_high": interval["ci_high"],
+                    "p": interval["p"],
                     "n_seeds": interval["n"],
                 }
             )

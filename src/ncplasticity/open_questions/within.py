@@ -1,14 +1,17 @@
 """Within-run correlations of NC1 and PL_i, per run and summarised per variant over seeds.
 
-Four statistics per run, over its tasks i ≥ 1 (Pearson):
+Three statistics per run, over its tasks i ≥ 1 (Pearson):
 
 - ``r``: r(NC1 after task i, PL_i), the paper's kind of correlation over time, which pools any
   trend shared with the task index;
 - ``partial_r_steps``: the same controlling for the cumulative steps before task i;
 - ``r_diff``: r of the first differences (task-to-task changes ΔNC1_i, ΔPL_i), which removes
-  a shared smooth trend: the value a reader should weigh;
-- ``r_diff_prev``: the same with NC1 after task i − 1 (measured before task i is trained on),
-  the differenced form of "NC1 predicts the next task's plasticity loss".
+  a shared smooth trend.
+
+All three are same-task *associations*: NC1 after task i and PL_i both measure how well task
+i was fitted. The lagged first-difference r(ΔNC1_{i−1}, ΔPL_i) is not computed: with only
+same-task noise shared it is ≈ −r_diff/2 by construction (DESIGN §3d); a lead is estimated in
+levels (:func:`.inference.lead_lag`).
 
 Each variant's summary row (``seed`` = "mean") is tanh of the mean Fisher z over its seeds with
 a t-interval over the seeds (:func:`ncplasticity.stats.fisher_z_interval`), ``n_seeds`` saying
@@ -26,7 +29,6 @@ STATISTICS = {
     "r": "r(NC1, PL) over tasks",
     "partial_r_steps": "partial r(NC1, PL | steps)",
     "r_diff": "r(ΔNC1, ΔPL), first differences",
-    "r_diff_prev": "r(ΔNC1 after task i−1, ΔPL_i), differenced and lagged",
 }
 SEED_MEAN = "mean"
 COLUMNS = [
@@ -36,6 +38,7 @@ COLUMNS = [
     "r",
     "ci_low",
     "ci_high",
+    "p",
     "interval",
     "n_seeds",
     "n_points",
@@ -51,11 +54,6 @@ def run_statistics(run: pd.DataFrame, x: str = "nc1", y: str = "pl") -> dict:
         "r": stats.pearson(xs, ys),
         "partial_r_steps": stats.partial_correlation(xs, ys, steps),
         "r_diff": stats.pearson(np.diff(xs), np.diff(ys)),
-        "r_diff_prev": (
-            stats.pearson(np.diff(run[f"{x}_prev"].to_numpy(float)), np.diff(ys))
-            if f"{x}_prev" in run
-            else float("nan")
-        ),
         "n_points": int((np.isfinite(xs) & np.isfinite(ys)).sum()),
     }
 
@@ -90,6 +88,7 @@ def within_run(panel: pd.DataFrame, x: str = "nc1", y: str = "pl") -> pd.DataFra
                     "r": summary["r"],
                     "ci_low": summary["ci_low"],
                     "ci_high": summary["ci_high"],
+                    "p": summary["p"],
                     "interval": summary["interval"],
                     "n_seeds": summary["n_seeds"],
                     "n_points": sum(values["n_points"] for values in per_seed),

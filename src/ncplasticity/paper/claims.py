@@ -13,6 +13,9 @@ import pandas as pd
 from ncplasticity.tables import read_table, read_tables
 
 SPREAD = "spread: sample std (ddof 1) over seeds"
+# The `comparable` cell of a row that does not compare its setting with the paper's (the
+# continual rows so far) or lacks its inputs.
+NOT_ASSESSED = "not assessed"
 
 
 class Missing(Exception):
@@ -79,10 +82,10 @@ class Claim:
     claim: str
     statistic: str
     paper: object
-    compute: Callable[[Inputs], dict]  # -> ours, spread, n_seeds, config, note
+    compute: Callable[[Inputs], dict]  # -> ours, spread, n_seeds, config, note[, comparable]
 
     def row(self, inputs: Inputs) -> dict:
-        base = {"claim": self.claim, "paper": self.paper}
+        base = {"claim": self.claim, "paper": self.paper, "comparable": NOT_ASSESSED}
         try:
             found = self.compute(inputs)
         except Missing as missing:

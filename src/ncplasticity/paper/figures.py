@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ncplasticity import metrics
-from ncplasticity.paper.reproduction import SWEEP_SIGMA, sweep_curves
+from ncplasticity.paper.sweep_claims import SWEEP_SIGMA, sweep_curves
 from ncplasticity.plots import (
     REFERENCE_COLOR,
     Panel,

@@ -9,21 +9,24 @@ comes from :mod:`ncplasticity.paper.selection` (the ``choice``), never from vari
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from scipy.ndimage import gaussian_filter1d
 
 from ncplasticity import stats
 from ncplasticity.paper.claims import SPREAD, Claim, Inputs, Missing, claim_result
+from ncplasticity.paper.seed_mean import MAX_SUBSETS, seed_count_table, seed_mean_r
+from ncplasticity.paper.sweep_claims import reference_note, sweep_claims
 from ncplasticity.paper.warm_start_claims import warm_start_claims
-from ncplasticity.tables import read_table
 from ncplasticity.tsv import write_table
 
-COLUMNS = ["claim", "statistic", "paper", "ours", "spread", "n_seeds", "config"]
-# The paper smooths the sweep's per-task |r| with a Gaussian of this σ (in tasks).
-SWEEP_SIGMA = 4
+# signed_r, p_perm, expected_abs_r_null: the first-task sweep's rows only
+# (ncplasticity.paper.sweep_claims), NaN in every other row.
+COLUMNS = [
+    "claim", "statistic", "paper", "ours", "spread", "n_seeds", "signed_r", "p_perm",
+    "expected_abs_r_null", "comparable", "config",
+]  # fmt: skip
 
 
 # --- continual ----------------------------------------------------------------------------
@@ -51,13 +54,6 @@ def _at_task(column: str, last: bool) -> Callable[[Inputs], dict]:
     return compute
 
 
-def seed_mean_r(runs: pd.DataFrame, x: str = "online_accuracy", y: str = "nc1") -> float:
-    """The paper's r: Pearson r over tasks of the seed-mean curves (the mean over seeds of
-    each task's value, then r over the tasks)."""
-    curves = runs.groupby("task", sort=True)[[x, y]].mean()
-    return stats.pearson(curves[x], curves[y])
-
-
 def _per_seed_r(runs: pd.DataFrame) -> list[float]:
     return [stats.pearson(run["online_accuracy"], run["nc1"]) for _, run in runs.groupby("seed")]
 
@@ -76,51 +72,6 @@ def _fisher_mean_r(inputs: Inputs) -> dict:
     return result | {"ours": stats.fisher_z_interval(per_seed)["r"]}
 
 
-def sweep_curves(sweep_path, variants: Sequence[str], method: str = "pearson") -> pd.DataFrame:
-    """Per task i of the sweep group ``variants``: |r| across its runs of NC1 after the first
-    task vs PL_i and of first-task epochs vs PL_i (``abs_r_nc1``, ``abs_r_epochs``), each also
-    Gaussian-smoothed over tasks with σ = 4 as the paper does (``smooth_*``; scipy's
-    gaussian_filter1d, reflecting edges, over the tasks with a finite r)."""
-    table = read_table(sweep_path)
-    rows = table[(table["variants"] == ",".join(variants)) & (table["method"] == method)]
-    curves = pd.DataFrame({"task": rows["task"].to_numpy(), "n_runs": rows["n_runs"].to_numpy()})
-    for name, column in (("nc1", "r_first_nc1_pl"), ("epochs", "r_first_epochs_pl")):
-        raw = rows[column].abs().to_numpy(float)
-        smooth = np.full(len(raw), np.nan)
-        finite = np.isfinite(raw)
-        if finite.any():
-            smooth[finite] = gaussian_filter1d(raw[finite], SWEEP_SIGMA, mode="reflect")
-        curves[f"abs_r_{name}"], curves[f"smooth_{name}"] = raw, smooth
-    return curves
-
-
-def _sweep(quantity: str) -> Callable[[Inputs], dict]:
-    def compute(inputs: Inputs) -> dict:
-        chosen = inputs.experiment("continual")
-        if not chosen["sweep"] or inputs.sweep_correlations is None:
-            raise Missing("no first-task sweep (variants that differ only in the first task)")
-        curves = sweep_curves(inputs.sweep_correlations, chosen["sweep"])
-        if curves.empty:
-            raise Missing(f"no sweep correlations of group {','.join(chosen['sweep'])}")
-        smooth = curves[f"smooth_{quantity}"]
-        runs = int(curves["n_runs"].max())
-        return {
-            "ours": float(smooth.mean()),
-            "spread": float(smooth.std(ddof=0)),
-            "n_seeds": len(chosen["seeds"]),
-            "config": f"first-task sweep of {runs} runs: "
-            + " | ".join(chosen["config"][v] for v in chosen["sweep"]),
-            "note": f" (tasks {curves['task'].min()}-{curves['task'].max()}); ours: mean over "
-            "tasks of the smoothed |r|; spread: its std (ddof 0) over tasks",
-        }
-
-    return compute
-
-
-_SWEEP_STATISTIC = (
-    "per task i >= 1, |Pearson r| across the sweep's runs (variants x seeds) of {} vs "
-    "PL_i = acc(task 0) - acc(task i), Gaussian-smoothed over tasks (sigma = 4)"
-)
 _NC1 = "NC1 = tr(Σ_W Σ_B⁺)/C of the penultimate features of the task's training set (probe)"
 _ONLINE = "online accuracy (each prediction made before its update, averaged over the task)"
 CONTINUAL_CLAIMS = [
@@ -139,10 +90,7 @@ CONTINUAL_CLAIMS = [
           "tanh of the mean over seeds of Fisher's z of each seed's Pearson r over the analysed "
           "tasks (95 % interval over seeds: results/continual/analysis/correlations.tsv, "
           "seed = mean)", "not reported", _fisher_mean_r),
-    Claim("First-task sweep: |r(NC1 after the first task, PL_i)|",
-          _SWEEP_STATISTIC.format("NC1 after the first task"), "0.75-0.9", _sweep("nc1")),
-    Claim("First-task sweep: |r(first-task epochs, PL_i)|",
-          _SWEEP_STATISTIC.format("the first task's epochs"), "0.75-0.9", _sweep("epochs")),
+    *sweep_claims(),
 ]  # fmt: skip
 
 
@@ -177,7 +125,32 @@ def write_reproduction(inputs: Inputs, tsv_path, md_path) -> None:
         "Built by the workflow's `paper_reproduction` rule from this run's per-run tables "
         "(`results/paper/reproduction.tsv`). `paper`: the value in the paper's code "
         "(DESIGN §3); `ours`: the same statistic on this run; `spread` and `n_seeds`: as the "
-        "`statistic` says; `config`: the configuration that produced it.\n\n"
+        "`statistic` says; `comparable` (warm-start rows): `yes` where this run has the paper's "
+        "setting, else each way it differs (dataset, width, warm-up epochs, seeds, a checkpoint "
+        "or window other than the paper's, several of the paper's sharing one of ours); "
+        "`config`: the configuration that produced it. First-task sweep rows only: "
+        "`signed_r`, the mean over tasks of the signed r; `p_perm`, its permutation p-value; "
+        "`expected_abs_r_null`, the |r| that no correlation gives for that many runs.\n\n"
     )
     with open(md_path, "w") as fh:
         fh.write(header + markdown(table))
+        note = reference_note(table)
+        fh.write(f"\n{note}" if note else "")
+        fh.write(_seed_count_section(inputs))
+
+
+def _seed_count_section(inputs: Inputs) -> str:
+    """The Markdown section on the paper's statistic against the number of seeds averaged."""
+    heading = "\n## The paper's r(online accuracy, NC1) against the number of seeds\n\n"
+    try:
+        table = seed_count_table(inputs.continual)
+    except Missing as missing:
+        return f"{heading}Not available: {missing}.\n"
+    return (
+        f"{heading}Pearson r over tasks between the k-seed-mean online-accuracy and NC1 "
+        "curves (the paper's statistic, -0.945 from its 5 seeds), per continual variant, over "
+        f"the k-subsets of its seeds (every one, or {MAX_SUBSETS} seeded random ones where "
+        "there are more): mean, min and max of r over the `n_subsets` subsets. Averaging seeds "
+        "shrinks each seed's noise around the trend shared over tasks, so |r| tends to grow "
+        "with k: compare the paper's value with the row of its seed count.\n\n" + markdown(table)
+    )

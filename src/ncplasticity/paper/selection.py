@@ -21,6 +21,16 @@ CONTINUAL_PROTOCOL = {
 }
 # Warm-start roles: the interventions (by name, exactly) of the variant that plays each.
 WARM_START_ROLES = {"plain": [], "shrink_perturb": ["shrink_perturb"], "nc_reg": ["nc_reg"]}
+# The paper's warm-start setting (DESIGN §3): (label, settings key, the paper's value). A variant
+# that differs in any is the paper's experiment at another scale; the reproduction table names
+# each difference beside the row, so that no number is read as the paper's own.
+WARM_START_PAPER = (
+    ("dataset", "dataset", "cifar10"),
+    ("width", "width", 64),  # ResNet-18 at full width
+    ("epochs", "warmup_epochs", 350),
+)
+# Its reference values are the means of this many seeds (7-11).
+WARM_START_PAPER_SEEDS = 5
 
 
 def _get(settings: Mapping, path: Sequence[str]):
@@ -73,6 +83,14 @@ def describe_warm_start(variant: str, settings: Mapping, seeds: Sequence[int]) -
     )
 
 
+def warm_start_differences(settings: Mapping, seeds: Sequence[int]) -> list[str]:
+    """How a warm-start variant's setting differs from the paper's, one phrase each (e.g.
+    ``width 4 (paper 64)``); empty for the paper's own."""
+    ours = [(label, settings[key], paper) for label, key, paper in WARM_START_PAPER]
+    ours.append(("seeds", len(seeds), WARM_START_PAPER_SEEDS))
+    return [f"{label} {value} (paper {paper})" for label, value, paper in ours if value != paper]
+
+
 def continual_choice(
     variants: Mapping[str, Mapping],
     sweeps: Sequence[Sequence[str]],
@@ -108,7 +126,7 @@ def warm_start_choice(
 ) -> dict:
     """Per role of :data:`WARM_START_ROLES`, the first variant (config order) whose
     interventions are exactly the role's (None when none is); which warm-up each variant
-    fine-tunes; the sliding window."""
+    fine-tunes; the sliding window; and how each variant's setting differs from the paper's."""
     roles = {
         role: next(
             (
@@ -127,5 +145,8 @@ def warm_start_choice(
         "seeds": list(seeds),
         "config": {
             name: describe_warm_start(name, settings, seeds) for name, settings in variants.items()
+        },
+        "differences": {
+            name: warm_start_differences(settings, seeds) for name, settings in variants.items()
         },
     }

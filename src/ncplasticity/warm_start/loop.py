@@ -34,15 +34,15 @@ import torch.nn.functional as F
 
 from ncplasticity.interventions import HookContext, call, optimizer_options
 from ncplasticity.optim import SGD
-from ncplasticity.plasticity import degenerate, degenerate_so_far
+from ncplasticity.plasticity import LEARNED_ACCURACY, degenerate, degenerate_so_far
 from ncplasticity.runlog import progress_line
 
 log = logging.getLogger(__name__)
 
 # Accuracy collapse: training accuracy below this fraction of the best so far ...
 COLLAPSE_FRACTION = 0.5
-# ... once the best so far has reached this accuracy.
-COLLAPSE_MIN_BEST = 0.5
+# ... once the best so far has reached this accuracy (a run that never does never learned).
+COLLAPSE_MIN_BEST = LEARNED_ACCURACY
 EVAL_BATCH = 1024
 # Steps of an epoch run as usual before the step is recorded as a CUDA graph (train_epoch).
 GRAPH_WARMUP = 3

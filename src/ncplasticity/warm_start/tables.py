@@ -2,13 +2,14 @@
 no plotting; runs in the analysis environment).
 
 Per run, one row per warm-up checkpoint epoch joins the NC metrics of the warm-up features at
-that epoch, the warm-up log (its accuracies, divergence, collapse and degeneracy flags and
-the plasticity measures taken at the checkpoint) and the fine-tuned outcome (the last row of
-the fine-tune job's per-epoch table), plus the fresh-init reference of the same seed. A variant that
-fine-tunes another's warm-up (e.g. ``shrink_perturb``, plain's) has that warm-up's NC metrics,
-plasticity measures and log: its ``warmup_variant``. Every row names its variant, seed
-and warm-up variant, so no analysis reads anything from a file name. Which metrics enter the
-tables and correlations come from the metric registry.
+that epoch, the warm-up log (its accuracies, divergence, collapse and degeneracy flags, whether
+the warm-up ever learned, and the plasticity measures taken at the checkpoint) and the
+fine-tuned outcome (the last row of the fine-tune job's per-epoch table), plus the fresh-init
+reference of the same seed. A variant that fine-tunes another's warm-up (e.g.
+``shrink_perturb``, plain's) has that warm-up's NC metrics, plasticity measures and log: its
+``warmup_variant``. Every row names its variant, seed and warm-up variant, so no analysis reads
+anything from a file name. Which metrics enter the tables and correlations come from the metric
+registry.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ncplasticity import metrics, summary
+from ncplasticity.plasticity import LEARNED_ACCURACY, never_learned
 from ncplasticity.stats import pearson, sliding_window_correlation
 from ncplasticity.tables import read_table
 from ncplasticity.tsv import write_table, write_text
@@ -29,6 +31,7 @@ OUTCOME_COLUMNS = [
     "finetune_epochs",
     "diverged",
     "collapsed",
+    "never_learned",
     "degenerate",
     "fresh_test_accuracy",
     "pl_fresh",
@@ -80,6 +83,8 @@ def run_table(
     finetuned = _outcomes(finetune_paths, variant, seed)
     fresh = _outcomes([fresh_path], "fresh", seed)
     logged = read_table(warmup_log_path)
+    # A run-level flag: the warm-up's best training accuracy over all its logged epochs.
+    warmup_never_learned = never_learned(logged["train_accuracy"])
     plasticity_columns = [m.name for m in metrics.select(group="plasticity") if m.name in logged]
     logged = logged.reindex(
         columns=["epoch", "train_accuracy", "test_accuracy", "diverged", "collapsed", "degenerate"]
@@ -110,6 +115,7 @@ def run_table(
     table["diverged"] = table.pop("finetune_diverged") | table.pop("warmup_diverged").eq(True)
     # NaN: no log row (after a divergence), or a log written before the flag existed.
     table["collapsed"] = table["collapsed"].eq(True)
+    table["never_learned"] = warmup_never_learned
     table["degenerate"] = table["degenerate"].eq(True)
     table["fresh_test_accuracy"] = float(fresh["test_accuracy"].iloc[0])
     table["pl_fresh"] = table["fresh_test_accuracy"] - table["finetune_test_accuracy"]
@@ -166,6 +172,7 @@ SUMMARY_QUANTITIES = {
     "nc1_first": "NC1, first checkpoint",
     "nc1_last": "NC1, last checkpoint",
     "collapsed_fraction": "checkpoints after a collapse",
+    "never_learned": f"warm-up never learned (best training accuracy < {LEARNED_ACCURACY})",
     "r_nc1_finetune": "r(NC1, fine-tuned accuracy) over checkpoints",
 }
 
@@ -176,7 +183,8 @@ def variant_summary(table_paths, out_tsv, out_md) -> None:
     (:func:`ncplasticity.summary.over_seeds`). Per seed: the mean over checkpoints of the
     fine-tuned test accuracy, its gap to the fresh-init reference and the fine-tune epochs; the
     warm-up training accuracy and NC1 at the first and last checkpoints; the fraction of
-    checkpoints taken after a collapse; Pearson r(NC1, fine-tuned accuracy) over the
+    checkpoints taken after a collapse; whether the warm-up never learned (so over seeds, the
+    fraction of seeds whose warm-up never learned); Pearson r(NC1, fine-tuned accuracy) over the
     checkpoints (NaN with fewer than 3). Also writes ``out_md``, the same table in Markdown."""
     per_seed, epochs = [], set()
     for path in table_paths:
@@ -199,6 +207,7 @@ def variant_summary(table_paths, out_tsv, out_md) -> None:
                 "nc1_first": nc1[0],
                 "nc1_last": nc1[-1],
                 "collapsed_fraction": run["collapsed"].astype(bool).mean(),
+                "never_learned": float(run["never_learned"].astype(bool).any()),
                 "r_nc1_finetune": pearson(nc1, accuracy) if len(run) >= 3 else np.nan,
             }
         )

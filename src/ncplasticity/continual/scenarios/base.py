@@ -55,6 +55,10 @@ class Scenario:
     has_tasks: ClassVar[bool] = True
     # What changes from task to task, in words (the open questions' Q3 groups by it).
     shift: ClassVar[str] = "unspecified"
+    # Why PL against task 0 does not compare tasks of this scenario ("" where it does): the
+    # open questions analyse such a scenario on its own, never pooled (DESIGN §3d), and read
+    # it by its fresh gap.
+    confound: ClassVar[str] = ""
 
     def __init__(self, **params):
         # Schema defaults fill what the caller left out (a validated config has them all).

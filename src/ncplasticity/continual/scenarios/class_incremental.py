@@ -26,6 +26,7 @@ class ClassIncremental(Scenario):
 
     name = "class_incremental"
     shift = "growing label space (classes added)"
+    confound = "the number of classes grows, so tasks differ in difficulty"
     parameters = {"classes_per_task": {"type": "integer", "minimum": 1, "default": 2}}
 
     def problems(self, settings: dict) -> list[str]:

@@ -30,6 +30,7 @@ class ClassPairs(Scenario):
 
     name = "class_pairs"
     shift = "abrupt class shift, new binary head per task"
+    confound = "2 classes a task, a new head per task, and the pair's difficulty varies"
     new_head = True
 
     def num_outputs(self, num_classes: int) -> int:

@@ -17,6 +17,7 @@ class RandomLabels(Scenario):
 
     name = "random_labels"
     shift = "memorisation (random labels)"
+    confound = "online accuracy is at chance by construction (labels are random)"
 
     def task(self, seed, task, num_pixels, y_train, y_test, num_classes=NUM_CLASSES) -> Task:
         rng = task_rng(seed, task)

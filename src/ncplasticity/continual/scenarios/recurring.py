@@ -27,6 +27,7 @@ class Recurring(Scenario):
         self.inner = SCENARIOS.build([inner])[0]
         self.new_head = self.inner.new_head
         self.shift = f"{self.inner.shift}, recurring every {self.params['period']} tasks"
+        self.confound = self.inner.confound
 
     def num_outputs(self, num_classes: int) -> int:
         return self.inner.num_outputs(num_classes)

@@ -31,6 +31,7 @@ class TaskIncremental(Scenario):
 
     name = "task_incremental"
     shift = "class shift, a head per class group"
+    confound = "each head learns a different class group, so tasks differ in difficulty"
     parameters = {"classes_per_task": {"type": "integer", "minimum": 1, "default": 2}}
 
     def problems(self, settings: dict) -> list[str]:
