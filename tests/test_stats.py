@@ -12,7 +12,6 @@ from ncplasticity.stats import (
     fisher_z_interval,
     partial_correlation,
     pearson,
-    per_group_correlation,
     seed_interval,
     sliding_window_correlation,
     spearman,
@@ -197,25 +196,6 @@ def test_sliding_window_with_too_few_points_is_nan():
     ends, r = sliding_window_correlation([2, 4], [1.0, 2.0], [3.0, 1.0], window=2)
     np.testing.assert_array_equal(ends, [2, 4])
     assert np.isnan(r).all()
-
-
-def test_per_group_correlation_over_table_rows():
-    rows = []
-    for run, first_epochs in enumerate([1, 2, 4, 8]):
-        for task in range(3):
-            pl = 0.01 * first_epochs * (task + 1) if task != 2 else 0.05 - 0.01 * first_epochs
-            rows.append({"run": run, "task": task, "epochs": first_epochs, "pl": pl})
-    rows.append({"run": 9, "task": None, "epochs": 3, "pl": 1.0})  # no group: skipped
-    rows.append({"run": 9, "task": 1, "epochs": 3, "pl": None})  # missing value: dropped
-    table = per_group_correlation(rows, "task", "epochs", "pl")
-    assert [row["task"] for row in table] == [0, 1, 2]
-    assert [row["n"] for row in table] == [4, 4, 4]
-    assert table[0]["r"] == pytest.approx(1.0) and table[0]["p"] < 1e-6
-    assert table[2]["r"] == pytest.approx(-1.0)
-    spearman_table = per_group_correlation(rows, "task", "epochs", "pl", method="spearman")
-    assert spearman_table[1]["r"] == 1.0
-    with pytest.raises(ValueError, match="no column 'nc1'"):
-        per_group_correlation(rows, "task", "nc1", "pl")
 
 
 def test_expected_abs_r_under_no_correlation_is_what_simulation_gives():

@@ -7,8 +7,6 @@ fewer than 3 remaining points, or a constant variable, give NaN (never a warning
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import numpy as np
 from scipy import special
 
@@ -240,32 +238,6 @@ def partial_correlation(x, y, control, method: str = "pearson") -> float:
     coef, *_ = np.linalg.lstsq(design, np.column_stack([x, y]), rcond=None)
     residuals = np.column_stack([x, y]) - design @ coef
     return _r(residuals[:, 0], residuals[:, 1], "pearson")
-
-
-def per_group_correlation(
-    rows: Sequence[Mapping], group: str, x: str, y: str, method: str = "pearson"
-) -> list[dict]:
-    """One correlation per value of column ``group`` of a table (e.g. per task across the
-    runs of a sweep): rows ``{group: value, "r", "p", "n"}`` in sorted group order. Rows whose
-    group is missing are skipped; missing x or y values are dropped as non-finite."""
-    _check_method(method)
-    for name in (group, x, y):
-        if rows and not any(name in row for row in rows):
-            raise ValueError(f"per_group_correlation: no column {name!r} in the table")
-    members: dict = {}
-    for row in rows:
-        if row.get(group) is not None:
-            members.setdefault(row[group], []).append(row)
-    table = []
-    for value in sorted(members):
-        r, p, n = correlation_test(_column(members[value], x), _column(members[value], y), method)
-        table.append({group: value, "r": r, "p": p, "n": n})
-    return table
-
-
-def _column(rows: Sequence[Mapping], name: str) -> np.ndarray:
-    """One column of a table given as rows (dicts), as floats (a missing value is NaN)."""
-    return np.array([np.nan if r.get(name) is None else r[name] for r in rows], dtype=float)
 
 
 def _check_method(method: str) -> str:
