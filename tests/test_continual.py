@@ -612,3 +612,21 @@ def test_a_run_outside_the_compiled_loop_says_so_once(dataset, tmp_path, caplog)
     train(dataset, tmp_path / "plain", "plain_s1", settings(**small))
     lines = [r.getMessage() for r in caplog.records if "autograd loop" in r.getMessage()]
     assert lines == ["continual b4_s1: batch size 4: autograd loop"]
+
+
+def test_a_run_ends_with_its_time_per_task_split_into_steps_and_measures(dataset, tmp_path, caplog):
+    """Where a run's time goes: the job's second-to-last line gives the mean seconds a task of
+    the attempt spent in steps, in measures and in the fresh reference (every 2nd task here)."""
+    caplog.set_level("INFO", logger="ncplasticity.continual.job")
+    small = {"num_tasks": 3, "examples_per_task": 200, "probe_size": 50}
+    run = settings(**small)
+    run["schedule"] = {**run["schedule"], "fresh_every": 2}
+    train(dataset, tmp_path, "plain_s1", run)
+    lines = [r.getMessage() for r in caplog.records if ": per task " in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith("continual plain_s1: per task steps ")
+    seconds = {
+        part.rsplit(" ", 2)[0]: float(part.rsplit(" ", 2)[1])
+        for part in lines[0].split(": per task ")[1].split(", ")
+    }
+    assert set(seconds) == {"steps", "measures", "fresh reference"}
+    assert all(value > 0 for value in seconds.values()), seconds

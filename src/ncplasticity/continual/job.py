@@ -187,6 +187,8 @@ def train_run(
     with writer:
         writer.truncate(len(state["rows"]))
         first_task, attempt_started = state["task"], time.perf_counter()
+        # Where this attempt's time goes, for the job's last line (steps, measures, fresh).
+        split = dict.fromkeys(("steps", "measures", "fresh reference"), 0.0)
         for task_index in range(first_task, settings["num_tasks"]):
             examples = task_examples(settings, seed, scenario.data_task(task_index), len(x_train))
             x_task = x_train if examples is None else x_train[examples]
@@ -255,11 +257,16 @@ def train_run(
                     )
                 if not task_done(settings, seed, task_index, progress):
                     save()
+            split["steps"] += progress["seconds"]
+            started = time.perf_counter()
             row = task_row(parts, task_index, task, x_task, probe, state)
+            split["measures"] += time.perf_counter() - started
             if fresh_every and task_index and task_index % fresh_every == 0:
+                started = time.perf_counter()
                 fresh = fresh_online_accuracy(
                     settings, seed, scenario, task_index, task, x_task, model
                 )
+                split["fresh reference"] += time.perf_counter() - started
                 row["fresh_online_accuracy"] = fresh
                 row["pl_fresh"] = fresh - row["online_accuracy"]
             row.update(_task_log(interventions, ctx))
@@ -281,6 +288,12 @@ def train_run(
                 ),
                 " ".join(f"{k}={_short(v)}" for k, v in row.items() if k != "task"),
             )
+        tasks = max(settings["num_tasks"] - first_task, 1)
+        log.info(
+            "%s: per task %s",
+            job_label,
+            ", ".join(f"{name} {total / tasks:.3g} s" for name, total in split.items()),
+        )
     write_tsv(job.dir / "log.tsv", state["rows"], log_columns(state["rows"]))
     job.publish([(partial_features, features_path), (job.dir / "log.tsv", log_path)])
     log.info(finished_line(job_label, time.perf_counter() - job_started))

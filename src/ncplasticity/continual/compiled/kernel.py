@@ -135,7 +135,9 @@ def run_steps(
         for c in range(n_classes):
             p = np.exp(np.float64(logits[c] - top)) / total
             delta[c] = np.float32(p - (1.0 if c == label else 0.0))
-        step_acts[:] = acts
+        measured = plasticity_every > 0 and step % plasticity_every == 0
+        if HAS_AFTER_STEP or measured:  # the step's forward, read after the update
+            step_acts[:] = acts
 
         if hp[H_ADAM] != 0:
             counters[C_ADAM_STEP] += 1
@@ -153,9 +155,13 @@ def run_steps(
             d_out = delta[:n_out]
             nz = active[a_off[layer] : a_off[layer] + n_in]
             w = offs[0, layer]
+            # Plain SGD below the top: the input gradient and the update in one pass over each
+            # touched row (read once, written once), the gradient from the old weights.
+            fused = layer > 0 and hp[H_ADAM] == 0 and not dense and not HAS_FEATURE_GRADIENT
             if layer > 0:
                 for i in range(n_in):
                     delta_prev[i] = 0
+            if layer > 0 and not fused:
                 for k in range(n_active[layer]):
                     i = nz[k]
                     row = params[w + i * n_out : w + (i + 1) * n_out]
@@ -201,8 +207,16 @@ def run_steps(
                     v = a_in[i]
                     norm_in += v * v
                     row = params[w + i * n_out : w + (i + 1) * n_out]
-                    for o in range(n_out):
-                        row[o] -= lr * (v * d_out[o])
+                    if fused:
+                        g = np.float32(0.0)
+                        for o in range(n_out):
+                            old = row[o]
+                            g += old * d_out[o]
+                            row[o] = old - lr * (v * d_out[o])
+                        delta_prev[i] = g
+                    else:
+                        for o in range(n_out):
+                            row[o] -= lr * (v * d_out[o])
                 norm_out = np.float32(0.0)
                 for o in range(n_out):
                     norm_out += d_out[o] * d_out[o]
@@ -247,7 +261,7 @@ def run_steps(
 
         if HAS_AFTER_STEP:
             after_step(states, net, step_acts, label, seed, step)
-        if plasticity_every > 0 and step % plasticity_every == 0:
+        if measured:
             acts[:] = step_acts
             forward(params, sizes, offs, layer_norm, acts, a_off, zhat, rstd, active, n_active)
             after = cross_entropy(acts[a_off[n_layers] :], label)[1]
