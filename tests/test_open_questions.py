@@ -474,9 +474,10 @@ def test_figures_draw_from_the_tables(tmp_path):
 # --- configurations and the plan ---
 
 
-def _resolved(name):
+def _resolved(*names):
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config = deep_merge(config, yaml.safe_load((REPO / f"configs/{name}.yaml").read_text()))
+    for name in names:
+        config = deep_merge(config, yaml.safe_load((REPO / f"configs/{name}.yaml").read_text()))
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
     runs = resolve_experiment(config, schema, SPEC)
     return config, {r.variant: r.settings for r in runs.values()}
@@ -518,6 +519,23 @@ def test_configs_hold_every_question():
     assert all(settings[v]["schedule"]["fresh_every"] > 0 for v in read)
     warm = {v for v, o in config["warm_start"]["variants"].items() if o is not None}
     assert {"nc2_reg", "nc3_reg"} <= warm
+    # The primary analyses, named before the study runs, are the same at both scales.
+    primary = ["iv_pl_per_log_nc1", "lead_nc1", "epoch_effect_pl_next"]
+    assert config["open_questions"]["primary"] == paper_config["open_questions"]["primary"]
+    assert config["open_questions"]["primary"] == primary
+
+
+def test_the_reference_study_is_the_quick_one_at_every_digit():
+    """configs/open_questions_4000.yaml, laid over the quick study, changes only the examples a
+    task (all 4,000 of mnist5k's) and has no reference of its own."""
+    config, settings = _resolved("open_questions")
+    ref_config, ref_settings = _resolved("open_questions", "open_questions_4000")
+    assert list(ref_settings) == list(settings)
+    for variant, run_settings in ref_settings.items():
+        assert run_settings["examples_per_task"] is None
+        assert run_settings | {"examples_per_task": 2000} == settings[variant], variant
+    assert ref_config["open_questions"].get("reference") is None
+    assert ref_config["continual"]["seeds"] == config["continual"]["seeds"]
 
 
 @pytest.fixture(scope="module")
