@@ -457,7 +457,10 @@ def test_answers_carry_the_reference_study_reading(tmp_path):
     assert pd.isna(answers.loc["epoch_effect_pl", "same_reading"]) or (
         answers.loc["epoch_effect_pl", "same_reading"] == ""
     )
-    assert str(ref_path) in md.read_text()
+    text = md.read_text()
+    assert str(ref_path) in text and "## Readings that hold at both scales" in text
+    held = text.split("## Readings that hold at both scales")[1]
+    assert "| iv_pl_per_log_nc1 |" in held and "| lead_nc1 |" not in held
 
 
 def test_figures_draw_from_the_tables(tmp_path):

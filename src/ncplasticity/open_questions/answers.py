@@ -360,13 +360,37 @@ def markdown(answers: pd.DataFrame, reference_name: str | None = None) -> str:
         "config before it ran, get a verdict; every other row is an effect size with its "
         "interval and a Benjamini–Hochberg *q* over the secondary rows."
     )
-    names = ["question", "statistic", "subject", "role", "estimate [95 % interval]", "n", "q"]
     with_reference = reference_name is not None and "same_reading" in answers
     if with_reference:
         header += f" *Reference*: the same row in {reference_name}; *same*: the same reading."
+    lines = [header, "", *_markdown_table(answers, with_reference)]
+    if with_reference:
+        holds = answers[(answers["same_reading"] == "yes") & _directional(answers)]
+        lines += [
+            "",
+            "## Readings that hold at both scales",
+            "",
+            "The rows above whose interval excludes 0 and whose reference interval excludes 0 "
+            f"on the same side ({len(holds)} of {len(answers)} rows).",
+            "",
+            *_markdown_table(holds, with_reference),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _directional(answers: pd.DataFrame) -> pd.Series:
+    return pd.Series(
+        [sign(low, high) != 0 for low, high in answers[["interval_low", "interval_high"]].values],
+        index=answers.index,
+    )
+
+
+def _markdown_table(answers: pd.DataFrame, with_reference: bool) -> list[str]:
+    names = ["question", "statistic", "subject", "role", "estimate [95 % interval]", "n", "q"]
+    if with_reference:
         names += ["reference [95 % interval]", "same"]
     names.append("reading")
-    lines = [header, "", markdown_row(names), markdown_row(["---"] * len(names))]
+    lines = [markdown_row(names), markdown_row(["---"] * len(names))]
     for row in answers.to_dict("records"):
         cells = [row["question"], row["statistic"], str(row["subject"]), row["role"]]
         cells.append(f"{fmt(row['estimate'])} [{fmt(row['interval_low'])}, ")
@@ -380,4 +404,4 @@ def markdown(answers: pd.DataFrame, reference_name: str | None = None) -> str:
             cells.append(row["same_reading"])
         cells.append(row["reading"])
         lines.append(markdown_row(cells))
-    return "\n".join(lines) + "\n"
+    return lines
