@@ -1,5 +1,8 @@
-"""The budget of a configuration (default: configs/paper.yaml over config.yaml): training jobs,
-disk for features and checkpoints, and GPU time of the warm-start experiment.
+"""The budget of the paper-scale studies: training jobs, disk for features and checkpoints, and
+GPU time of the warm-start experiment, per study and in total. A study is one or more overlays
+laid over config.yaml in order (``--study a.yaml,b.yaml``); by default the paper's scale
+(configs/paper.yaml) and the open questions' reference study (configs/open_questions.yaml with
+configs/open_questions_reference.yaml).
 
 Jobs and disk are exact counts from the study's resolved runs (disk: uncompressed upper bounds
 of the stored arrays; HDF5 compression only lowers them). GPU time needs throughputs: pass the
@@ -10,7 +13,7 @@ term, the NC regularisers, are); without them the figure printed is an ESTIMATE 
 throughput, and says so. Fine-tune epochs are bounded by ``finetune.max_epochs``;
 ``--finetune-epochs`` gives the expected number.
 
-Usage: python benchmarks/paper_budget.py [--configfile configs/paper.yaml]
+Usage: python benchmarks/paper_budget.py [--study configs/paper.yaml ...]
        [--images-per-second N --step-by-step-images-per-second M] [--finetune-epochs E]
 """
 
@@ -41,17 +44,33 @@ def resnet_parameters(width: int) -> int:
     return sum(t.numel() for t in [*model.parameters(), *model.buffers()])
 
 
+DEFAULT_STUDIES = [
+    "configs/paper.yaml",
+    "configs/open_questions.yaml,configs/open_questions_reference.yaml",
+]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configfile", default="configs/paper.yaml")
+    parser.add_argument("--study", action="append", help="overlays, comma-separated")
     parser.add_argument("--images-per-second", type=float)
     parser.add_argument("--step-by-step-images-per-second", type=float)
     parser.add_argument("--finetune-epochs", type=float, help="expected epochs per fine-tune")
     args = parser.parse_args()
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config = deep_merge(config, yaml.safe_load((REPO / args.configfile).read_text()))
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    total = 0.0
+    for study in args.study or DEFAULT_STUDIES:
+        config = yaml.safe_load((REPO / "config.yaml").read_text())
+        for overlay in study.split(","):
+            config = deep_merge(config, yaml.safe_load((REPO / overlay).read_text()))
+        print(f"{study}:")
+        total += budget(config, schema, args)
+    print(f"total disk of these studies: <= {total / 1e9:.1f} GB")
 
+
+def budget(config: dict, schema: dict, args) -> float:
+    """Print one study's jobs, disk and GPU time; return its disk in bytes (features and
+    checkpoints, uncompressed upper bound)."""
     continual = resolve_experiment(config, schema, CONTINUAL)
     feature_bytes = 0
     for run in continual.values():
@@ -61,9 +80,11 @@ def main() -> None:
         width = s["network"]["hidden_sizes"][-1]
         feature_bytes += s["num_tasks"] * probe * width * BYTES[s["feature_dtype"]]
     print(
-        f"continual: {len(continual)} training jobs (CPU), features <= {feature_bytes / 1e9:.1f} GB"
+        f"  continual: {len(continual)} training jobs (CPU), features <= "
+        f"{feature_bytes / 1e9:.1f} GB"
     )
-
+    if "warm_start" not in config["experiments"]:
+        return feature_bytes
     runs = resolve_experiment(config, schema, warm_start_study.SPEC)
     variants = {run.variant: run.settings for run in runs.values()}
     seeds = len(config["warm_start"]["seeds"])
@@ -96,7 +117,7 @@ def main() -> None:
             seconds += seeds * per_finetune * train / graph_rate
     jobs = len(warmups) * seeds + finetunes + len(fresh) * seeds
     print(
-        f"warm_start: {jobs} GPU jobs ({len(warmups) * seeds} warm-ups, {finetunes} fine-tunes, "
+        f"  warm_start: {jobs} GPU jobs ({len(warmups) * seeds} warm-ups, {finetunes} fine-tunes, "
         f"{len(fresh) * seeds} fresh references); features <= {features / 1e9:.1f} GB, "
         f"checkpoints {checkpoint_bytes / 1e9:.1f} GB"
     )
@@ -106,10 +127,11 @@ def main() -> None:
         rates = f"an assumed {graph_rate:,.0f} images/s: ESTIMATE"
     bound = "expected" if args.finetune_epochs else "upper bound (every fine-tune to max_epochs)"
     print(
-        f"warm_start GPU time: {warmup_images / 1e6:.0f}M warm-up + {finetune_images / 1e6:.0f}M "
+        f"  warm_start GPU time: {warmup_images / 1e6:.0f}M warm-up + {finetune_images / 1e6:.0f}M "
         f"fine-tune image-epochs ({bound}) at {rates}: {seconds / 3600:,.0f} GPU-hours of "
         "training steps (evaluation and feature dumps not counted)"
     )
+    return feature_bytes + features + checkpoint_bytes
 
 
 if __name__ == "__main__":

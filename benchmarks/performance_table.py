@@ -150,13 +150,16 @@ def resnet(command: str, what: str) -> list[tuple[str, str, str]]:
 
 def paper_budget() -> list[tuple[str, str, str]]:
     out, _ = run(BUDGET)
-    continual = out.splitlines()[0].removeprefix("continual: ")
-    (warm,) = find(r"warm_start: (.*)", out)
-    (gpu,) = find(r"warm_start GPU time: (.*)", out)
+    paper, reference = re.findall(r"  continual: (.*)", out)
+    (warm,) = find(r"  warm_start: (.*)", out)
+    (gpu,) = find(r"  warm_start GPU time: (.*)", out)
+    (total,) = find(r"total disk of these studies: (.*)", out)
     return [
-        ("`configs/paper.yaml`: continual jobs and disk (exact)", continual, BUDGET),
+        ("`configs/paper.yaml`: continual jobs and disk (exact)", paper, BUDGET),
         ("`configs/paper.yaml`: warm-start jobs and disk (exact)", warm, BUDGET),
         ("`configs/paper.yaml`: warm-start GPU time", gpu, BUDGET),
+        ("The open questions' reference study (full MNIST): jobs and disk", reference, BUDGET),
+        ("Disk of both paper-scale studies", total, BUDGET),
     ]
 
 
