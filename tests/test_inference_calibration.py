@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ncplasticity.open_questions import inference
+from ncplasticity.open_questions import duration, inference, panel_models
 
 STUDIES = 200
 BETA = 0.05
@@ -132,3 +132,71 @@ def test_a_duplicated_run_and_task_is_an_error(panel):
 def test_a_panel_key_is_not_a_measure(panel):
     with pytest.raises(ValueError, match="panel keys"):
         inference.tournament(panel, ["x0", "steps"])
+
+
+# The panel model (statsmodels OLS, run-clustered errors) and the duration experiment on the
+# same kind of simulated truth.
+
+
+@pytest.mark.parametrize("noise", ["white", "ar"])
+def test_panel_model_lead_rarely_excludes_zero_without_a_lead(null_panels, noise):
+    fits = [panel_models.fit(p, "x0", "previous_task") for p in null_panels[noise][:100]]
+    rate = np.mean([f["ci_low"] > 0 or f["ci_high"] < 0 for f in fits])
+    assert rate <= 0.10, f"{noise}: panel-model lead excludes 0 in {rate:.1%} of null studies"
+
+
+def test_panel_model_lead_covers_a_true_lead():
+    fits = [panel_models.fit(p, "x0", "previous_task") for p in _panels(6, 100, beta=BETA)]
+    coverage = np.mean([f["ci_low"] <= BETA <= f["ci_high"] for f in fits])
+    assert coverage >= 0.85, f"the panel model's interval covers β in {coverage:.1%}"
+
+
+def test_panel_model_association_rarely_excludes_zero_without_one():
+    panels = _panels(7, 100, phi=PERSISTENT, kappa=0.0)
+    fits = [panel_models.fit(p, "x0", "same_task") for p in panels]
+    rate = np.mean([f["ci_low"] > 0 or f["ci_high"] < 0 for f in fits])
+    assert rate <= 0.10, f"the association excludes 0 in {rate:.1%} of studies without one"
+
+
+def _epoch_panel(rng, gamma: float, delta: float, runs: int = 5, tasks: int = 60):
+    """Runs whose tasks draw 1, 2 or 4 epochs: log10 NC1_i rises by ``gamma`` per epoch of task
+    i, PL_i by ``delta`` per epoch of task i − 1, both on a shared trend with AR(1) noise."""
+    frames = []
+    for run in range(runs):
+        epochs = rng.choice([1, 2, 4], tasks)
+        trend = np.log1p(np.arange(tasks))
+        noise = np.zeros((2, tasks))
+        for i in range(1, tasks):
+            noise[:, i] = 0.5 * noise[:, i - 1] + rng.normal(0, [0.05, 0.02])
+        previous = np.r_[0, epochs[:-1]]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "run": f"d_s{run}",
+                    "variant": "d",
+                    "seed": run,
+                    "task": np.arange(tasks),
+                    "epochs": epochs,
+                    "nc1": 10 ** (0.1 * trend + gamma * epochs + noise[0]),
+                    "pl": 0.05 * trend + delta * previous + noise[1],
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_the_epoch_effects_cover_their_truth_and_find_none_where_there_is_none():
+    conditions = pd.DataFrame(
+        {"variant": ["d"], "families": ["duration"], "epochs_per_task": ["[1, 2, 4]"]}
+    )
+    none = pd.DataFrame(columns=["variant", "run", "reason"])
+    rng = np.random.default_rng(8)
+    hits = {"nc1": 0, "pl": 0, "pl_next": 0}
+    for _ in range(STUDIES):
+        table = duration.epoch_effects(_epoch_panel(rng, 0.03, 0.01), conditions, none)
+        table = table.set_index("outcome")
+        hits["nc1"] += table.loc["nc1", "ci_low"] <= 0.03 <= table.loc["nc1", "ci_high"]
+        hits["pl_next"] += table.loc["pl_next", "ci_low"] <= 0.01 <= table.loc["pl_next", "ci_high"]
+        hits["pl"] += table.loc["pl", "ci_low"] > 0 or table.loc["pl", "ci_high"] < 0
+    assert hits["nc1"] >= 0.85 * STUDIES and hits["pl_next"] >= 0.85 * STUDIES, hits
+    assert hits["pl"] <= 0.10 * STUDIES, hits

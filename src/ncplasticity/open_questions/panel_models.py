@@ -50,8 +50,10 @@ def fit(panel: pd.DataFrame, measure: str, timing: str, y: str = "pl") -> dict:
 
     values, scale = inference.log_scaled(panel[measure].astype(float), measure)
     data = inference.lagged(panel.assign(**{measure: values}), [y, measure])
+    data["steps_prev"] = data.groupby("run", sort=False)["steps"].shift(1)
     x = data[f"{measure}{TIMINGS[timing]}"].to_numpy()
     keep = np.isfinite(x) & np.isfinite(data[y]) & np.isfinite(data[f"{y}_prev"])
+    keep &= np.isfinite(data["steps_prev"])
     data, x = data[keep].reset_index(drop=True), x[keep]
     row = {"measure": measure, "timing": timing, "scale": scale, "coef": np.nan}
     row |= {"ci_low": np.nan, "ci_high": np.nan, "p": np.nan, "n_obs": len(data)}
@@ -59,7 +61,11 @@ def fit(panel: pd.DataFrame, measure: str, timing: str, y: str = "pl") -> dict:
     if row["n_runs"] < 2 or np.ptp(x) == 0:
         return row
     _, trend = inference.condition_trend(data)
-    design = np.column_stack([trend, data[f"{y}_prev"].to_numpy(), x])
+    # The trend at the previous task's end too: x_{i−1} and PL_{i−1} carry the duration of
+    # their own task, which a trend in steps_i alone leaves in them as noise (attenuating x).
+    intercepts, trend_prev = inference.condition_trend(data.assign(steps=data["steps_prev"]))
+    splines_prev = trend_prev[:, intercepts.shape[1] :]
+    design = np.column_stack([trend, splines_prev, data[f"{y}_prev"].to_numpy(), x])
     clusters = pd.factorize(data["run"])[0]
     result = sm.OLS(data[y].to_numpy(), design).fit(
         cov_type="cluster", cov_kwds={"groups": clusters}, use_t=True
