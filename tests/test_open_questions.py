@@ -370,6 +370,11 @@ def _answer_tables(tmp_path, paths, settings):
 
 def test_answers_are_generated_and_recomputable(tmp_path):
     paths, settings = make_tables(tmp_path, beta=0.5)
+    # One run turns degenerate at task 25: left out of the pooled estimates, with a note.
+    broken = next(p for p in paths if p.name == "width50_s1.tsv")
+    table = read_table(broken)
+    table["degenerate"] = table["task"] >= 25
+    write_table(table, broken)
     out = _answer_tables(tmp_path, paths, settings)
     answers_tsv, answers_md = tmp_path / "oq/answers.tsv", tmp_path / "oq/answers.md"
     inputs = {name: out[name] for name in run.ANSWER_INPUTS}
@@ -428,6 +433,11 @@ def test_answers_are_generated_and_recomputable(tmp_path):
     causal_rows = answers[answers["question"] == "Q1b causal (nc_target)"].set_index("statistic")
     assert "first-stage F" in causal_rows.loc["iv_pl_per_log_nc1", "reading"]
     assert "do not edit" in answers_md.read_text()
+    note = answers[answers["statistic"] == "excluded_runs"].set_index("subject")
+    assert list(note.index) == ["width50"] and note.loc["width50", "role"] == "note"
+    assert "degenerate from task 25" in note.loc["width50", "reading"]
+    leads = read_table(out["leads"]).set_index("subset")
+    assert leads.loc["pooled", "n_runs"] == len(settings) * len(SEEDS) - 1
     # A primary name that names no row stops the answers with the key named.
     with pytest.raises(ValueError, match="open_questions.primary"):
         run.answers(inputs, answers_tsv, answers_md, ["lead_nc2"])

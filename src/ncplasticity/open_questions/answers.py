@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ncplasticity.open_questions import causal, within
+from ncplasticity.open_questions import causal, pooling, within
 from ncplasticity.open_questions import conditions as cond
 from ncplasticity.open_questions.pooling import POOLED
 from ncplasticity.open_questions.readings import (
@@ -287,7 +287,8 @@ def _predictor_rows(ranking) -> list[dict]:
     return rows
 
 
-def _exclusion_rows(exclusions) -> list[dict]:
+def _exclusion_rows(summary) -> list[dict]:
+    """A note per condition with runs left out (``summary``: :func:`.pooling.summary`)."""
     return [
         note_row(
             "Runs analysed on their own",
@@ -298,7 +299,7 @@ def _exclusion_rows(exclusions) -> list[dict]:
             f"{row['runs']} run(s) of {row['variant']} left out of every pooled and causal "
             f"estimate and analysed on their own: {row['reasons']}",
         )
-        for row in exclusions.to_dict("records")
+        for row in summary.to_dict("records")
     ]
 
 
@@ -345,7 +346,7 @@ def build(tables: dict, primary=(), reference: pd.DataFrame | None = None) -> pd
     rows += _predictor_rows(tables["predictors"])
     if "regularisers" in tables:
         rows += _regulariser_rows(tables["regularisers"])
-    rows += _exclusion_rows(tables["exclusions"])
+    rows += _exclusion_rows(pooling.summary(tables["exclusions"]))
     # Each question's rows together, in the order questions first appear.
     order = {q: i for i, q in enumerate(dict.fromkeys(r["question"] for r in rows))}
     rows.sort(key=lambda row: order[row["question"]])  # stable: each keeps its order

@@ -91,8 +91,10 @@ def effect_row(question: str, effect: dict, method: str, description: str, verdi
 
 def note_row(question: str, statistic: str, subject: str, n: int, unit: str, text: str) -> dict:
     """A row without a statistic (e.g. the runs a condition leaves out of pooled analyses)."""
-    row = answer_row(question, statistic, subject, float(n), np.nan, np.nan, np.nan, n, unit, "")
-    return row | {"description": text, "role": NOTE}
+    row = answer_row(
+        question, statistic, subject, float(n), np.nan, np.nan, np.nan, n, unit, "", text
+    )
+    return row | {"role": NOTE}
 
 
 def _bh(p: pd.Series) -> pd.Series:
