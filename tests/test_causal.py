@@ -135,6 +135,7 @@ def test_a_dose_that_moves_other_measures_is_no_clean_instrument():
     reading = _primary_reading(causal.causal_table(panel, conditions))
     # The simulated doses move weight_norm by log(τ / natural): the reading says so.
     assert "also move weight_norm" in reading and "does not isolate NC1" in reading
+    assert "causes" not in reading and "no causal effect of NC1 can be read" in reading
 
 
 def test_degenerate_runs_are_left_out_with_their_reason():

@@ -266,13 +266,7 @@ def answer_rows(causal_table: pd.DataFrame) -> list[dict]:
     doses' side effects named where they move other measures); then each dose's PL against the
     reference and its side effects."""
     side = causal_table[causal_table["statistic"].str.startswith("side_effect_")]
-    moved = side[(side["ci_low"] > 0) | (side["ci_high"] < 0)]["outcome"].unique()
-    caveat = (
-        f" The doses also move {', '.join(moved)} (intervals excluding 0): the target is no "
-        "clean instrument, and this estimate does not isolate NC1."
-        if len(moved)
-        else ""
-    )
+    moved = list(side[(side["ci_low"] > 0) | (side["ci_high"] < 0)]["outcome"].unique())
     rows = []
     for effect in causal_table.to_dict("records"):
         statistic, f_stat, outcome = effect["statistic"], effect["first_stage_f"], effect["outcome"]
@@ -291,13 +285,20 @@ def answer_rows(causal_table: pd.DataFrame) -> list[dict]:
             def verdict(s, weak=weak, strength=strength):
                 if weak:
                     return f"the instrument is weak ({strength}): no causal reading."
-                text = {
-                    1: "holding NC1 higher (less collapse) causes more plasticity loss",
+                if moved:
+                    direction = {1: "more", -1: "less", 0: "no measurably different"}[s]
+                    return (
+                        f"runs held at higher NC1 (less collapse) lose {direction} plasticity, but "
+                        f"the doses also move {', '.join(moved)} (intervals excluding 0): the "
+                        "target is no clean instrument, this estimate does not isolate NC1, and "
+                        "no causal effect of NC1 can be read."
+                    )
+                return {
+                    1: "holding NC1 higher (less collapse) causes more plasticity loss.",
                     -1: "holding NC1 higher (less collapse) causes less plasticity loss, "
-                    "i.e. collapse causes plasticity loss",
-                    0: "no causal effect of NC1 on it can be told from zero",
+                    "i.e. collapse causes plasticity loss.",
+                    0: "no causal effect of NC1 on it can be told from zero.",
                 }[s]
-                return f"{text}.{caveat}"
 
         method = f"{effect['method']}; runs left out: {effect['excluded']}"
         rows.append(effect_row("Q1b causal (nc_target)", effect, method, description, verdict))
