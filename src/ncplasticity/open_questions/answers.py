@@ -235,7 +235,8 @@ EFFECT_TEXT = {
     "pl_fresh": "PL against a fresh network (fresh − ours, online accuracy)",
     "pl_fresh_difference": "PL against a fresh network, minus the reference's at the same seed",
 }
-QUESTIONS = {"Q1c": "Q1c interventions", "Q2": "Q2 architecture", "Q3": "Q3 task similarity"}
+# The effects table's question codes -> their questions.
+QUESTIONS = {question.split(" ")[0]: question for question in FAMILY_QUESTIONS.values()}
 
 
 def _effect_rows(effects) -> list[dict]:
