@@ -318,12 +318,14 @@ def test_progress_lines_say_run_position_rate_and_eta(dataset, tmp_path, caplog)
     caplog.set_level("INFO", logger="ncplasticity.continual.job")
     train(dataset, tmp_path, "progress_s1", settings())
     lines = [r.getMessage() for r in caplog.records if "continual progress_s1" in r.getMessage()]
-    *progress, finished = lines
+    *progress, split, finished = lines
     assert [line.split(",")[0] for line in progress] == [
         f"continual progress_s1: task {t}/3" for t in (1, 2, 3)
     ]
     assert all(" s/task, eta " in line for line in progress)
-    # The job's last line: what a Snakemake benchmark file would hold, without its sampling.
+    # Where a task's time went, then the job's last line: what a Snakemake benchmark file
+    # would hold, without its sampling.
+    assert split.startswith("continual progress_s1: per task steps ")
     assert re.fullmatch(r"continual progress_s1: finished in \d+ s, peak memory \d+ MB", finished)
 
 

@@ -76,6 +76,10 @@ def test_smoke_run_is_complete_and_consistent(smoke_run):
         "ours",
         "spread",
         "n_seeds",
+        "signed_r",
+        "p_perm",
+        "expected_abs_r_null",
+        "comparable",
         "config",
     ]
     assert sum(isinstance(row["ours"], float) for row in reproduction) >= 10
