@@ -12,6 +12,7 @@ from ncplasticity.open_questions import (
     panel_models,
     pooling,
     predictors,
+    readings,
     regularisers,
     within,
 )
@@ -93,4 +94,4 @@ def answers(inputs: Mapping, out_tsv, out_md, primary=(), reference=None) -> Non
     reference_table = None if reference is None else read_table(reference)
     table = answers_mod.build(tables, primary, reference_table)
     write_table(table, out_tsv)
-    write_text(out_md, answers_mod.markdown(table, reference))
+    write_text(out_md, readings.markdown(table, reference))
