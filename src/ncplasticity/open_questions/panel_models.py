@@ -2,11 +2,11 @@
 errors (DESIGN §3d; statsmodels OLS).
 
 The model of PL_i on a measure x (x after task i: a same-task *association*; x after task
-i − 1: a *lead*), per condition its intercept and spline trend in cumulative steps
-(:func:`.inference.condition_trend`, the same trend as the lead–lag estimate and the
-tournament), and PL_{i−1}::
+i − 1: a *lead*), per condition its intercept and spline trends in cumulative steps at task i
+and at task i − 1 (:func:`.inference.condition_trend`, the trend of the lead–lag estimate and
+the tournament), and PL_{i−1}::
 
-    pl_i ~ x + pl_{i−1} + Σ_condition (intercept + spline(steps))
+    pl_i ~ x + pl_{i−1} + Σ_condition (intercept + spline(steps_i) + spline(steps_{i−1}))
 
 The interval is the 95 % t-interval with errors clustered by run (df = runs − 1): the tasks of
 a run are autocorrelated, so the ~20,000 task rows of a study are worth about as much as its
