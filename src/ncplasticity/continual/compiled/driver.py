@@ -5,6 +5,7 @@ specialised step loop runs, and everything comes back."""
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,7 +20,7 @@ from ncplasticity.continual.compiled.flat_parameters import (
     unflatten,
 )
 from ncplasticity.continual.compiled.form import CompiledForm
-from ncplasticity.continual.compiled.forward import layout
+from ncplasticity.continual.compiled.forward import layout, sparse_rows
 from ncplasticity.continual.compiled.specialise import run_steps_for
 from ncplasticity.interventions import HookContext, Intervention
 from ncplasticity.networks import MLP
@@ -122,10 +123,10 @@ def train_steps(
             hp,
             counters,
             hook_states,
-            x,
+            *_sparse_inputs(x),
             np.asarray(y, dtype=np.int64),
             np.asarray(order, dtype=np.int64),
-            np.asarray(permutation, dtype=np.int64),
+            np.argsort(np.asarray(permutation, dtype=np.int64)),
             *record,
         )
     load_flat_parameters(model, params)
@@ -139,6 +140,19 @@ def train_steps(
             s["exp_avg_sq"] = torch.from_numpy(v)
     ctx.step = int(counters[slots.C_STEP])
     return record
+
+
+# The last inputs' compressed rows, keyed by the array itself: a job trains every task on one
+# data set, and a task's steps come in several calls (chunks, epochs). Inputs are read as
+# immutable, as everywhere in the training loop.
+_SPARSE: tuple[weakref.ref, tuple] | None = None
+
+
+def _sparse_inputs(x: np.ndarray) -> tuple:
+    global _SPARSE
+    if _SPARSE is None or _SPARSE[0]() is not x:
+        _SPARSE = (weakref.ref(x), sparse_rows(x))
+    return _SPARSE[1]
 
 
 @contextlib.contextmanager

@@ -75,18 +75,23 @@ def run_steps(
     hp,
     counters,
     states,
-    x,
+    x_start,
+    x_pixel,
+    x_value,
     y,
     order,
-    permutation,
+    inverse,
     correct,
     loss,
     grad_norm,
     plasticity,
 ):
     """Batch-1 steps over ``order`` (see the module docstring); every state array (the
-    compiled forms' ``states`` included) is updated in place. ``plasticity[s]`` is NaN where
-    the step was not measured."""
+    compiled forms' ``states`` included) is updated in place. Sample ``i``'s nonzero inputs
+    are ``x_value[x_start[i]:x_start[i + 1]]`` at pixels ``x_pixel[...]``
+    (:func:`.forward.sparse_rows`), which go to the network's inputs ``inverse[pixel]`` (the
+    task's pixel order).
+    ``plasticity[s]`` is NaN where the step was not measured."""
     n_layers = sizes.shape[0] - 1
     layer_norm = hp[H_LAYER_NORM] != 0
     a_off = np.empty(n_layers + 1, np.int64)  # acts[a_off[l]:] = input of layer l; last = logits
@@ -102,6 +107,7 @@ def run_steps(
     rstd = np.zeros(n_layers, np.float32)
     step_acts = np.zeros_like(acts)  # the step's forward, kept for the per-step statistics
     delta = np.zeros(max(widest, sizes[0]), np.float32)
+    exps = np.zeros(sizes[n_layers], np.float64)
     delta_prev = np.zeros_like(delta)
     grow = np.zeros_like(delta)
     dy = np.zeros_like(delta)
@@ -125,16 +131,24 @@ def run_steps(
         step = counters[C_STEP]
         sample = order[s]
         label = y[sample]
+        # The input: zeros but for the sample's nonzero pixels, which also list layer 0's
+        # active inputs (in the sample's pixel order: no scan of the whole input).
         for k in range(sizes[0]):
-            acts[k] = x[sample, permutation[k]]
+            acts[k] = 0
+        count = 0
+        for e in range(x_start[sample], x_start[sample + 1]):
+            k = inverse[x_pixel[e]]
+            acts[k] = x_value[e]
+            active[count] = k
+            count += 1
+        n_active[0] = count
         forward(params, sizes, offs, layer_norm, acts, a_off, zhat, rstd, active, n_active)
         logits = acts[a_off[n_layers] :]
-        best, ce, top, total = cross_entropy(logits, label)
+        best, ce, total = cross_entropy(logits, label, exps)
         correct[s] = best == label
         loss[s] = ce
         for c in range(n_classes):
-            p = np.exp(np.float64(logits[c] - top)) / total
-            delta[c] = np.float32(p - (1.0 if c == label else 0.0))
+            delta[c] = np.float32(exps[c] / total - (1.0 if c == label else 0.0))
         measured = plasticity_every > 0 and step % plasticity_every == 0
         if HAS_AFTER_STEP or measured:  # the step's forward, read after the update
             step_acts[:] = acts
@@ -264,7 +278,7 @@ def run_steps(
         if measured:
             acts[:] = step_acts
             forward(params, sizes, offs, layer_norm, acts, a_off, zhat, rstd, active, n_active)
-            after = cross_entropy(acts[a_off[n_layers] :], label)[1]
+            after = cross_entropy(acts[a_off[n_layers] :], label, exps)[1]
             plasticity[s] = min(max(1.0 - after / ce, 0.0), 1.0) if ce > 0 else 0.0
         else:
             plasticity[s] = np.nan
