@@ -31,6 +31,7 @@ RESNET_MNIST = "python benchmarks/bench_resnet_epoch.py --width 4 --threads 1"
 RESNET_CIFAR = "python benchmarks/bench_resnet_epoch.py --synthetic-cifar10 --width 2 --threads 2"
 BUDGET = "python benchmarks/paper_budget.py"
 FRESH = "python benchmarks/bench_fresh_reference.py --tasks 150 --repeats 3"
+PORTABLE = "python benchmarks/bench_portable.py --tasks 40 --repeats 3"
 PLAN = "snakemake -n -q --configfile configs/paper.yaml"
 
 NUMBER = r"([-+0-9.,]+)"
@@ -169,6 +170,14 @@ def fresh_reference() -> list[tuple[str, str, str]]:
     return [("A continual run with the fresh reference every 10th task (pl_fresh)", line, FRESH)]
 
 
+def portable() -> list[tuple[str, str, str]]:
+    out, _ = run(PORTABLE)
+    (line,) = find(r"portable: (.*)", out)
+    return [
+        ("A continual run under `portable: true`, against the host's code paths", line, PORTABLE)
+    ]
+
+
 def planning() -> list[tuple[str, str, str]]:
     _, seconds = run(PLAN)
     return [("Planning the paper sweep (dry run)", f"{seconds:.1f} s", PLAN)]
@@ -205,6 +214,7 @@ def main() -> int:
         (RESNET_MNIST, lambda: resnet(RESNET_MNIST, "ResNet-18 epoch, mnist5k, width 4, 1 thread")),
         (BUDGET, paper_budget),
         (FRESH, fresh_reference),
+        (PORTABLE, portable),
         (PLAN, planning),
     ]
     if args.cifar10_shaped:

@@ -11,7 +11,8 @@ from ncplasticity.features import FeatureReader, FeatureWriter
 
 def test_the_manifest_names_python_the_packages_and_the_commit():
     manifest = provenance.software_manifest()
-    assert list(manifest) == ["python", *provenance.PACKAGES, "git_commit"]
+    assert list(manifest) == ["python", *provenance.PACKAGES, "git_commit", "cpu", "portable"]
+    assert manifest["portable"] is False  # the tests' own environment pins nothing
     assert manifest["python"] == ".".join(map(str, sys.version_info[:3]))
     assert manifest["ncplasticity"] and manifest["numpy"]
     commit = manifest["git_commit"]

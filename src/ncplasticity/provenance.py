@@ -1,5 +1,7 @@
 """The software a job ran with: Python and the versions of the packages that decide its
-numbers, and the git commit of the checkout the package was imported from. Feature files keep
+numbers, the git commit of the checkout the package was imported from, the CPU model and
+whether the job ran ``portable`` (:mod:`ncplasticity.portable`): without it, its numbers are
+bitwise only on that CPU model. Feature files keep
 it beside their resolved settings (root attribute ``software``) and every job's log has it as
 its first line of the attempt, so a result can be traced to the code that made it.
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -53,14 +56,29 @@ def _git_commit() -> str | None:
     return _git("rev-parse", "HEAD") or None
 
 
+def _cpu_model() -> str | None:
+    """The CPU's model name (Linux), else what ``platform`` knows, else None."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 @functools.cache
-def software_manifest() -> dict[str, str | None]:
+def software_manifest() -> dict[str, str | bool | None]:
     """``{"python": …, "torch": …, "numpy": …, "numba": …, "snakemake": …, "ncplasticity": …,
-    "git_commit": …}`` (computed once per process)."""
+    "git_commit": …, "cpu": …, "portable": …}`` (computed once per process)."""
+    from ncplasticity.portable import ENVIRONMENT
+
     return {
         "python": platform.python_version(),
         **{package: _version(package) for package in PACKAGES},
         "git_commit": _git_commit(),
+        "cpu": _cpu_model(),
+        "portable": all(os.environ.get(k) == v for k, v in ENVIRONMENT.items()),
     }
 
 

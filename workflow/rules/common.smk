@@ -23,11 +23,16 @@ from ncplasticity.continual import study as continual_study
 from ncplasticity.continual.study import SPEC as CONTINUAL_SPEC
 from ncplasticity.continual.study import sweep_groups
 from ncplasticity.report import EXPERIMENT_TITLES, run_labels
+from ncplasticity.portable import environment as portable_environment
 from ncplasticity.study import StudyError, resolve_experiment, run_id, typed
 from ncplasticity.warm_start import study as warm_start_study
 
 # Nested `--config` values arrive as strings ('0.02'): give them their YAML types.
 config.update(typed(config))
+
+# `portable`: jobs (subprocesses, or cluster jobs that re-read this file) run with the CPU
+# dispatch of numba, MKL, ATen, numpy and OpenBLAS pinned to a baseline (ncplasticity.portable).
+os.environ.update(portable_environment(config))
 
 TRAIN_ENV = "../../envs/train.yaml"
 ANALYSIS_ENV = "../../envs/analysis.yaml"
