@@ -1,9 +1,9 @@
 """The software a job ran with: Python and the versions of the packages that decide its
 numbers, the git commit of the checkout the package was imported from, the CPU model and
 whether the job ran ``portable`` (:mod:`ncplasticity.portable`): without it, its numbers are
-bitwise only on that CPU model. Feature files keep
-it beside their resolved settings (root attribute ``software``) and every job's log has it as
-its first line of the attempt, so a result can be traced to the code that made it.
+bitwise only on that CPU model. Feature files keep it beside their resolved settings (root
+attribute ``software``) and every job's log has it as its first line of the attempt, so a
+result can be traced to the code that made it.
 
 Never fails: a package that is not installed is ``None``, and so is the commit where the
 package is not in a git checkout or git is not installed.
