@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from ncplasticity.portable import ENVIRONMENT, environment
-from tests.slurm.workflow_runs import check_success, scratch_copy, snakemake
+from slurm.workflow_runs import check_success, scratch_copy, snakemake
 
 REFERENCE = Path(__file__).parent / "portable_reference"
 RUNS = ("e1_s1", "mixed_s1")
