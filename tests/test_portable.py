@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from slurm.workflow_runs import check_success, scratch_copy, snakemake
 
 from ncplasticity.portable import ENVIRONMENT, environment
-from slurm.workflow_runs import check_success, scratch_copy, snakemake
 
 REFERENCE = Path(__file__).parent / "portable_reference"
 RUNS = ("e1_s1", "mixed_s1")
