@@ -67,6 +67,8 @@ def run(args) -> dict:
         "achieved": float(np.median(trace_ratio[FIRST:])),
         "accuracy": float(log["online_accuracy"].iloc[first : last + 1].mean()),
         "degenerate": bool(log["degenerate"].any()),
+        "feature_norm": float(log["feature_norm"].iloc[FIRST:].median()),
+        "dormant_fraction": float(log["dormant_fraction"].iloc[FIRST:].median()),
     }
 
 
@@ -124,7 +126,10 @@ def main() -> None:
         print(
             f"dose {dose}x seed {seed}: target {target:.4g}, achieved {result['achieved']:.4g} "
             f"(A/T = {ratio:.3f}), online accuracy {ACCURACY_TASKS[0]}-{ACCURACY_TASKS[1]} = "
-            f"{accuracy:.3f} x plain's, degenerate {result['degenerate']}"
+            f"{accuracy:.3f} x plain's, degenerate {result['degenerate']}; median over tasks "
+            f"{FIRST}+: feature norm {result['feature_norm']:.3g} (plain "
+            f"{plain[seed]['feature_norm']:.3g}), dormant fraction "
+            f"{result['dormant_fraction']:.3g} (plain {plain[seed]['dormant_fraction']:.3g})"
         )
         held &= 1 / 1.25 <= ratio <= 1.25 and accuracy >= 0.9 and not result["degenerate"]
     ordered = all(np.all(np.diff(values) > 0) for values in achieved.values())
