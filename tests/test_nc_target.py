@@ -59,6 +59,28 @@ def test_the_compiled_gradient_is_the_autograd_gradient():
     assert nc_target.penalty[1] == 10  # both forms count their samples
 
 
+def test_the_gradient_is_bounded_and_the_same_at_any_feature_scale():
+    """The term's gradient is λ·tanh(u) times two unit directions (within-class and between
+    classes), so it is at most 2λ and does not grow as the features shrink or fade as they
+    grow; a term in the log ratio (gradient ∝ 1/‖h − μ_c‖) did both and killed the features."""
+    rng = np.random.default_rng(1)
+    strength = 0.3
+    nc_target = REGISTRY.build([{"name": "nc_target", "target": 0.4, "strength": strength}])[0]
+    form = nc_target.compiled_form(HookContext(MLP(784, (24,), 10), None))
+    means, count = rng.random((10, 24)), rng.integers(1, 50, 10)
+    for label in range(10):
+        h = np.maximum(rng.normal(0.5, 1, 24), 0)
+        gradients = []
+        for scale in (1e-3, 1.0, 1e3):
+            nc_target.mean[:], nc_target.count[:] = scale * means, count
+            d_h = np.zeros(24, np.float32)
+            form.feature_gradient(form.state, (scale * h).astype(np.float32), label, d_h)
+            gradients.append(d_h)
+        for d_h in gradients[1:]:
+            np.testing.assert_allclose(d_h, gradients[0], rtol=1e-3, atol=1e-6)
+        assert 1e-3 < np.linalg.norm(gradients[1]) <= 2 * strength
+
+
 def test_the_schema_refuses_a_target_that_is_not_positive():
     schema = REGISTRY.item_schema()
     jsonschema.validate({"name": "nc_target", "target": 0.5}, schema)
