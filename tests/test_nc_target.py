@@ -123,8 +123,9 @@ def _continual(digits, specs, tasks=3, examples=1000, seed=0, lr=0.01):  # noqa:
 
 
 def test_a_low_target_lowers_nc1_and_a_high_one_raises_it(digits):  # noqa: F811
-    # Plain's nc1_trace_ratio here is 0.56-0.68; the running class means lag the features,
-    # so a target moves NC1 about half way (see nc_target.DEFAULT_STRENGTH).
+    # Plain's nc1_trace_ratio here is 0.56-0.68. No probe runs here, so the set point's
+    # controller never moves and the lag of the running class means leaves NC1 short of the
+    # targets: the test asks only for the direction.
     _, plain = _continual(digits, [])
     low_accuracy, low = _continual(digits, [{"name": "nc_target", "target": 0.25}])
     high_accuracy, high = _continual(digits, [{"name": "nc_target", "target": 5.0}])

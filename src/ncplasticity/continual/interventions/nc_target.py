@@ -25,8 +25,9 @@ log ratio, λ·log cosh(log ρ − log τ*), has a gradient 2λ·tanh/‖h − �
 features shrink and fades as they grow: pulled toward a low target the features shrank until
 the units died (one seed of two degenerate at 0.5×), pushed toward a high one they grew
 threefold and the push faded (2× reached 0.67× its target). Without the push on the class
-means, the within-class pull alone shrank the features to a fifth of plain's at 0.5× and 2×
-cost accuracy (0.80× plain's); with it, every dose is reached in every seed (DEFAULT_STRENGTH).
+means, the within-class pull alone shrank the features to about a quarter of plain's at 0.5×
+and 2× cost accuracy (0.80× plain's); with it, every dose is reached in every seed
+(DEFAULT_STRENGTH).
 ε (:data:`EPSILON`) keeps d positive where a sample sits on its class mean. The term is zero
 until the sample's class and at least one other have been seen.
 
