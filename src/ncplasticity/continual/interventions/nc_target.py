@@ -133,17 +133,18 @@ class NCTarget(RunningClassMeans):
         if self._scratch is None or self._scratch.shape[0] != self.mean.shape[1]:
             self._scratch = np.zeros(self.mean.shape[1], np.float64)
 
-    def _class_means(self) -> tuple[np.ndarray, float]:
-        """(bias-corrected running means of every class, NaN rows for unseen ones; s_B over
-        the seen classes, 0 with fewer than two)."""
+    def _class_means(self) -> tuple[np.ndarray, np.ndarray | None, float]:
+        """(bias-corrected running means of every class, NaN rows for unseen ones; their mean
+        over the seen classes μ_G; s_B over the seen classes), μ_G None and s_B 0 with fewer
+        than two seen."""
         seen = self.count > 0
         means = np.full_like(self.mean, np.nan)
         correction = 1.0 - self.params["momentum"] ** self.count[seen].astype(np.float64)
         means[seen] = self.mean[seen] / correction[:, None]
         if seen.sum() < 2:
-            return means, 0.0
-        centred = means[seen] - means[seen].mean(0)
-        return means, float(np.square(centred).sum(1).mean())
+            return means, None, 0.0
+        centre = means[seen].mean(0)
+        return means, centre, float(np.square(means[seen] - centre).sum(1).mean())
 
     def compiled_form(self, ctx):
         self._ensure(ctx)
@@ -158,14 +159,13 @@ class NCTarget(RunningClassMeans):
         self._ensure(ctx)
         labels = targets.cpu().numpy()
         self.penalty[1] += len(labels)
-        means, between = self._class_means()
+        means, centre, between = self._class_means()
         seen = self.count[labels] > 0
         if between <= 0 or not seen.any():
             return None
         h = features[torch.from_numpy(seen).to(features.device)].double()
         mu = torch.from_numpy(means[labels[seen]]).to(h.device)
-        centre = torch.from_numpy(np.nanmean(means, axis=0)).to(h.device)
-        apart = mu - centre
+        apart = mu - torch.from_numpy(centre).to(h.device)
         apart = apart / apart.norm(dim=1, keepdim=True).clamp_min(1e-30)
         distance = ((h - mu).square().sum(1) + EPSILON * between).sqrt()
         reach = math.sqrt(self.settings[0] * between)
