@@ -151,6 +151,27 @@ def test_degenerate_runs_are_left_out_with_their_reason():
     assert checks.loc[("target2.0", 3), "degenerate"]
 
 
+def test_doses_left_without_two_sound_doses_give_no_estimate_and_say_why():
+    """Where the doses break the network (every run of all doses but one degenerate), the
+    primary 2SLS row stays in the answers as a note naming what is left and the runs left out,
+    with no estimate and no verdict."""
+    panel, conditions = simulate(beta=-0.1, rng=np.random.default_rng(6))
+    broken = panel["variant"].isin(["target0.5", "target1.4", "target2.0"])
+    panel.loc[broken, "degenerate"] = True
+    table = causal.causal_table(panel, conditions)
+    iv = _estimate(table, "iv_pl_per_log_nc1")
+    assert np.isnan(iv["estimate"]) and iv["n"] == len(SEEDS)
+    assert iv["method"].startswith("not estimable: 1 dose(s) and 5 run(s)")
+    answers = readings.finish(causal.answer_rows(table), ["iv_pl_per_log_nc1"])
+    row = answers.set_index("statistic").loc["iv_pl_per_log_nc1"]
+    assert row["role"] == readings.NOTE and np.isnan(row["estimate"])
+    assert (
+        "not estimable" in row["reading"]
+        and "target2.0_s1: degenerate from task 10" in row["reading"]
+    )
+    assert "causes" not in row["reading"]
+
+
 def test_side_effects_and_checks_compare_each_dose_with_the_reference():
     panel, conditions = simulate(beta=-0.1, rng=np.random.default_rng(4))
     table = causal.causal_table(panel, conditions)

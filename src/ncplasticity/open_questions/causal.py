@@ -28,7 +28,7 @@ import pandas as pd
 
 from ncplasticity.open_questions import conditions as cond
 from ncplasticity.open_questions import pooling
-from ncplasticity.open_questions.readings import effect_row, fmt
+from ncplasticity.open_questions.readings import effect_row, fmt, note_row
 from ncplasticity.stats import mean_interval
 
 FIRST_TASK = 10
@@ -103,13 +103,36 @@ def _row(statistic, outcome, result, term, runs, method, f_stat, excluded) -> di
     }
 
 
+def _iv_statistics(outcome: str) -> tuple[str, str, str]:
+    """The names of the first stage, the reduced form and the 2SLS estimate for ``outcome``."""
+    return (
+        "first_stage_log_nc1_per_log_target" + ("" if outcome == "pl" else f"_{outcome}"),
+        f"reduced_form_{outcome}_per_log_target",
+        f"iv_{outcome}_per_log_nc1",
+    )
+
+
 def iv_estimates(data: pd.DataFrame, excluded: list[str], outcome: str) -> list[dict]:
-    """First stage, reduced form and 2SLS for ``outcome`` (rows of :data:`CAUSAL_COLUMNS`);
-    none where fewer than two doses or three runs have the outcome."""
+    """First stage, reduced form and 2SLS for ``outcome`` (rows of :data:`CAUSAL_COLUMNS`).
+    Where fewer than two doses or three runs have the outcome (e.g. the doses' runs turned
+    degenerate), the same three rows without an estimate, saying what is left, so that the
+    answers say why instead of losing the question."""
     data = data[data[outcome].notna() & data["log_nc1"].notna()]
-    if data["variant"].nunique() < 2 or data["run"].nunique() < 3:
-        return []
-    runs = int(data["run"].nunique())
+    doses, runs = int(data["variant"].nunique()), int(data["run"].nunique())
+    names = _iv_statistics(outcome)
+    if doses < 2 or runs < 3:
+        method = (
+            f"not estimable: {doses} dose(s) and {runs} run(s) have {outcome} once degenerate "
+            "runs are left out (it needs 2 doses and 3 runs)"
+        )
+        missing = dict.fromkeys(["estimate", "ci_low", "ci_high", "p", "first_stage_f"], np.nan)
+        return [
+            {"question": "Q1b", "statistic": name, "outcome": outcome}
+            | {"subject": "nc_target doses", "n": runs, "unit": "runs", "method": method}
+            | missing
+            | {"excluded": "; ".join(excluded) or "none"}
+            for name in names
+        ]
     clusters = pd.Series(pd.factorize(data["run"])[0], index=data.index)
     exog = _design(data)
     trend = "steps trend per dose, errors clustered by run"
@@ -124,7 +147,7 @@ def iv_estimates(data: pd.DataFrame, excluded: list[str], outcome: str) -> list[
     return [
         _row(
             # The first stage over the rows that have the outcome (pl_fresh: every k-th task).
-            "first_stage_log_nc1_per_log_target" + ("" if outcome == "pl" else f"_{outcome}"),
+            names[0],
             outcome,
             first,
             "log_target",
@@ -134,7 +157,7 @@ def iv_estimates(data: pd.DataFrame, excluded: list[str], outcome: str) -> list[
             excluded,
         ),
         _row(
-            f"reduced_form_{outcome}_per_log_target",
+            names[1],
             outcome,
             reduced,
             "log_target",
@@ -144,7 +167,7 @@ def iv_estimates(data: pd.DataFrame, excluded: list[str], outcome: str) -> list[
             excluded,
         ),
         _row(
-            f"iv_{outcome}_per_log_nc1",
+            names[2],
             outcome,
             iv,
             "log_nc1",
@@ -270,6 +293,18 @@ def answer_rows(causal_table: pd.DataFrame) -> list[dict]:
     rows = []
     for effect in causal_table.to_dict("records"):
         statistic, f_stat, outcome = effect["statistic"], effect["first_stage_f"], effect["outcome"]
+        if not np.isfinite(effect["estimate"]):
+            text = f"{statistic}: {effect['method']}; runs left out: {effect['excluded']}"
+            row = note_row(
+                "Q1b causal (nc_target)",
+                statistic,
+                effect["subject"],
+                effect["n"],
+                effect["unit"],
+                text,
+            )
+            rows.append(row | {"estimate": np.nan})  # a note's estimate is its count otherwise
+            continue
         weak = f_stat < WEAK_INSTRUMENT_F
         strength = f"first-stage F = {fmt(f_stat)}" + (" < 10: a weak instrument" if weak else "")
         verdict = None

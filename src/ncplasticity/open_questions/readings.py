@@ -135,7 +135,8 @@ def finish(rows: list[dict], primary, reference: pd.DataFrame | None = None) -> 
     if "role" not in table:
         table["role"] = np.nan
     named = table["statistic"].isin(primary)
-    no_verdict = table["verdict"].isna()
+    # A primary analysis that could not be estimated stays in the table as a note saying why.
+    no_verdict = table["verdict"].isna() & (table["role"] != NOTE)
     if (named & no_verdict).any():
         names = sorted(table.loc[named & no_verdict, "statistic"].unique())
         raise ValueError(f"open_questions.primary: {names} cannot be primary (no verdict)")
