@@ -85,16 +85,22 @@ def _fit(dependent, exog, endog=None, instruments=None, clusters=None):
 
 
 def _row(statistic, outcome, result, term, runs, method, f_stat, excluded) -> dict:
-    low, high = result.conf_int().loc[term]
+    """A row of :data:`CAUSAL_COLUMNS` from a fit's ``term``; without an estimate where
+    ``result`` is None (the fit could not be made, ``method`` says why)."""
+    if result is None:
+        estimate = low = high = p = np.nan
+    else:
+        estimate, p = float(result.params[term]), float(result.pvalues[term])
+        low, high = (float(bound) for bound in result.conf_int().loc[term])
     return {
         "question": "Q1b",
         "statistic": statistic,
         "outcome": outcome,
         "subject": "nc_target doses",
-        "estimate": float(result.params[term]),
-        "ci_low": float(low),
-        "ci_high": float(high),
-        "p": float(result.pvalues[term]),
+        "estimate": estimate,
+        "ci_low": low,
+        "ci_high": high,
+        "p": p,
         "n": runs,
         "unit": "runs",
         "first_stage_f": f_stat,
@@ -125,14 +131,7 @@ def iv_estimates(data: pd.DataFrame, excluded: list[str], outcome: str) -> list[
             f"not estimable: {doses} dose(s) and {runs} run(s) have {outcome} once degenerate "
             "runs are left out (it needs 2 doses and 3 runs)"
         )
-        missing = dict.fromkeys(["estimate", "ci_low", "ci_high", "p", "first_stage_f"], np.nan)
-        return [
-            {"question": "Q1b", "statistic": name, "outcome": outcome}
-            | {"subject": "nc_target doses", "n": runs, "unit": "runs", "method": method}
-            | missing
-            | {"excluded": "; ".join(excluded) or "none"}
-            for name in names
-        ]
+        return [_row(name, outcome, None, None, runs, method, np.nan, excluded) for name in names]
     clusters = pd.Series(pd.factorize(data["run"])[0], index=data.index)
     exog = _design(data)
     trend = "steps trend per dose, errors clustered by run"
