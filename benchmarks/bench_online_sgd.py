@@ -4,12 +4,13 @@ Both train the same 784-100-100-100-10 MLP (same init) on the same MNIST digits 
 5,000, pixels in [0, 1], a random pixel permutation as in Permuted MNIST) in the same order,
 on one CPU thread. Also prints
 
-* the machine's floor for the step: the multiply-adds the step needs (forward, weight
-  update, and input gradients below the top layer; inputs that are zero skip theirs, as in
-  the fast path, counted from the real data) divided by the measured single-thread peak of
-  a tight vectorised FMA loop on L1-resident data. Nothing can do the step's arithmetic
-  faster; the gap to it is memory traffic (the touched weight rows, ~0.25 MB a step, are
-  read twice and written once from L2), softmax and loop overhead;
+* two floors for the step, from the real data (inputs that are zero skip their rows, as in
+  the fast path): the arithmetic floor, its multiply-adds (forward, weight update, and input
+  gradients below the top layer) at the single-thread peak of a 512x512 float32 matrix
+  product; and the memory estimate, the weight rows it reads (forward) and reads and writes
+  (update) moved at the rates of sequential sweeps over an array the size of the first
+  layer's weight (313 KB: in L2, ten times L1). The step's rows together are ~0.4 MB, so they
+  pass between L2 and L1 in every step, and the memory estimate is the one that binds;
 * the per-sample time of the autograd loop at larger batch sizes, where it is used;
 * the fast path cut into chunks by an intervention's every-1000-steps hook (the weights go to
   the torch model and back at every call), against the uncut loop;
@@ -44,38 +45,57 @@ from ncplasticity.interventions import HookContext, Intervention, optimizer_opti
 from ncplasticity.networks import MLP
 
 
+def peak_flops() -> float:
+    """Single-thread float32 FLOP/s of a 512x512 matrix product (torch, one thread): the
+    machine's multiply-add peak with register-blocked operands (best of 20)."""
+    a, b = torch.rand(512, 512), torch.rand(512, 512)
+    torch.mm(a, b)
+    seconds = time_epoch(lambda: torch.mm(a, b), 1, repeats=20) / 1e6
+    return 2 * 512**3 / seconds
+
+
 @njit(cache=True, fastmath=True)
-def _fma_kernel(a, b, c, reps):
-    # 8 independent 100-float accumulators hide FMA latency; all data stays in L1.
-    for _ in range(reps):
-        for j in range(8):
-            for k in range(a.shape[1]):
-                c[j, k] += a[j, k] * b[k]
+def _read_sweeps(a, sweeps):
+    total = np.float32(0.0)
+    for _ in range(sweeps):
+        for k in range(a.shape[0]):
+            total += a[k]
+    return total
 
 
-def peak_flops(reps: int = 200_000) -> float:
-    """Single-thread float32 FLOP/s of a tight vectorised multiply-add loop (best of 3)."""
-    a = np.random.default_rng(0).random((8, 100), dtype=np.float32) * 1e-3
-    b = np.ones(100, np.float32)
-    c = np.zeros((8, 100), np.float32)
-    _fma_kernel(a, b, c, 10)
-    seconds = time_epoch(lambda: _fma_kernel(a, b, c, reps), 1) / 1e6
-    return 2 * 8 * 100 * reps / seconds
+@njit(cache=True, fastmath=True)
+def _update_sweeps(a, sweeps):
+    for _ in range(sweeps):
+        for k in range(a.shape[0]):
+            a[k] = a[k] * np.float32(0.5) + np.float32(1.0)
 
 
-def step_flops(model: MLP, x: np.ndarray) -> float:
-    """Mean FLOPs of one batch-1 step on these inputs, zero inputs skipped."""
+def l2_rates(floats: int = 784 * 100, sweeps: int = 2000) -> tuple[float, float]:
+    """Bytes/s of sequential sweeps that read, and that read and write, an L2-resident float32
+    array of ``floats`` (best of 3; bytes counted once per element and sweep)."""
+    a = np.ones(floats, np.float32)
+    _read_sweeps(a, 2)
+    _update_sweeps(a, 2)
+    read = time_epoch(lambda: _read_sweeps(a, sweeps), 1) / 1e6
+    update = time_epoch(lambda: _update_sweeps(a, sweeps), 1) / 1e6
+    return 4 * floats * sweeps / read, 4 * floats * sweeps / update
+
+
+def step_work(model: MLP, x: np.ndarray) -> tuple[float, float]:
+    """Mean (FLOPs, weight bytes of the rows touched) of one batch-1 step on these inputs,
+    zero inputs skipped: the forward reads each touched row, the update reads and writes it."""
     with torch.no_grad():
         inputs = [torch.from_numpy(x)]
         for layer in model.hidden:
             inputs.append(torch.relu(layer(inputs[-1])))
     layers = [*model.hidden, model.classifier]
-    flops = 0.0
+    flops = row_bytes = 0.0
     for depth, (layer, a_in) in enumerate(zip(layers, inputs, strict=True)):
         nonzero = float((a_in != 0).sum(1).float().mean())
         passes = 3 if depth > 0 else 2  # forward, update (+ input gradient above the input)
         flops += 2 * passes * nonzero * layer.out_features
-    return flops
+        row_bytes += 4 * nonzero * layer.out_features
+    return flops, row_bytes
 
 
 class EveryPeriod(Intervention):
@@ -215,10 +235,17 @@ def main() -> None:
     )
 
     peak = peak_flops()
-    flops = step_flops(reference, x[:, permutation])
-    print(f"single-thread peak {peak / 1e9:.1f} GFLOP/s (tight FMA loop, L1-resident)")
+    flops, row_bytes = step_work(reference, x[:, permutation])
+    read_rate, update_rate = l2_rates()
     floor = flops / peak * 1e6
+    memory = (row_bytes / read_rate + row_bytes / update_rate) * 1e6
+    print(f"single-thread peak {peak / 1e9:.1f} GFLOP/s (512x512 float32 matrix product)")
     print(f"step needs {flops / 1e3:.1f} kFLOP (zero inputs skipped) -> floor {floor:.2f} us/step")
+    print(
+        f"step reads {row_bytes / 1e3:.1f} KB of weight rows and reads and writes them again; "
+        f"L2 sweeps read {read_rate / 1e9:.1f} GB/s, read+write {update_rate / 1e9:.1f} GB/s "
+        f"-> memory estimate {memory:.2f} us/step"
+    )
     print(f"fast {fast:.1f} us/step, autograd {slow:.1f} us/step, {slow / fast:.1f}x")
 
     times = {}
