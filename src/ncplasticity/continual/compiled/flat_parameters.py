@@ -42,18 +42,24 @@ def flatten(model: MLP, arrays: Sequence | None = None) -> np.ndarray:
     flat = np.empty(sum(p.numel() for p, _, _ in slots), np.float32)
     for (p, start, transposed), array in zip(slots, arrays, strict=True):
         array = np.asarray(array, dtype=np.float32)
-        flat[start : start + p.numel()] = (array.T if transposed else array).ravel()
+        source = array.T if transposed else array
+        flat[start : start + p.numel()].reshape(source.shape)[...] = source  # one copy
     return flat
 
 
 def unflatten(model: MLP, flat: np.ndarray) -> list[np.ndarray]:
     """The inverse of :func:`flatten`: one array per parameter, ``model.parameters()`` order."""
-    arrays = []
+    return [np.ascontiguousarray(view) for view in _views(model, flat)]
+
+
+def _views(model: MLP, flat: np.ndarray) -> list[np.ndarray]:
+    """Each parameter's part of ``flat`` as a view in the parameter's shape."""
+    views = []
     for p, start, transposed in _slots(model):
         shape = tuple(p.shape)[::-1] if transposed else tuple(p.shape)
         part = flat[start : start + p.numel()].reshape(shape)
-        arrays.append(np.ascontiguousarray(part.T if transposed else part))
-    return arrays
+        views.append(part.T if transposed else part)
+    return views
 
 
 def flat_parameters(model: MLP) -> tuple[np.ndarray, np.ndarray]:
@@ -63,6 +69,6 @@ def flat_parameters(model: MLP) -> tuple[np.ndarray, np.ndarray]:
 
 def load_flat_parameters(model: MLP, params: np.ndarray) -> None:
     """Write a flat array from :func:`flat_parameters` back into the MLP."""
-    with torch.no_grad():
-        for p, array in zip(model.parameters(), unflatten(model, params), strict=True):
-            p.copy_(torch.from_numpy(array))
+    with torch.no_grad():  # a strided copy from the views: one pass over the weights
+        for p, view in zip(model.parameters(), _views(model, params), strict=True):
+            p.copy_(torch.from_numpy(view))
