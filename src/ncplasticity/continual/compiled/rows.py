@@ -5,7 +5,7 @@ nonzero input, in the layout of :mod:`.forward`: a layer's weight as [in, out]).
 numba loops, every row reloads and stores the vector it adds to and ends in a scalar remainder,
 and a layer's forward pass costs about 20 cycles a row here. These three operations are
 emitted as LLVM IR instead (numba intrinsics): a row of 100 floats is 12 vectors of 8 and a
-masked 13th, the accumulators stay in registers across the rows, and a row is read once.
+partial 13th, the accumulators stay in registers across the rows, and a row is read once.
 
 For the rows ``i`` in ``rows[:count]``, with rows of ``n`` floats starting at
 ``weights[offset + i·n]`` and ``values`` indexed by ``i``:
@@ -34,8 +34,7 @@ _F32 = ir.FloatType()
 _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
 _VEC = ir.VectorType(_F32, _LANES)
-_MASK = ir.VectorType(ir.IntType(1), _LANES)
-# Vectors per pass over the rows, the last one masked: 13 covers a row of 97-104 floats in one
+# Vectors per pass over the rows, the last one partial: 13 covers a row of 97-104 floats in one
 # pass with 13 of the 16 AVX registers as accumulators; 4 and 1 serve narrower rows (the
 # classifier's 10) and the rest of wider ones.
 _PASS_VECTORS = (13, 4, 1)
@@ -65,52 +64,102 @@ def _vector_address(builder, base, offset):
     return builder.bitcast(builder.gep(base, [offset]), _VEC.as_pointer())
 
 
-def _load_vectors(builder, base, start, count, mask):
-    """``count`` vectors from ``base[start:]``, the last one masked (masked lanes read 0 and
-    touch no memory)."""
-    load = _intrinsic_function(
-        builder, "llvm.masked.load.v8f32.p0", _VEC, [_VEC.as_pointer(), _I32, _MASK, _VEC]
-    )
-    vectors = []
-    for j in range(count):
-        address = _vector_address(builder, base, builder.add(start, _int(_LANES * j)))
-        if j < count - 1:
-            vectors.append(builder.load(address, align=4))
-        else:
-            zeros = ir.Constant(_VEC, [0.0] * _LANES)
-            vectors.append(builder.call(load, [address, _I32(4), mask, zeros]))
+def _pieces(lanes: int) -> list[tuple[int, int]]:
+    """(first lane, width) of the pieces, widest first, that cover lanes 0..lanes-1."""
+    pieces, lane = [], 0
+    for width in (8, 4, 2, 1):
+        if lanes - lane >= width:
+            pieces.append((lane, width))
+            lane += width
+    return pieces
+
+
+def _by_lanes(builder, in_last, emit):
+    """Branches on ``min(in_last, 8)`` (``in_last`` ≥ 1) and calls ``emit(lanes)`` in the
+    case of each count; returns what the cases returned, as a phi when they return values.
+    Rows are partial vectors one after another, so the branch is always predicted; masked
+    loads and stores would instead be microcoded on AMD and scalarised lane by lane on the
+    baseline target of ``portable``."""
+    lanes = builder.select(builder.icmp_signed("<", in_last, _int(_LANES)), in_last, _int(_LANES))
+    done = builder.append_basic_block("lanes.done")
+    origin = builder.block
+    switch = builder.switch(lanes, done)
+    results = []
+    for count in range(1, _LANES + 1):
+        case = builder.append_basic_block(f"lanes.{count}")
+        switch.add_case(_int(count), case)
+        with builder.goto_block(case):
+            results.append((emit(count), builder.block))
+            builder.branch(done)
+    builder.position_at_end(done)
+    if results[0][0] is None:
+        return None
+    merged = builder.phi(results[0][0].type)
+    merged.add_incoming(ir.Constant(merged.type, ir.Undefined), origin)  # never taken
+    for value, block in results:
+        merged.add_incoming(value, block)
+    return merged
+
+
+def _piece_address(builder, base, start, lane, width):
+    address = builder.gep(base, [builder.add(start, _int(lane))])
+    kind = _F32 if width == 1 else ir.VectorType(_F32, width)
+    return builder.bitcast(address, kind.as_pointer())
+
+
+def _load_vectors(builder, base, start, count, in_last):
+    """``count`` vectors from ``base[start:]``, of the last one its first ``in_last`` lanes
+    (the others 0; memory past them is not read)."""
+    vectors = [
+        builder.load(_vector_address(builder, base, builder.add(start, _int(_LANES * j))), align=4)
+        for j in range(count - 1)
+    ]
+    last_start = builder.add(start, _int(_LANES * (count - 1)))
+
+    def load_lanes(lanes):
+        vector = ir.Constant(_VEC, [0.0] * _LANES)
+        for lane, width in _pieces(lanes):
+            piece = builder.load(_piece_address(builder, base, last_start, lane, width), align=4)
+            vector = _insert_piece(builder, vector, piece, lane, width)
+        return vector
+
+    vectors.append(_by_lanes(builder, in_last, load_lanes))
     return vectors
 
 
+def _insert_piece(builder, vector, piece, lane, width):
+    if width == 1:
+        return builder.insert_element(vector, piece, _I32(lane))
+    if width == _LANES:
+        return piece
+    # Widen the piece to 8 lanes (its lanes at lane..lane+width-1), then take those lanes.
+    spread = [i - lane if lane <= i < lane + width else width for i in range(_LANES)]
+    zeros = ir.Constant(piece.type, [0.0] * width)
+    widened = builder.shuffle_vector(piece, zeros, ir.Constant(ir.VectorType(_I32, _LANES), spread))
+    take = [_LANES + i if lane <= i < lane + width else i for i in range(_LANES)]
+    return builder.shuffle_vector(vector, widened, ir.Constant(ir.VectorType(_I32, _LANES), take))
+
+
 def _store_vectors(builder, vectors, base, start, in_last):
-    """Stores ``vectors`` at ``base[start:]``, of the last one its first ``in_last`` lanes
-    (``in_last`` ≥ 1; 8 or more: all). Not a masked store: AMD's takes about ten times a
-    store's cycles, and rows are stored one after another."""
+    """Stores ``vectors`` at ``base[start:]``, of the last one its first ``in_last`` lanes."""
     for j, vector in enumerate(vectors[:-1]):
         address = _vector_address(builder, base, builder.add(start, _int(_LANES * j)))
         builder.store(vector, address, align=4)
     last_start = builder.add(start, _int(_LANES * (len(vectors) - 1)))
-    lanes = builder.select(builder.icmp_signed("<", in_last, _int(_LANES)), in_last, _int(_LANES))
-    done = builder.append_basic_block("store.done")
-    switch = builder.switch(lanes, done)
-    for count in range(1, _LANES + 1):
-        case = builder.append_basic_block(f"store.{count}")
-        switch.add_case(_int(count), case)
-        with builder.goto_block(case):
-            lane = 0
-            for width in (8, 4, 2, 1):  # the widest pieces first
-                if count - lane >= width:
-                    piece = _lanes(builder, vectors[-1], lane, width)
-                    address = builder.gep(base, [builder.add(last_start, _int(lane))])
-                    builder.store(piece, builder.bitcast(address, piece.type.as_pointer()), align=4)
-                    lane += width
-            builder.branch(done)
-    builder.position_at_end(done)
+
+    def store_lanes(lanes):
+        for lane, width in _pieces(lanes):
+            piece = _lanes(builder, vectors[-1], lane, width)
+            builder.store(piece, _piece_address(builder, base, last_start, lane, width), align=4)
+
+    _by_lanes(builder, in_last, store_lanes)
 
 
 def _lanes(builder, vector, first, width):
     if width == 1:
         return builder.extract_element(vector, _I32(first))
+    if width == _LANES:
+        return vector
     indices = ir.Constant(ir.VectorType(_I32, width), list(range(first, first + width)))
     return builder.shuffle_vector(vector, vector, indices)
 
@@ -141,11 +190,10 @@ def _partial_dots(builder, row, direction):
 
 
 def _column_passes(builder, n, emit_pass):
-    """Calls ``emit_pass(column, vectors, mask, in_last)`` for passes covering columns 0..n-1:
-    at each column the widest of :data:`_PASS_VECTORS` whose unmasked vectors lie inside the
-    row, its last vector masked to the ``in_last`` columns left (``mask``: lane < in_last)."""
+    """Calls ``emit_pass(column, vectors, in_last)`` for passes covering columns 0..n-1: at
+    each column the widest of :data:`_PASS_VECTORS` whose full vectors lie inside the row, its
+    last vector partial, holding the ``in_last`` columns left (8 or more: all of it)."""
     column = cgutils.alloca_once_value(builder, _int(0))
-    lane_numbers = ir.Constant(ir.VectorType(_I64, _LANES), list(range(_LANES)))
     head = builder.append_basic_block("passes.head")
     choose = builder.append_basic_block("passes.choose")
     done = builder.append_basic_block("passes.done")
@@ -165,8 +213,7 @@ def _column_passes(builder, n, emit_pass):
             builder.cbranch(fits, body, following)
         builder.position_at_end(body)
         in_last = builder.sub(left, _int(_LANES * (vectors - 1)))
-        mask = builder.icmp_signed("<", lane_numbers, _splat(builder, in_last))
-        emit_pass(start, vectors, mask, in_last)
+        emit_pass(start, vectors, in_last)
         builder.store(builder.add(start, _int(_LANES * vectors)), column)
         builder.branch(head)
         if vectors != 1:
@@ -238,14 +285,14 @@ def accumulate_rows(typingctx, out, weights, offset, rows, count, values):
         n, offset_ = a.length(0), a.scalar(2, types.int64)
         count_ = a.scalar(4, types.int64)
 
-        def emit_pass(column, vectors, mask, in_last):
-            totals = _load_vectors(builder, out_data, column, vectors, mask)
+        def emit_pass(column, vectors, in_last):
+            totals = _load_vectors(builder, out_data, column, vectors, in_last)
             slots = [cgutils.alloca_once_value(builder, total) for total in totals]
 
             def add_row(i):
                 value = _splat(builder, builder.load(builder.gep(value_data, [i])))
                 start = builder.add(builder.add(offset_, builder.mul(i, n)), column)
-                row = _load_vectors(builder, weight_data, start, vectors, mask)
+                row = _load_vectors(builder, weight_data, start, vectors, in_last)
                 for slot, part in zip(slots, row, strict=True):
                     builder.store(_fmuladd(builder, value, part, builder.load(slot)), slot)
 
@@ -268,14 +315,14 @@ def _step_codegen(with_dots: bool):
         scale = a.scalar(5, types.float32)
         dot_data = a.data(7) if with_dots else None
 
-        def emit_pass(column, vectors, mask, in_last):
-            direction = _load_vectors(builder, direction_data, column, vectors, mask)
+        def emit_pass(column, vectors, in_last):
+            direction = _load_vectors(builder, direction_data, column, vectors, in_last)
 
             def step_row(i):
                 value = builder.load(builder.gep(value_data, [i]))
                 factor = _splat(builder, builder.fmul(scale, value))
                 start = builder.add(builder.add(offset_, builder.mul(i, n)), column)
-                row = _load_vectors(builder, weight_data, start, vectors, mask)
+                row = _load_vectors(builder, weight_data, start, vectors, in_last)
                 if with_dots:
                     dot = builder.gep(dot_data, [i])
                     total = _horizontal_sum(builder, _partial_dots(builder, row, direction))
