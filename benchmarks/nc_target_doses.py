@@ -16,8 +16,15 @@ With ``--plain-table PATH`` it also writes plain's per-task ``nc1_trace_ratio`` 
 there: ``docs/open_questions_plain_nc1.tsv`` is that table for seeds 1-5, the measurement the
 study's targets come from (``configs/open_questions.yaml``; a test recomputes them from it).
 
+At the reference study's scale (60,000 digits a task), lay its overlay over the quick study's
+and take plain's runs from that study's finished results instead of training them again:
+
+    python benchmarks/nc_target_doses.py --overlay configs/open_questions_reference.yaml \
+        --data-root ../shared/data --plain-results <reference study>/results --seeds 1
+
 Usage: python benchmarks/nc_target_doses.py [--seeds 1 2] [--plain-seeds 1 2 3 4 5]
-       [--tasks 150] [--strength S] [--plain-table PATH]
+       [--tasks 150] [--strength S] [--doses 0.5 2 (none: plain only)] [--plain-table PATH]
+       [--overlay PATH ...] [--data-root DIR] [--plain-results DIR]
 """
 
 from __future__ import annotations
@@ -44,10 +51,11 @@ DOSES = (0.5, 0.7, 1.4, 2.0)
 FIRST, ACCURACY_TASKS = 10, (1, 20)
 
 
-def base_settings(tasks: int) -> dict:
+def base_settings(tasks: int, overlays: list[Path]) -> dict:
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    study = yaml.safe_load((REPO / "configs/open_questions.yaml").read_text())
-    settings = deep_merge(config, study)["continual"]
+    for overlay in [REPO / "configs/open_questions.yaml", *overlays]:
+        config = deep_merge(config, yaml.safe_load(Path(overlay).read_text()))
+    settings = config["continual"]
     for key in ("seeds", "analysis_tasks", "threads", "variants"):
         settings.pop(key, None)
     settings["num_tasks"] = tasks
@@ -59,9 +67,18 @@ def run(args) -> dict:
     out = Path(out)
     train_run(settings, seed, name, dataset, out / f"{name}.h5", out / f"{name}.tsv", out / name)
     _, nc = file_metrics(out / f"{name}.h5")
-    log = read_table(out / f"{name}.tsv")
+    return summary([row["nc1_trace_ratio"] for row in nc], read_table(out / f"{name}.tsv"))
+
+
+def finished_plain(results: Path, seed: int) -> dict:
+    """Plain's run of a finished study (its continual log and NC metrics tables)."""
+    metrics = read_table(results / "continual" / "metrics" / f"plain_s{seed}.tsv")
+    log = read_table(results / "continual" / "logs" / f"plain_s{seed}.tsv")
+    return summary(list(metrics.sort_values("task")["nc1_trace_ratio"]), log)
+
+
+def summary(trace_ratio: list[float], log: pd.DataFrame) -> dict:
     first, last = ACCURACY_TASKS
-    trace_ratio = [row["nc1_trace_ratio"] for row in nc]
     return {
         "trace_ratio": trace_ratio,
         "achieved": float(np.median(trace_ratio[FIRST:])),
@@ -84,14 +101,21 @@ def main() -> None:
     parser.add_argument("--plain-seeds", type=int, nargs="+", default=None)
     parser.add_argument("--strength", type=float, default=None)
     parser.add_argument("--plain-table", type=Path, default=None)
+    parser.add_argument("--doses", type=float, nargs="*", default=list(DOSES))
+    parser.add_argument("--overlay", type=Path, action="append", default=[])
+    parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--plain-results", type=Path, default=None)
     args = parser.parse_args()
     plain_seeds = sorted(set(args.plain_seeds or args.seeds) | set(args.seeds))
-    base = base_settings(args.tasks)
+    base = base_settings(args.tasks, args.overlay)
     with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(2) as pool:
-        dataset = Path(tmp) / "mnist5k.npz"
-        prepare_dataset("mnist5k", Path(tmp) / "root", dataset)
-        jobs = [(base, s, f"plain_s{s}", dataset, tmp) for s in plain_seeds]
-        plain = dict(zip(plain_seeds, pool.map(run, jobs), strict=True))
+        dataset = Path(tmp) / f"{base['dataset']}.npz"
+        prepare_dataset(base["dataset"], args.data_root or Path(tmp) / "root", dataset)
+        if args.plain_results:
+            plain = {s: finished_plain(args.plain_results, s) for s in plain_seeds}
+        else:
+            jobs = [(base, s, f"plain_s{s}", dataset, tmp) for s in plain_seeds]
+            plain = dict(zip(plain_seeds, pool.map(run, jobs), strict=True))
         table = pd.DataFrame(
             [
                 {"seed": s, "task": t, "nc1_trace_ratio": value}
@@ -106,8 +130,10 @@ def main() -> None:
             f"plain median nc1_trace_ratio over tasks {FIRST}-{args.tasks - 1}, seeds "
             f"{plain_seeds}: {reference:.4g}"
         )
+        if not args.doses:  # plain's table and reference only
+            return
         jobs, keys = [], []
-        for dose in DOSES:
+        for dose in args.doses:
             settings = copy.deepcopy(base)
             entry = {"name": "nc_target", "target": round(dose * reference, 4)}
             if args.strength is not None:

@@ -551,6 +551,26 @@ def test_the_reference_study_is_the_quick_one_at_every_digit():
     assert ref_config["continual"]["seeds"] == config["continual"]["seeds"]
 
 
+def _dose_targets(settings: dict) -> list[float]:
+    return sorted(cond.family(cond.describe(settings), "dose")["target"].dropna())
+
+
+def test_paper_scale_doses_come_from_plain_at_that_scale():
+    """The reference study and the cluster study run at 60,000 digits a task, where plain's NC1
+    is lower than at 2,000: their doses are 0.5x-2x of plain's there, recomputed from the
+    committed table of the reference study's plain runs, and the two studies share them."""
+    _, reference = _resolved("open_questions", "open_questions_reference")
+    _, paper = _resolved("open_questions_paper")
+    plain = pd.read_csv(REPO / "docs/open_questions_plain_nc1_60000.tsv", sep="\t")
+    assert sorted(plain["seed"].unique()) == [1, 2, 3, 4, 5]
+    median = plain.loc[plain["task"] >= 10, "nc1_trace_ratio"].median()
+    targets = [round(m * median, 4) for m in (0.5, 0.7, 1.4, 2.0)]
+    assert _dose_targets(reference) == targets == _dose_targets(paper)
+    doses = [v for v in reference if v.startswith("nc_target")]
+    assert all(reference[v] == paper[v] for v in doses)
+    assert all(reference[v]["dataset"] == "mnist" for v in doses)
+
+
 @pytest.fixture(scope="module")
 def repo_copy(tmp_path_factory):
     return scratch_copy(tmp_path_factory.mktemp("repo"))
