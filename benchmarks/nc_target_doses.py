@@ -110,7 +110,8 @@ def main() -> None:
     base = base_settings(args.tasks, args.overlay)
     with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(2) as pool:
         dataset = Path(tmp) / f"{base['dataset']}.npz"
-        prepare_dataset(base["dataset"], args.data_root or Path(tmp) / "root", dataset)
+        if args.doses or not args.plain_results:  # something trains
+            prepare_dataset(base["dataset"], args.data_root or Path(tmp) / "root", dataset)
         if args.plain_results:
             plain = {s: finished_plain(args.plain_results, s) for s in plain_seeds}
         else:

@@ -219,7 +219,8 @@ def run_steps(
                     sq += decay_block(params, init_params, w, n_in * n_out, scalars)
                 norm_in = np.float32(0.0)
                 for k in range(n_active[layer]):
-                    norm_in += a_in[nz[k]] * a_in[nz[k]]
+                    v = a_in[nz[k]]
+                    norm_in += v * v
                 if fused:
                     dot_update_rows(params, w, nz, n_active[layer], a_in, -lr, d_out, delta_prev)
                 else:
