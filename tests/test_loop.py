@@ -67,6 +67,33 @@ def test_flat_parameters_round_trip():
         assert torch.equal(a, b)
 
 
+def test_flat_layout_follows_replaced_parameters(digits):
+    """The layout cached per model is made again when a parameter is replaced (a reset that
+    assigns a new Parameter): training then reads and writes the new one, not the old."""
+    torch.set_num_threads(1)
+    x, y = digits
+    rng = np.random.default_rng(4)
+    order, permutation = rng.permutation(len(x))[:50], rng.permutation(784)
+    torch.manual_seed(4)
+    model = MLP()
+    train_epoch(model, x, y, order, 0.01, 1, permutation)  # caches the layout
+    old = model.hidden[1].weight
+    model.hidden[1].weight = torch.nn.Parameter(torch.zeros_like(old))
+    frozen_old = old.detach().clone()
+    reference = copy.deepcopy(model)
+    _assert_same_training(model, x, y, order, permutation)
+    assert torch.equal(old, frozen_old)  # the replaced parameter was left alone
+    assert not torch.equal(model.hidden[1].weight, reference.hidden[1].weight)
+    # Flat copies are the caller's own: the next gather does not overwrite them.
+    first, _ = flat_parameters(model)
+    kept = first.copy()
+    with torch.no_grad():
+        model.hidden[0].weight.add_(1.0)
+    second, _ = flat_parameters(model)
+    np.testing.assert_array_equal(first, kept)
+    assert not np.array_equal(first, second)
+
+
 def test_larger_batches_learn(digits):
     x, y = digits
     torch.manual_seed(3)

@@ -13,14 +13,9 @@ import torch
 
 from ncplasticity import optim
 from ncplasticity.continual.compiled import constants as slots
-from ncplasticity.continual.compiled.flat_parameters import (
-    flatten,
-    layer_sizes,
-    load_flat_parameters,
-    unflatten,
-)
+from ncplasticity.continual.compiled.flat_parameters import flatten, plan, unflatten
 from ncplasticity.continual.compiled.form import CompiledForm
-from ncplasticity.continual.compiled.forward import layout, sparse_rows
+from ncplasticity.continual.compiled.forward import sparse_rows
 from ncplasticity.continual.compiled.specialise import run_steps_for
 from ncplasticity.interventions import HookContext, Intervention
 from ncplasticity.networks import MLP
@@ -70,8 +65,8 @@ def train_steps(
     returns per step (correct, loss, gradient norm, per-step plasticity or NaN)."""
     group = optimizer.param_groups[0]
     adam = type(optimizer) is torch.optim.Adam
-    sizes = layer_sizes(model)
-    params = flatten(model)
+    layout = plan(model)
+    params = layout.gather()
     hp = np.zeros(slots.NUM_HP)
     hp[slots.H_LR] = group["lr"]
     hp[slots.H_WEIGHT_DECAY] = group["weight_decay"]
@@ -118,8 +113,8 @@ def train_steps(
             init_params,
             opt_m,
             opt_v,
-            sizes,
-            layout(sizes, model.layer_norm)[0],
+            layout.sizes,
+            layout.offsets,
             hp,
             counters,
             hook_states,
@@ -129,7 +124,7 @@ def train_steps(
             np.argsort(np.asarray(permutation, dtype=np.int64)),
             *record,
         )
-    load_flat_parameters(model, params)
+    layout.scatter(params)
     if adam:
         for p, m, v in zip(
             model.parameters(), unflatten(model, opt_m), unflatten(model, opt_v), strict=True
