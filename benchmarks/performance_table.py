@@ -33,6 +33,8 @@ BUDGET = "python benchmarks/paper_budget.py"
 FRESH = "python benchmarks/bench_fresh_reference.py --tasks 150 --repeats 3"
 PORTABLE = "python benchmarks/bench_portable.py --tasks 40 --repeats 3"
 PLAN = "snakemake -n -q --configfile configs/paper.yaml"
+# The compiled step as issue 27 found it (fd689ba) against the working tree, in one process.
+VERSIONS = "python benchmarks/bench_step_versions.py fd689ba WORKTREE --rounds 12"
 
 NUMBER = r"([-+0-9.,]+)"
 
@@ -113,6 +115,27 @@ def online_sgd() -> list[tuple[str, str]]:
             )
         )
     return [(figure, value, SGD) for figure, value in rows]
+
+
+def step_versions() -> list[tuple[str, str, str]]:
+    out, _ = run(VERSIONS)
+    rows = re.findall(
+        rf"version (\S+): best {NUMBER} us/step, median {NUMBER} us/step; "
+        rf"speed-up over \S+: {NUMBER}x by the best, {NUMBER}x by the median",
+        out,
+    )
+    if len(rows) != 2:
+        raise RuntimeError(f"expected two versions in the output of {VERSIONS}")
+    (old, old_best, old_median, _, _), (_, best, median, by_best, by_median) = rows
+    return [
+        (
+            f"Compiled SGD step against the step at {old}, one process, in turns (4,000 steps "
+            "a call)",
+            f"{best} µs vs {old_best} µs by the best of 12 rounds ({by_best}×), {median} µs vs "
+            f"{old_median} µs by the median ({by_median}×)",
+            VERSIONS,
+        )
+    ]
 
 
 def nc_engine() -> list[tuple[str, str, str]]:
@@ -212,6 +235,7 @@ def main() -> int:
     header = machine()
     benchmarks = [
         (SGD, online_sgd),
+        (VERSIONS, step_versions),
         (NC, nc_engine),
         (RESNET_MNIST, lambda: resnet(RESNET_MNIST, "ResNet-18 epoch, mnist5k, width 4, 1 thread")),
         (BUDGET, paper_budget),
