@@ -25,7 +25,7 @@ on one CPU thread. Also prints
 at batch 1 on one thread, nothing else; the fast path's times include what it records per step
 (gradient norm; per-step plasticity on every 10th step).
 
-Usage: python benchmarks/bench_online_sgd.py [--steps 4000] [--autograd-steps 1000]
+Usage: python benchmarks/bench_online_sgd.py [--steps 4000] [--autograd-steps 1000] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -173,10 +173,26 @@ def time_epoch(fn, steps: int, repeats: int = 3) -> float:
     return best / steps * 1e6
 
 
+def time_in_turns(runs, rounds: int) -> list[float]:
+    """Microseconds per step of each ``(fn, steps)`` in ``runs``, the best of ``rounds``
+    rounds that run each once in turn: the machine's speed drifts for minutes at a time, and
+    runs in turns see the same drift, so their ratio holds where separate timings' would not."""
+    best = [float("inf")] * len(runs)
+    for _ in range(rounds):
+        for index, (fn, steps) in enumerate(runs):
+            start = time.perf_counter()
+            fn()
+            best[index] = min(best[index], (time.perf_counter() - start) / steps * 1e6)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--autograd-steps", type=int, default=1000)
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="rounds of the compiled and autograd loops in turn"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -191,15 +207,39 @@ def main() -> None:
 
     fast_model = copy.deepcopy(reference)
     train_epoch(fast_model, x, y, order[:10], 0.01, 1, permutation)  # compile / load cache
-    fast = time_epoch(
-        lambda: train_epoch(fast_model, x, y, order[: args.steps], 0.01, 1, permutation),
-        args.steps,
-    )
     slow_model = copy.deepcopy(reference)
     plain_autograd(slow_model, x, y, order[:10], 0.01, permutation)
-    slow = time_epoch(
-        lambda: plain_autograd(slow_model, x, y, order[: args.autograd_steps], 0.01, permutation),
-        args.autograd_steps,
+    chunked_model = copy.deepcopy(reference)
+    hook = EveryPeriod(period=1000)
+    ctx = HookContext(chunked_model)
+    fast, slow, chunked = time_in_turns(
+        [
+            (
+                lambda: train_epoch(fast_model, x, y, order[: args.steps], 0.01, 1, permutation),
+                args.steps,
+            ),
+            (
+                lambda: plain_autograd(
+                    slow_model, x, y, order[: args.autograd_steps], 0.01, permutation
+                ),
+                args.autograd_steps,
+            ),
+            (
+                lambda: train_epoch(
+                    chunked_model,
+                    x,
+                    y,
+                    order[: args.steps],
+                    0.01,
+                    1,
+                    permutation,
+                    interventions=[hook],
+                    ctx=ctx,
+                ),
+                args.steps,
+            ),
+        ],
+        args.rounds,
     )
 
     for batch_size in (16, 128):
@@ -211,27 +251,9 @@ def main() -> None:
             args.steps,
         )
         print(f"autograd batch {batch_size}: {per_sample:.2f} us/sample")
-
-    chunked_model = copy.deepcopy(reference)
-    hook = EveryPeriod(period=1000)
-    ctx = HookContext(chunked_model)
-    chunked = time_epoch(
-        lambda: train_epoch(
-            chunked_model,
-            x,
-            y,
-            order[: args.steps],
-            0.01,
-            1,
-            permutation,
-            interventions=[hook],
-            ctx=ctx,
-        ),
-        args.steps,
-    )
     print(
-        f"fast with an every-1000-steps hook: {chunked:.2f} us/step ({hook.calls} calls), "
-        f"uncut {fast:.2f} us/step"
+        f"fast with an every-1000-steps hook: {chunked:.2f} us/step "
+        f"({hook.calls // args.rounds} calls), uncut {fast:.2f} us/step"
     )
 
     peak = peak_flops()
