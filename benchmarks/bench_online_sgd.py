@@ -13,7 +13,8 @@ on one CPU thread. Also prints
   pass between L2 and L1 in every step, and the memory estimate is the one that binds;
 * the per-sample time of the autograd loop at larger batch sizes, where it is used;
 * the fast path cut into chunks by an intervention's every-1000-steps hook (the weights go to
-  the torch model and back at every call), against the uncut loop;
+  the torch model and back at every call), against the uncut loop, and the time of a call of
+  10 steps;
 * then one line per intervention and option on the compiled path, ``intervention <name>:
   <x> us/step`` (default parameters; ``shrink_perturb`` in its per-step form, ``redo`` every
   1,000 steps; ``adam`` and ``layer_norm`` are the network/optimiser options), and the plain
@@ -255,6 +256,15 @@ def main() -> None:
         f"fast with an every-1000-steps hook: {chunked:.2f} us/step "
         f"({hook.calls // args.rounds} calls), uncut {fast:.2f} us/step"
     )
+    # A call's fixed cost (the parameters into the flat layout and back, the loop's setup):
+    # calls of 10 steps, whose steps cost ~0.1 ms of it.
+    call = time_epoch(
+        lambda: [
+            train_epoch(fast_model, x, y, order[:10], 0.01, 1, permutation) for _ in range(200)
+        ],
+        200,
+    )
+    print(f"a call of 10 steps: {call / 1e3:.2f} ms")
 
     peak = peak_flops()
     flops, row_bytes = step_work(reference, x[:, permutation])

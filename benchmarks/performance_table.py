@@ -77,10 +77,11 @@ def online_sgd() -> list[tuple[str, str]]:
     cut, calls, uncut = find(
         rf"every-1000-steps hook: {NUMBER} us/step \((\d+) calls\), uncut {NUMBER}", out
     )
+    (call,) = find(rf"a call of 10 steps: {NUMBER} ms", out)
     rows.append(
         (
-            "The same, cut into chunks by an every-1000-steps hook",
-            f"{cut} µs ({calls} calls) vs {uncut} µs uncut",
+            "The same, cut into chunks by an every-1000-steps hook; a call of 10 steps",
+            f"{cut} µs ({calls} calls) vs {uncut} µs uncut; {call} ms a call",
         )
     )
     per_option = re.findall(rf"intervention (\S+): {NUMBER} us/step", out)
