@@ -75,9 +75,10 @@ def load_version(alias: str):
     return networks.MLP, loop.train_epoch
 
 
-def time_versions(revisions, workdir: Path, rounds: int, x, y, order, permutation) -> dict:
-    """Microseconds a step of each version in each round (versions in turn within a round)."""
-    versions = {}
+def time_versions(revisions, workdir: Path, rounds: int, x, y, order, permutation) -> list:
+    """Microseconds a step of each version (in the order given) in each round, versions in
+    turn within a round."""
+    versions = []
     for index, revision in enumerate(revisions):
         alias = f"ncp_version_{index}"
         package_copy(revision, alias, workdir)
@@ -86,14 +87,14 @@ def time_versions(revisions, workdir: Path, rounds: int, x, y, order, permutatio
         model = mlp()
         initial = copy.deepcopy(model.state_dict())
         train_epoch(model, x, y, order[:10], 0.01, 1, permutation)  # compiles (or loads) it
-        versions[revision] = (model, initial, train_epoch)
-    times = {revision: [] for revision in versions}
+        versions.append((model, initial, train_epoch))
+    times = [[] for _ in versions]
     for _ in range(rounds):
-        for revision, (model, initial, train_epoch) in versions.items():
+        for (model, initial, train_epoch), measured in zip(versions, times, strict=True):
             model.load_state_dict(initial)
             start = time.perf_counter()
             train_epoch(model, x, y, order, 0.01, 1, permutation)
-            times[revision].append((time.perf_counter() - start) / len(order) * 1e6)
+            measured.append((time.perf_counter() - start) / len(order) * 1e6)
     return times
 
 
@@ -110,9 +111,9 @@ def main() -> None:
         sys.path.insert(0, workdir)
         times = time_versions(args.revisions, Path(workdir), args.rounds, x, y, order, permutation)
     first = args.revisions[0]
-    best_first, median_first = min(times[first]), float(np.median(times[first]))
+    best_first, median_first = min(times[0]), float(np.median(times[0]))
     print(f"{args.rounds} rounds of {args.steps} steps a call, versions in turn")
-    for revision, values in times.items():
+    for revision, values in zip(args.revisions, times, strict=True):
         best, median = min(values), float(np.median(values))
         print(
             f"version {revision}: best {best:.2f} us/step, median {median:.2f} us/step; "
