@@ -86,10 +86,6 @@ def plan(model: MLP) -> Plan:
     return cached
 
 
-def layer_sizes(model: MLP) -> np.ndarray:
-    return plan(model).sizes
-
-
 def flatten(model: MLP, arrays: Sequence | None = None) -> np.ndarray:
     """``arrays`` (one per parameter, ``model.parameters()`` order; default the parameters
     themselves) as a new flat float32 vector in the compiled layout."""
@@ -109,7 +105,7 @@ def unflatten(model: MLP, flat: np.ndarray) -> list[np.ndarray]:
 
 def flat_parameters(model: MLP) -> tuple[np.ndarray, np.ndarray]:
     """The MLP's parameters as (flat float32 array, layer sizes) in the compiled layout."""
-    return flatten(model), layer_sizes(model)
+    return flatten(model), plan(model).sizes
 
 
 def load_flat_parameters(model: MLP, params: np.ndarray) -> None:
