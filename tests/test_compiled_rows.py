@@ -9,7 +9,12 @@ import pytest
 from numba import njit
 from numba.core.errors import TypingError
 
-from ncplasticity.continual.compiled.rows import accumulate_rows, dot_update_rows, update_rows
+from ncplasticity.continual.compiled.rows import (
+    accumulate_rows,
+    dot_update_rows,
+    prefetch,
+    update_rows,
+)
 
 WIDTHS = (1, 7, 8, 10, 25, 33, 96, 100, 104, 105, 200)
 N_IN, OFFSET, GUARD, COUNT = 40, 5, 9, 17
@@ -96,3 +101,16 @@ def test_row_operations_refuse_arrays_of_another_type():
         _accumulate(np.zeros(10, np.float32), weights, OFFSET, rows, COUNT, values.astype(float))
     with pytest.raises(TypingError, match="rows must be a contiguous 1-d int64 array"):
         _accumulate(np.zeros(10, np.float32), weights, OFFSET, rows.astype(np.int32), 3, values)
+
+
+@njit
+def _prefetch(array, index):
+    prefetch(array, index)
+
+
+def test_prefetch_is_only_a_hint():
+    array = np.arange(40, dtype=np.float32)
+    _prefetch(array, 33)
+    assert np.array_equal(array, np.arange(40, dtype=np.float32))
+    with pytest.raises(TypingError, match="prefetch takes an array and an integer"):
+        _prefetch(array, 1.5)

@@ -1,5 +1,7 @@
 """The compiled loop's flat parameter layout and its forward pass (numba, no torch): each
-layer's weight transposed to [in, out], its bias, then its LayerNorm weight and bias."""
+layer's weight transposed to [in, out], its bias, then its LayerNorm weight and bias. The
+step's functions are compiled without reference counting (``_nrt=False``), as the step loop
+that calls them (:func:`.kernel._steps`)."""
 
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ def layout(sizes, layer_norm: bool) -> tuple[np.ndarray, int]:
     return offs, pos
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def forward(params, sizes, offs, layer_norm, acts, a_off, zhat, rstd, active, n_active):
     """Forward pass from ``acts[:sizes[0]]`` (the input, whose nonzero entries are listed in
     ``active[:n_active[0]]``); fills every layer's output (post-ReLU for hidden layers, logits
@@ -77,7 +79,7 @@ def forward(params, sizes, offs, layer_norm, acts, a_off, zhat, rstd, active, n_
                 a_out[o] = 0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def cross_entropy(logits, label, exps):
     """(prediction = first maximal logit as torch.argmax, loss, Σ exps), ``exps`` the float64
     exp(logit − max logit) of each class (the softmax is exps / Σ exps)."""

@@ -18,7 +18,8 @@ with the interventions' hooks):
 
 Plain SGD (no Adam, weight decay or l2_init) touches only the weight rows of nonzero inputs
 (blank pixels, inactive ReLUs): a few microseconds a step, most of it moving those rows between
-L2 and L1. The parameter layout and the forward pass live in :mod:`.forward`, the passes over
+L2 and L1. The loop runs without numba's reference counting where no hook needs it
+(:func:`_steps`). The parameter layout and the forward pass live in :mod:`.forward`, the passes over
 weight rows in :mod:`.rows`, the optimiser steps in :mod:`.optimizer`, the slots of ``hp`` and
 ``counters`` in :mod:`.constants`.
 """
@@ -45,7 +46,7 @@ from ncplasticity.continual.compiled.constants import (
 )
 from ncplasticity.continual.compiled.forward import cross_entropy, forward
 from ncplasticity.continual.compiled.optimizer import adam_block, decay_block, update
-from ncplasticity.continual.compiled.rows import dot_update_rows, update_rows
+from ncplasticity.continual.compiled.rows import dot_update_rows, prefetch, update_rows
 
 # <hooks> Each specialised copy replaces this block with calls of its compiled forms'
 # functions, states[i] being the i-th form's state (.specialise); this copy has none.
@@ -66,7 +67,7 @@ def after_step(states, net, acts, label, seed, step):
 # </hooks>
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def run_steps(
     params,
     init_params,
@@ -95,7 +96,6 @@ def run_steps(
     task's pixel order).
     ``plasticity[s]`` is NaN where the step was not measured."""
     n_layers = sizes.shape[0] - 1
-    layer_norm = hp[H_LAYER_NORM] != 0
     a_off = np.empty(n_layers + 1, np.int64)  # acts[a_off[l]:] = input of layer l; last = logits
     apos = 0
     widest = 0
@@ -105,21 +105,101 @@ def run_steps(
         widest = max(widest, sizes[layer + 1])
     a_off[n_layers] = apos
     acts = np.zeros(apos + sizes[n_layers], np.float32)
-    zhat = np.zeros_like(acts)
-    rstd = np.zeros(n_layers, np.float32)
-    step_acts = np.zeros_like(acts)  # the step's forward, kept for the per-step statistics
     delta = np.zeros(max(widest, sizes[0]), np.float32)
-    exps = np.zeros(sizes[n_layers], np.float64)
-    delta_prev = np.zeros_like(delta)
-    grow = np.zeros_like(delta)
-    dy = np.zeros_like(delta)
-    wgrad = np.zeros(np.max(sizes[:-1] * sizes[1:]) if hp[H_ADAM] != 0 else 0, np.float32)
-    active = np.zeros(apos, np.int64)
-    n_active = np.zeros(n_layers, np.int64)
+    scratch = (
+        a_off,
+        acts,
+        np.zeros_like(acts),  # zhat
+        np.zeros(n_layers, np.float32),  # rstd
+        np.zeros_like(acts),  # the step's forward, kept for the per-step statistics
+        delta,
+        np.zeros(sizes[n_layers], np.float64),  # exps
+        np.zeros_like(delta),  # delta_prev
+        np.zeros_like(delta),  # grow
+        np.zeros_like(delta),  # dy
+        np.zeros(np.max(sizes[:-1] * sizes[1:]) if hp[H_ADAM] != 0 else 0, np.float32),
+        np.zeros(apos, np.int64),  # active
+        np.zeros(n_layers, np.int64),  # n_active
+        np.zeros(8, np.float32),  # scalars
+    )
+    _steps(
+        params,
+        init_params,
+        opt_m,
+        opt_v,
+        sizes,
+        offs,
+        hp,
+        counters,
+        states,
+        x_start,
+        x_pixel,
+        x_value,
+        y,
+        order,
+        inverse,
+        correct,
+        loss,
+        grad_norm,
+        plasticity,
+        scratch,
+    )
+
+
+# Without numba's reference counting (NRT) unless a hook needs it (hooks may allocate): every
+# slice of an array would otherwise increment and decrement its owner's count with locked
+# instructions, each of which waits for the step's pending stores; that was a tenth of a plain
+# SGD step. Nothing else here allocates (run_steps does).
+@njit(
+    cache=True,
+    fastmath=FASTMATH,
+    error_model="numpy",
+    _nrt=HAS_FEATURE_GRADIENT or HAS_AFTER_STEP,
+)
+def _steps(
+    params,
+    init_params,
+    opt_m,
+    opt_v,
+    sizes,
+    offs,
+    hp,
+    counters,
+    states,
+    x_start,
+    x_pixel,
+    x_value,
+    y,
+    order,
+    inverse,
+    correct,
+    loss,
+    grad_norm,
+    plasticity,
+    scratch,
+):
+    """:func:`run_steps`' loop, over the buffers it allocated (``scratch``)."""
+    (
+        a_off,
+        acts,
+        zhat,
+        rstd,
+        step_acts,
+        delta,
+        exps,
+        delta_prev,
+        grow,
+        dy,
+        wgrad,
+        active,
+        n_active,
+        scalars,
+    ) = scratch
+    n_layers = sizes.shape[0] - 1
+    layer_norm = hp[H_LAYER_NORM] != 0
     n_classes = sizes[n_layers]
     net = (params, opt_m, opt_v, sizes, offs, a_off)  # what after_step may read (.units)
     dense = hp[H_WEIGHT_DECAY] != 0 or hp[H_INIT_DECAY] != 0  # SGD with decay terms
-    scalars = np.zeros(8, np.float32)
     scalars[0] = hp[H_LR]
     scalars[1] = hp[H_WEIGHT_DECAY]
     scalars[2] = 2 * hp[H_INIT_DECAY]
@@ -135,12 +215,18 @@ def run_steps(
         label = y[sample]
         # The input: zeros but for the sample's nonzero pixels, which also list layer 0's
         # active inputs (in the sample's pixel order: no scan of the whole input).
+        if s + 1 < order.shape[0]:  # the next sample's pixels, from anywhere in a task's data
+            following = order[s + 1]
+            for e in range(x_start[following], x_start[following + 1], 16):
+                prefetch(x_pixel, e)
+                prefetch(x_value, e)
         for k in range(sizes[0]):
             acts[k] = 0
         count = 0
-        for e in range(x_start[sample], x_start[sample + 1]):
-            k = inverse[x_pixel[e]]
-            acts[k] = x_value[e]
+        # Unsigned indices: numba checks a signed one for wraparound, a branch on every pixel.
+        for e in range(np.uint64(x_start[sample]), np.uint64(x_start[sample + 1])):
+            k = inverse[np.uint64(x_pixel[e])]
+            acts[np.uint64(k)] = x_value[e]
             active[count] = k
             count += 1
         n_active[0] = count
@@ -153,7 +239,8 @@ def run_steps(
             delta[c] = np.float32(exps[c] / total - (1.0 if c == label else 0.0))
         measured = plasticity_every > 0 and step % plasticity_every == 0
         if HAS_AFTER_STEP or measured:  # the step's forward, read after the update
-            step_acts[:] = acts
+            for k in range(acts.shape[0]):
+                step_acts[k] = acts[k]
 
         if hp[H_ADAM] != 0:
             counters[C_ADAM_STEP] += 1
@@ -270,7 +357,8 @@ def run_steps(
         if HAS_AFTER_STEP:
             after_step(states, net, step_acts, label, seed, step)
         if measured:
-            acts[:] = step_acts
+            for k in range(acts.shape[0]):
+                acts[k] = step_acts[k]
             forward(params, sizes, offs, layer_norm, acts, a_off, zhat, rstd, active, n_active)
             after = cross_entropy(acts[a_off[n_layers] :], label, exps)[1]
             plasticity[s] = min(max(1.0 - after / ce, 0.0), 1.0) if ce > 0 else 0.0

@@ -1,6 +1,7 @@
 """The optimiser steps of the compiled continual kernel (numba): SGD with its decay terms
 (weight decay, l2_init) and torch.optim.Adam's update, on a contiguous stretch of the flat
-parameter vector or on a layer's rank-1 gradient a_in ⊗ d_out.
+parameter vector or on a layer's rank-1 gradient a_in ⊗ d_out. Compiled without reference
+counting (``_nrt=False``), as the step loop that calls them (:func:`.kernel._steps`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from numba import njit
 from ncplasticity.continual.compiled.constants import FASTMATH, H_ADAM
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def update(params, start, grad, n, hp, scalars, opt_m, opt_v, init_params):
     """One optimiser step on ``params[start:start+n]`` with gradient ``grad[:n]`` (+ the
     l2_init term); returns the squared norm of the loss gradient (without weight decay).
@@ -36,7 +37,7 @@ def update(params, start, grad, n, hp, scalars, opt_m, opt_v, init_params):
     return sq
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def adam(p, g, m, v, scalars):
     """torch.optim.Adam's step (L2 weight decay added to the gradient); returns ‖g‖² (before
     the weight decay)."""
@@ -54,7 +55,7 @@ def adam(p, g, m, v, scalars):
     return sq
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def decay_block(params, init_params, start, n, scalars):
     """SGD's decay terms on ``params[start:start+n]``: θ ← (1 − lr·wd)·θ − lr·2λ(θ − θ₀);
     returns ‖2λ(θ − θ₀)‖² (the l2_init term of the loss gradient)."""
@@ -74,7 +75,7 @@ def decay_block(params, init_params, start, n, scalars):
     return sq
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def adam_block(params, opt_m, opt_v, init_params, start, a_in, d_out, n_in, n_out, scalars, grad):
     """Adam on a layer's W^T [n_in, n_out] at ``start`` with loss gradient a_in ⊗ d_out (+ the
     l2_init term), written to the scratch ``grad`` first so that the step is one flat loop

@@ -5,7 +5,9 @@ nonzero input, in the layout of :mod:`.forward`: a layer's weight as [in, out]).
 numba loops, every row reloads and stores the vector it adds to and ends in a scalar remainder,
 and a layer's forward pass costs about 20 cycles a row here. These three operations are
 emitted as LLVM IR instead (numba intrinsics): a row of 100 floats is 12 vectors of 8 and a
-partial 13th, the accumulators stay in registers across the rows, and a row is read once.
+partial 13th, the accumulators stay in registers across the rows, and a row is read once. The
+rows of nonzero inputs lie at random in a weight of 300 KB, so a forward pass asks for a row's
+cache lines a few rows ahead.
 
 For the rows ``i`` in ``rows[:count]``, with rows of ``n`` floats starting at
 ``weights[offset + i·n]`` and ``values`` indexed by ``i``:
@@ -35,9 +37,9 @@ _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
 _VEC = ir.VectorType(_F32, _LANES)
 # Vectors per pass over the rows, the last one partial: 13 covers a row of 97-104 floats in one
-# pass with 13 of the 16 AVX registers as accumulators; 4 and 1 serve narrower rows (the
+# pass with 13 of the 16 AVX registers as accumulators; 4, 2 and 1 serve narrower rows (2: the
 # classifier's 10) and the rest of wider ones.
-_PASS_VECTORS = (13, 4, 1)
+_PASS_VECTORS = (13, 4, 2, 1)
 
 
 def _int(value: int) -> ir.Constant:
@@ -76,29 +78,20 @@ def _pieces(lanes: int) -> list[tuple[int, int]]:
 
 def _by_lanes(builder, in_last, emit):
     """Branches on ``min(in_last, 8)`` (``in_last`` ≥ 1) and calls ``emit(lanes)`` in the
-    case of each count; returns what the cases returned, as a phi when they return values.
-    Rows are partial vectors one after another, so the branch is always predicted; masked
-    loads and stores would instead be microcoded on AMD and scalarised lane by lane on the
-    baseline target of ``portable``."""
+    case of each count. A pass over the rows branches once, outside its loop, and each case
+    gets a loop of its own for that many lanes in the last vector: a branch per row (an
+    indirect jump) cost ~5% of a step; masked loads and stores would instead be microcoded on
+    AMD and scalarised lane by lane on the baseline target of ``portable``."""
     lanes = builder.select(builder.icmp_signed("<", in_last, _int(_LANES)), in_last, _int(_LANES))
     done = builder.append_basic_block("lanes.done")
-    origin = builder.block
     switch = builder.switch(lanes, done)
-    results = []
     for count in range(1, _LANES + 1):
         case = builder.append_basic_block(f"lanes.{count}")
         switch.add_case(_int(count), case)
         with builder.goto_block(case):
-            results.append((emit(count), builder.block))
+            emit(count)
             builder.branch(done)
     builder.position_at_end(done)
-    if results[0][0] is None:
-        return None
-    merged = builder.phi(results[0][0].type)
-    merged.add_incoming(ir.Constant(merged.type, ir.Undefined), origin)  # never taken
-    for value, block in results:
-        merged.add_incoming(value, block)
-    return merged
 
 
 def _piece_address(builder, base, start, lane, width):
@@ -107,24 +100,19 @@ def _piece_address(builder, base, start, lane, width):
     return builder.bitcast(address, kind.as_pointer())
 
 
-def _load_vectors(builder, base, start, count, in_last):
-    """``count`` vectors from ``base[start:]``, of the last one its first ``in_last`` lanes
+def _load_vectors(builder, base, start, count, lanes):
+    """``count`` vectors from ``base[start:]``, of the last one its first ``lanes`` lanes
     (the others 0; memory past them is not read)."""
     vectors = [
         builder.load(_vector_address(builder, base, builder.add(start, _int(_LANES * j))), align=4)
         for j in range(count - 1)
     ]
     last_start = builder.add(start, _int(_LANES * (count - 1)))
-
-    def load_lanes(lanes):
-        vector = ir.Constant(_VEC, [0.0] * _LANES)
-        for lane, width in _pieces(lanes):
-            piece = builder.load(_piece_address(builder, base, last_start, lane, width), align=4)
-            vector = _insert_piece(builder, vector, piece, lane, width)
-        return vector
-
-    vectors.append(_by_lanes(builder, in_last, load_lanes))
-    return vectors
+    vector = ir.Constant(_VEC, [0.0] * _LANES)
+    for lane, width in _pieces(lanes):
+        piece = builder.load(_piece_address(builder, base, last_start, lane, width), align=4)
+        vector = _insert_piece(builder, vector, piece, lane, width)
+    return [*vectors, vector]
 
 
 def _insert_piece(builder, vector, piece, lane, width):
@@ -140,19 +128,15 @@ def _insert_piece(builder, vector, piece, lane, width):
     return builder.shuffle_vector(vector, widened, ir.Constant(ir.VectorType(_I32, _LANES), take))
 
 
-def _store_vectors(builder, vectors, base, start, in_last):
-    """Stores ``vectors`` at ``base[start:]``, of the last one its first ``in_last`` lanes."""
+def _store_vectors(builder, vectors, base, start, lanes):
+    """Stores ``vectors`` at ``base[start:]``, of the last one its first ``lanes`` lanes."""
     for j, vector in enumerate(vectors[:-1]):
         address = _vector_address(builder, base, builder.add(start, _int(_LANES * j)))
         builder.store(vector, address, align=4)
     last_start = builder.add(start, _int(_LANES * (len(vectors) - 1)))
-
-    def store_lanes(lanes):
-        for lane, width in _pieces(lanes):
-            piece = _lanes(builder, vectors[-1], lane, width)
-            builder.store(piece, _piece_address(builder, base, last_start, lane, width), align=4)
-
-    _by_lanes(builder, in_last, store_lanes)
+    for lane, width in _pieces(lanes):
+        piece = _lanes(builder, vectors[-1], lane, width)
+        builder.store(piece, _piece_address(builder, base, last_start, lane, width), align=4)
 
 
 def _lanes(builder, vector, first, width):
@@ -190,9 +174,9 @@ def _partial_dots(builder, row, direction):
 
 
 def _column_passes(builder, n, emit_pass):
-    """Calls ``emit_pass(column, vectors, in_last)`` for passes covering columns 0..n-1: at
-    each column the widest of :data:`_PASS_VECTORS` whose full vectors lie inside the row, its
-    last vector partial, holding the ``in_last`` columns left (8 or more: all of it)."""
+    """Calls ``emit_pass(column, vectors, lanes)`` for passes covering columns 0..n-1: at
+    each column the widest of :data:`_PASS_VECTORS` whose full vectors lie inside the row, of
+    its last vector the first ``lanes`` (a constant of the emitted code: :func:`_by_lanes`)."""
     column = cgutils.alloca_once_value(builder, _int(0))
     head = builder.append_basic_block("passes.head")
     choose = builder.append_basic_block("passes.choose")
@@ -213,7 +197,7 @@ def _column_passes(builder, n, emit_pass):
             builder.cbranch(fits, body, following)
         builder.position_at_end(body)
         in_last = builder.sub(left, _int(_LANES * (vectors - 1)))
-        emit_pass(start, vectors, in_last)
+        _by_lanes(builder, in_last, lambda lanes, v=vectors: emit_pass(start, v, lanes))
         builder.store(builder.add(start, _int(_LANES * vectors)), column)
         builder.branch(head)
         if vectors != 1:
@@ -263,10 +247,41 @@ def _check(floats=(), indices=(), integers=(), reals=()):
             raise TypingError(f"rows: {name} must be a number, got {value}")
 
 
-def _rows_loop(builder, rows, count, body):
-    """``body(i)`` for each row index ``i = rows[k]``, k < count."""
+# How many rows ahead a forward pass asks for a row's cache lines: the rows of nonzero inputs
+# lie at random in a layer's weight, out of the reach of the CPU's own prefetchers. (The step's
+# updates gain nothing from it: their rows were read by the forward pass shortly before.)
+_AHEAD = 4
+
+
+def _prefetch(builder, address):
+    """A hint to bring the cache line of ``address`` into the first-level cache."""
+    address = builder.bitcast(address, ir.IntType(8).as_pointer())
+    function = _intrinsic_function(
+        builder, "llvm.prefetch.p0i8", ir.VoidType(), [address.type, _I32, _I32, _I32]
+    )
+    builder.call(function, [address, _I32(0), _I32(3), _I32(1)])
+
+
+def _rows_loop(builder, rows, count, body, backward=False, weights=None):
+    """``body(i)`` for each row index ``i = rows[k]``, k < count; k descending if
+    ``backward`` (a step's update then starts with the rows its forward pass read last, which
+    are still in the first-level cache). With ``weights = (data, offset, n, first, width)``,
+    the cache lines of columns ``first .. first + width - 1`` of the row :data:`_AHEAD` rows
+    on are requested first."""
     with cgutils.for_range(builder, count) as loop:
-        body(builder.load(builder.gep(rows, [loop.index])))
+        k = builder.sub(builder.sub(count, _int(1)), loop.index) if backward else loop.index
+        if weights is not None:
+            data, offset, n, first, width = weights
+            ahead = builder.add(loop.index, _int(_AHEAD))
+            with builder.if_then(builder.icmp_signed("<", ahead, count)):
+                j = builder.sub(builder.sub(count, _int(1)), ahead) if backward else ahead
+                row = builder.mul(builder.load(builder.gep(rows, [j])), n)
+                start = builder.add(builder.add(offset, row), first)
+                with cgutils.for_range_slice(builder, _int(0), width, _int(16)) as (q, _):
+                    _prefetch(builder, builder.gep(data, [builder.add(start, q)]))
+                last = builder.add(start, builder.sub(width, _int(1)))
+                _prefetch(builder, builder.gep(data, [last]))
+        body(builder.load(builder.gep(rows, [k])))
 
 
 @intrinsic
@@ -285,20 +300,21 @@ def accumulate_rows(typingctx, out, weights, offset, rows, count, values):
         n, offset_ = a.length(0), a.scalar(2, types.int64)
         count_ = a.scalar(4, types.int64)
 
-        def emit_pass(column, vectors, in_last):
-            totals = _load_vectors(builder, out_data, column, vectors, in_last)
+        def emit_pass(column, vectors, lanes):
+            totals = _load_vectors(builder, out_data, column, vectors, lanes)
             slots = [cgutils.alloca_once_value(builder, total) for total in totals]
 
             def add_row(i):
                 value = _splat(builder, builder.load(builder.gep(value_data, [i])))
                 start = builder.add(builder.add(offset_, builder.mul(i, n)), column)
-                row = _load_vectors(builder, weight_data, start, vectors, in_last)
+                row = _load_vectors(builder, weight_data, start, vectors, lanes)
                 for slot, part in zip(slots, row, strict=True):
                     builder.store(_fmuladd(builder, value, part, builder.load(slot)), slot)
 
-            _rows_loop(builder, row_data, count_, add_row)
+            weights = (weight_data, offset_, n, column, _int(_LANES * (vectors - 1) + lanes))
+            _rows_loop(builder, row_data, count_, add_row, weights=weights)
             totals = [builder.load(slot) for slot in slots]
-            _store_vectors(builder, totals, out_data, column, in_last)
+            _store_vectors(builder, totals, out_data, column, lanes)
 
         _column_passes(builder, n, emit_pass)
         return context.get_dummy_value()
@@ -315,14 +331,14 @@ def _step_codegen(with_dots: bool):
         scale = a.scalar(5, types.float32)
         dot_data = a.data(7) if with_dots else None
 
-        def emit_pass(column, vectors, in_last):
-            direction = _load_vectors(builder, direction_data, column, vectors, in_last)
+        def emit_pass(column, vectors, lanes):
+            direction = _load_vectors(builder, direction_data, column, vectors, lanes)
 
             def step_row(i):
                 value = builder.load(builder.gep(value_data, [i]))
                 factor = _splat(builder, builder.fmul(scale, value))
                 start = builder.add(builder.add(offset_, builder.mul(i, n)), column)
-                row = _load_vectors(builder, weight_data, start, vectors, in_last)
+                row = _load_vectors(builder, weight_data, start, vectors, lanes)
                 if with_dots:
                     dot = builder.gep(dot_data, [i])
                     total = _horizontal_sum(builder, _partial_dots(builder, row, direction))
@@ -330,9 +346,9 @@ def _step_codegen(with_dots: bool):
                 stepped = [
                     _fmuladd(builder, factor, d, w) for w, d in zip(row, direction, strict=True)
                 ]
-                _store_vectors(builder, stepped, weight_data, start, in_last)
+                _store_vectors(builder, stepped, weight_data, start, lanes)
 
-            _rows_loop(builder, row_data, count_, step_row)
+            _rows_loop(builder, row_data, count_, step_row, backward=True)
 
         _column_passes(builder, n, emit_pass)
         return context.get_dummy_value()
@@ -371,3 +387,17 @@ def dot_update_rows(typingctx, weights, offset, rows, count, values, scale, dire
     )
     signature = types.void(weights, offset, rows, count, values, scale, direction, dots)
     return signature, _step_codegen(with_dots=True)
+
+
+@intrinsic
+def prefetch(typingctx, array, index):
+    """Asks for the cache line of ``array[index]`` (a hint: no effect on results)."""
+    if not isinstance(array, types.Array) or not isinstance(index, types.Integer):
+        raise TypingError(f"rows: prefetch takes an array and an integer, got {array}, {index}")
+
+    def codegen(context, builder, signature, args):
+        a = _Arrays(context, builder, signature, args)
+        _prefetch(builder, builder.gep(a.data(0), [a.scalar(1, types.int64)]))
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
