@@ -68,33 +68,16 @@ def after_step(states, net, acts, label, seed, step):
 
 
 @njit(cache=True, error_model="numpy")
-def run_steps(
-    params,
-    init_params,
-    opt_m,
-    opt_v,
-    sizes,
-    offs,
-    hp,
-    counters,
-    states,
-    x_start,
-    x_pixel,
-    x_value,
-    y,
-    order,
-    inverse,
-    correct,
-    loss,
-    grad_norm,
-    plasticity,
-):
-    """Batch-1 steps over ``order`` (see the module docstring); every state array (the
-    compiled forms' ``states`` included) is updated in place. Sample ``i``'s nonzero inputs
+def run_steps(*arguments):
+    """Batch-1 steps; ``arguments`` are (params, init_params, opt_m, opt_v, sizes, offs, hp,
+    counters, states, x_start, x_pixel, x_value, y, order, inverse, correct, loss, grad_norm,
+    plasticity). The steps run over ``order`` (see the module docstring); every state array
+    (the compiled forms' ``states`` included) is updated in place. Sample ``i``'s nonzero inputs
     are ``x_value[x_start[i]:x_start[i + 1]]`` at pixels ``x_pixel[...]``
     (:func:`.forward.sparse_rows`), which go to the network's inputs ``inverse[pixel]`` (the
     task's pixel order).
     ``plasticity[s]`` is NaN where the step was not measured."""
+    sizes, hp = arguments[4], arguments[6]
     n_layers = sizes.shape[0] - 1
     a_off = np.empty(n_layers + 1, np.int64)  # acts[a_off[l]:] = input of layer l; last = logits
     apos = 0
@@ -122,7 +105,22 @@ def run_steps(
         np.zeros(n_layers, np.int64),  # n_active
         np.zeros(8, np.float32),  # scalars
     )
-    _steps(
+    _steps(arguments, scratch)
+
+
+# Without numba's reference counting (NRT) unless a hook needs it (hooks may allocate): every
+# slice of an array would otherwise increment and decrement its owner's count with locked
+# instructions, each of which waits for the step's pending stores; that was a tenth of a plain
+# SGD step. Nothing else here allocates (run_steps does).
+@njit(
+    cache=True,
+    fastmath=FASTMATH,
+    error_model="numpy",
+    _nrt=HAS_FEATURE_GRADIENT or HAS_AFTER_STEP,
+)
+def _steps(arguments, scratch):
+    """:func:`run_steps`' loop, over the buffers it allocated (``scratch``)."""
+    (
         params,
         init_params,
         opt_m,
@@ -142,43 +140,7 @@ def run_steps(
         loss,
         grad_norm,
         plasticity,
-        scratch,
-    )
-
-
-# Without numba's reference counting (NRT) unless a hook needs it (hooks may allocate): every
-# slice of an array would otherwise increment and decrement its owner's count with locked
-# instructions, each of which waits for the step's pending stores; that was a tenth of a plain
-# SGD step. Nothing else here allocates (run_steps does).
-@njit(
-    cache=True,
-    fastmath=FASTMATH,
-    error_model="numpy",
-    _nrt=HAS_FEATURE_GRADIENT or HAS_AFTER_STEP,
-)
-def _steps(
-    params,
-    init_params,
-    opt_m,
-    opt_v,
-    sizes,
-    offs,
-    hp,
-    counters,
-    states,
-    x_start,
-    x_pixel,
-    x_value,
-    y,
-    order,
-    inverse,
-    correct,
-    loss,
-    grad_norm,
-    plasticity,
-    scratch,
-):
-    """:func:`run_steps`' loop, over the buffers it allocated (``scratch``)."""
+    ) = arguments
     (
         a_off,
         acts,
