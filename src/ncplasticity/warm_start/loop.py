@@ -26,6 +26,7 @@ import logging
 import math
 import operator
 import time
+from contextlib import contextmanager, nullcontext
 from copy import deepcopy
 
 import numpy as np
@@ -166,19 +167,24 @@ def train_epoch(
     graphed = cuda_graph and data.device.type == "cuda" and not penalised
     replay = None
     next_progress = time.perf_counter() + PROGRESS_SECONDS
-    for number, batch in enumerate(batches):
-        if replay is not None and len(batch) == batch_size:
-            replay(batch)
-        elif graphed and number == GRAPH_WARMUP and len(batch) == batch_size:
-            replay = _captured(step, batch)
-            replay(batch)
-        elif graphed and number < GRAPH_WARMUP:
-            _on_side_stream(step, batch)  # warm-up steps (cuDNN, allocator) before capture
-        else:
-            step(batch)
-        if progress is not None and time.perf_counter() >= next_progress:
-            progress(number + 1, len(batches))
-            next_progress = time.perf_counter() + PROGRESS_SECONDS
+    with (
+        _without_onednn()
+        if precision == "bfloat16" and data.device.type == "cpu"
+        else nullcontext()
+    ):
+        for number, batch in enumerate(batches):
+            if replay is not None and len(batch) == batch_size:
+                replay(batch)
+            elif graphed and number == GRAPH_WARMUP and len(batch) == batch_size:
+                replay = _captured(step, batch)
+                replay(batch)
+            elif graphed and number < GRAPH_WARMUP:
+                _on_side_stream(step, batch)  # warm-up steps (cuDNN, allocator) before capture
+            else:
+                step(batch)
+            if progress is not None and time.perf_counter() >= next_progress:
+                progress(number + 1, len(batches))
+                next_progress = time.perf_counter() + PROGRESS_SECONDS
     loss, correct, penalty, nc1 = (totals / len(order)).tolist()
     return {
         "train_loss": loss,
@@ -186,6 +192,19 @@ def train_epoch(
         "regularizer": penalty if penalised else math.nan,
         "batch_nc1": nc1 if nc1_reported else math.nan,
     }
+
+
+@contextmanager
+def _without_onednn():
+    """bfloat16 on a CPU without oneDNN: on CPUs with AMX (Intel Xeon from Sapphire Rapids)
+    its bfloat16 convolutions returned weight gradients with entries of ~1e28, different from
+    run to run (torch 2.14); ATen's own kernels are slower and right."""
+    enabled = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = enabled
 
 
 def _on_side_stream(step, batch) -> None:
