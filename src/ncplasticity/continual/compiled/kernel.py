@@ -19,9 +19,9 @@ with the interventions' hooks):
 Plain SGD (no Adam, weight decay or l2_init) touches only the weight rows of nonzero inputs
 (blank pixels, inactive ReLUs): a few microseconds a step, most of it moving those rows between
 L2 and L1. The loop runs without numba's reference counting where no hook needs it
-(:func:`_steps`). The parameter layout and the forward pass live in :mod:`.forward`, the passes over
-weight rows in :mod:`.rows`, the optimiser steps in :mod:`.optimizer`, the slots of ``hp`` and
-``counters`` in :mod:`.constants`.
+(:func:`_steps`). The parameter layout and the forward pass live in :mod:`.forward`, the passes
+over weight rows in :mod:`.rows`, the optimiser steps in :mod:`.optimizer`, the slots of ``hp``
+and ``counters`` in :mod:`.constants`.
 """
 
 from __future__ import annotations
