@@ -167,11 +167,8 @@ def train_epoch(
     graphed = cuda_graph and data.device.type == "cuda" and not penalised
     replay = None
     next_progress = time.perf_counter() + PROGRESS_SECONDS
-    with (
-        _without_onednn()
-        if precision == "bfloat16" and data.device.type == "cpu"
-        else nullcontext()
-    ):
+    cpu_bfloat16 = precision == "bfloat16" and data.device.type == "cpu"
+    with _without_onednn() if cpu_bfloat16 else nullcontext():
         for number, batch in enumerate(batches):
             if replay is not None and len(batch) == batch_size:
                 replay(batch)

@@ -1,13 +1,11 @@
 """Row operations of the compiled step with a row's accumulators in vector registers.
 
 A batch-1 step of the MLP is a few hundred passes over weight rows of ~100 floats (one per
-nonzero input, in the layout of :mod:`.forward`: a layer's weight as [in, out]). Written as
-numba loops, every row reloads and stores the vector it adds to and ends in a scalar remainder,
-and a layer's forward pass costs about 20 cycles a row here. These three operations are
-emitted as LLVM IR instead (numba intrinsics): a row of 100 floats is 12 vectors of 8 and a
-partial 13th, the accumulators stay in registers across the rows, and a row is read once. The
-rows of nonzero inputs lie at random in a weight of 300 KB, so a forward pass asks for a row's
-cache lines a few rows ahead.
+nonzero input, in the layout of :mod:`.forward`: a layer's weight as [in, out]). As numba
+loops, every row reloads and stores the vector it adds to and ends in a scalar remainder. These
+three operations are LLVM IR instead (numba intrinsics): a row of 100 floats is 12 vectors of 8
+and a partial 13th, the accumulators stay in registers across the rows, a row is read once, and
+a forward pass asks for a row's cache lines a few rows ahead (the rows lie at random).
 
 For the rows ``i`` in ``rows[:count]``, with rows of ``n`` floats starting at
 ``weights[offset + i·n]`` and ``values`` indexed by ``i``:
@@ -247,14 +245,13 @@ def _check(floats=(), indices=(), integers=(), reals=()):
             raise TypingError(f"rows: {name} must be a number, got {value}")
 
 
-# How many rows ahead a forward pass asks for a row's cache lines: the rows of nonzero inputs
-# lie at random in a layer's weight, out of the reach of the CPU's own prefetchers. (The step's
-# updates gain nothing from it: their rows were read by the forward pass shortly before.)
+# How many rows ahead a forward pass asks for a row's cache lines (rows of nonzero inputs lie at
+# random, out of the CPU's own prefetchers' reach); updates read rows the forward pass just read.
 _AHEAD = 4
 
 
 def _prefetch(builder, address):
-    """A hint to bring the cache line of ``address`` into the first-level cache."""
+    """Asks for the cache line of ``address`` (read, kept in all levels: a hint)."""
     address = builder.bitcast(address, ir.IntType(8).as_pointer())
     function = _intrinsic_function(
         builder, "llvm.prefetch.p0i8", ir.VoidType(), [address.type, _I32, _I32, _I32]
