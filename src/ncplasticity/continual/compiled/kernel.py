@@ -267,9 +267,8 @@ def _steps(arguments, scratch):
                         sq += 2 * scalars[2] * cross
                     sq += decay_block(params, init_params, w, n_in * n_out, scalars)
                 norm_in = np.float32(0.0)
-                for k in range(n_active[layer]):
-                    v = a_in[nz[k]]
-                    norm_in += v * v
+                for i in range(n_in):  # inactive inputs are 0: one contiguous pass, no gather
+                    norm_in += a_in[i] * a_in[i]
                 if fused:
                     dot_update_rows(params, w, nz, n_active[layer], a_in, -lr, d_out, delta_prev)
                 else:
