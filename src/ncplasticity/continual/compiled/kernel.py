@@ -201,6 +201,7 @@ def _steps(arguments, scratch):
             delta[c] = np.float32(exps[c] / total - (1.0 if c == label else 0.0))
         measured = plasticity_every > 0 and step % plasticity_every == 0
         if HAS_AFTER_STEP or measured:  # the step's forward, read after the update
+            # Copied in loops: a slice assignment needs reference counting.
             for k in range(acts.shape[0]):
                 step_acts[k] = acts[k]
 
